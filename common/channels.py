@@ -1,0 +1,109 @@
+"""The one way a service opens a channel to another.
+
+Every outgoing call gets a deadline (what is left of the caller's, else a default),
+the request id and, when there is one, the caller's Authorization. Retries live in
+the channel's service config, and only for RPCs the contract marks retryable (reads
+and calls that carry an idempotency key); in the mesh, Istio retries instead and
+`retries=False` turns these off.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import grpc
+
+from common.context import REQUEST_ID_HEADER, identity_var, request_id_var, time_remaining
+from common.methods import retryable_methods
+
+
+class _CallDetails(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: Sequence[tuple[str, str | bytes]] | None
+    credentials: grpc.CallCredentials | None
+    wait_for_ready: bool | None
+    compression: grpc.Compression | None
+
+
+def _retry_config(services: Sequence[str]) -> str:
+    names = [
+        {"service": service, "method": method}
+        for service in services
+        for method in retryable_methods(service)
+    ]
+    return json.dumps(
+        {
+            "methodConfig": [
+                {
+                    "name": names,
+                    "retryPolicy": {
+                        "maxAttempts": 3,
+                        "initialBackoff": "0.05s",
+                        "maxBackoff": "0.5s",
+                        "backoffMultiplier": 2,
+                        "retryableStatusCodes": ["UNAVAILABLE"],
+                    },
+                }
+            ]
+        }
+    )
+
+
+class _PropagatingInterceptor(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+):
+    def __init__(self, default_deadline: float) -> None:
+        self._default_deadline = default_deadline
+
+    def _details(self, details: grpc.ClientCallDetails) -> _CallDetails:
+        metadata = list(details.metadata or ())
+        keys = {key for key, _ in metadata}
+        request_id = request_id_var.get()
+        if request_id and REQUEST_ID_HEADER not in keys:
+            metadata.append((REQUEST_ID_HEADER, request_id))
+        identity = identity_var.get()
+        if identity is not None and "authorization" not in keys:
+            metadata.append(("authorization", f"Bearer {identity.raw_token}"))
+        timeout = details.timeout
+        if timeout is None:
+            remaining = time_remaining()
+            timeout = self._default_deadline if remaining is None else max(remaining, 0.001)
+        return _CallDetails(
+            details.method,
+            timeout,
+            metadata,
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, request: Any
+    ) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(
+        self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, request: Any
+    ) -> Any:
+        return continuation(self._details(details), request)
+
+
+def make_channel(
+    target: str,
+    *,
+    services: Sequence[str],
+    default_deadline: float,
+    retries: bool = True,
+) -> grpc.Channel:
+    options: list[tuple[str, Any]] = [
+        ("grpc.enable_retries", 1 if retries else 0),
+        ("grpc.keepalive_time_ms", 30_000),
+    ]
+    if retries:
+        options.append(("grpc.service_config", _retry_config(services)))
+    channel = grpc.insecure_channel(target, options=options)
+    return grpc.intercept_channel(channel, _PropagatingInterceptor(default_deadline))

@@ -1,0 +1,130 @@
+"""The one server interceptor every service runs.
+
+For each call, in this order: take or make the request id, note the deadline, verify
+the caller (unless the contract marks the RPC public), run the handler, turn typed
+errors into statuses with details (an unexpected exception becomes INTERNAL, logged,
+with no stack trace sent), and write one access log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+
+from common.context import (
+    REQUEST_ID_HEADER,
+    deadline_var,
+    identity_var,
+    request_id_var,
+    sane_request_id,
+)
+from common.errors import DomainError, Unauthenticated
+from common.grpc_errors import internal_status, to_grpc_status
+from common.methods import policy_for
+from common.tokens import AccessTokenVerifier
+
+log = logging.getLogger("rpc")
+
+Behavior = Callable[[Any, grpc.ServicerContext], Any]
+
+
+def bearer_token(metadata: dict[str, str]) -> str:
+    header = metadata.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("missing or malformed bearer token", reason="TOKEN_MISSING")
+    return token.strip()
+
+
+class ServiceInterceptor(grpc.ServerInterceptor):
+    def __init__(self, verifier: AccessTokenVerifier) -> None:
+        self._verifier = verifier
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method: str = handler_call_details.method
+        policy = policy_for(method)
+        # Health and reflection lie outside our contracts and stay open to probes.
+        needs_auth = policy is not None and not policy.public
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(method, needs_auth, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(method, needs_auth, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _enter(self, needs_auth: bool, context: grpc.ServicerContext) -> None:
+        metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        request_id = sane_request_id(metadata.get(REQUEST_ID_HEADER))
+        request_id_var.set(request_id)
+        context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
+        remaining = context.time_remaining()
+        deadline_var.set(None if remaining is None else time.monotonic() + remaining)
+        identity_var.set(self._verifier.verify(bearer_token(metadata)) if needs_auth else None)
+
+    def _fail(self, context: grpc.ServicerContext, method: str, error: Exception) -> None:
+        if isinstance(error, DomainError):
+            status = to_grpc_status(error)
+            log.info(
+                "rpc refused",
+                extra={"method": method, "code": status.code.name, "reason": error.reason},
+            )
+        else:
+            log.exception("rpc failed", extra={"method": method})
+            status = internal_status(request_id_var.get())
+        context.abort_with_status(status)
+
+    def _wrap_unary(self, method: str, needs_auth: bool, behavior: Behavior) -> Behavior:
+        def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
+            started = time.perf_counter()
+            try:
+                self._enter(needs_auth, context)
+                response = behavior(request, context)
+            except Exception as error:
+                if _is_abort(error, context):
+                    raise
+                self._fail(context, method, error)
+                raise  # unreachable: abort_with_status raises
+            log.debug(
+                "rpc ok",
+                extra={"method": method, "ms": round((time.perf_counter() - started) * 1000, 2)},
+            )
+            return response
+
+        return wrapped
+
+    def _wrap_stream(self, method: str, needs_auth: bool, behavior: Behavior) -> Behavior:
+        def wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            try:
+                self._enter(needs_auth, context)
+                yield from behavior(request, context)
+            except Exception as error:
+                if _is_abort(error, context):
+                    raise
+                self._fail(context, method, error)
+                raise
+
+        return wrapped
+
+
+def _is_abort(error: Exception, context: grpc.ServicerContext) -> bool:
+    # context.abort() raises a bare Exception after setting the status; let it through.
+    code = context.code() if hasattr(context, "code") else None
+    return type(error) is Exception and code not in (None, grpc.StatusCode.OK)

@@ -1,0 +1,45 @@
+"""What the contracts say about each RPC, read once from the generated descriptors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from google.protobuf import descriptor_pool
+from google.protobuf.descriptor import MethodDescriptor
+from trading.v1 import inventory_pb2, options_pb2, order_pb2, user_pb2
+
+# Importing the modules registers their descriptors in the default pool.
+TRADING_FILES = (user_pb2.DESCRIPTOR, inventory_pb2.DESCRIPTOR, order_pb2.DESCRIPTOR)
+
+
+@dataclass(frozen=True)
+class MethodPolicy:
+    full_name: str
+    public: bool
+    retryable: bool
+
+
+def _options_of(method: MethodDescriptor) -> MethodPolicy:
+    options = method.GetOptions()
+    return MethodPolicy(
+        full_name=method.full_name,
+        public=bool(options.Extensions[options_pb2.public]),
+        retryable=bool(options.Extensions[options_pb2.retryable]),
+    )
+
+
+@cache
+def policy_for(grpc_method: str) -> MethodPolicy | None:
+    """The policy of '/trading.v1.UserService/Login'; None outside our contracts."""
+    service, _, method = grpc_method.lstrip("/").partition("/")
+    try:
+        descriptor = descriptor_pool.Default().FindMethodByName(f"{service}.{method}")
+    except KeyError:
+        return None
+    return _options_of(descriptor)
+
+
+def retryable_methods(service_full_name: str) -> list[str]:
+    service = descriptor_pool.Default().FindServiceByName(service_full_name)
+    return [m.name for m in service.methods if _options_of(m).retryable]

@@ -1,0 +1,120 @@
+"""Server bootstrap shared by every service.
+
+Starts a gRPC server with the standard health service (real status per service),
+reflection and the service interceptor; on SIGTERM or SIGINT it reports NOT_SERVING
+first, waits the drain period so balancers stop sending new calls, then stops with a
+grace period for the calls in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from dataclasses import dataclass, field
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from common.interceptors import ServiceInterceptor
+from common.tokens import AccessTokenVerifier
+
+log = logging.getLogger(__name__)
+
+Registrar = Callable[[grpc.Server], None]
+
+_MESSAGE_LIMIT = 4 * 1024 * 1024
+
+
+@dataclass
+class RunningServer:
+    server: grpc.Server
+    health: health.HealthServicer
+    port: int
+    service_names: Sequence[str]
+    drain_seconds: float
+    grace_seconds: float
+    _stopped: threading.Event = field(default_factory=threading.Event)
+
+    def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *self.service_names):
+            self.health.set(name, status)
+
+    def shutdown(self) -> None:
+        """NOT_SERVING, drain, then stop with grace. Safe to call more than once."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        log.info("shutting down", extra={"drain_s": self.drain_seconds})
+        self.health.enter_graceful_shutdown()
+        time.sleep(self.drain_seconds)
+        self.server.stop(self.grace_seconds).wait()
+        log.info("stopped")
+
+    def wait(self) -> None:
+        self.server.wait_for_termination()
+
+
+def start_server(
+    *,
+    service_names: Sequence[str],
+    register: Registrar,
+    verifier: AccessTokenVerifier,
+    host: str,
+    port: int,
+    max_workers: int,
+    drain_seconds: float,
+    grace_seconds: float,
+) -> RunningServer:
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+        interceptors=[ServiceInterceptor(verifier)],
+        options=[
+            ("grpc.max_receive_message_length", _MESSAGE_LIMIT),
+            ("grpc.max_send_message_length", _MESSAGE_LIMIT),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    register(server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind {host}:{port}")
+    server.start()
+    running = RunningServer(
+        server=server,
+        health=health_servicer,
+        port=bound,
+        service_names=service_names,
+        drain_seconds=drain_seconds,
+        grace_seconds=grace_seconds,
+    )
+    running.set_serving(True)
+    log.info("serving", extra={"port": bound, "services": list(service_names)})
+    return running
+
+
+def serve_until_signalled(running: RunningServer) -> None:
+    """Block until SIGTERM/SIGINT, then shut down gracefully."""
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal received", extra={"signal": signal.Signals(signum).name})
+        threading.Thread(target=running.shutdown, name="shutdown").start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    running.wait()

@@ -1,0 +1,64 @@
+"""Settings read from environment variables, checked at start.
+
+A service refuses to start on a missing or placeholder secret instead of running
+with a guessable one. Every variable is listed in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_MARKERS = ("changeme", "change-me", "change_me", "placeholder", "example", "xxx")
+
+
+def refuse_placeholder(name: str, value: str) -> str:
+    lowered = value.strip().lower()
+    if not lowered:
+        raise ValueError(f"{name} is empty")
+    if any(marker in lowered for marker in PLACEHOLDER_MARKERS) or lowered.startswith("<"):
+        raise ValueError(f"{name} holds a placeholder value; set a real one")
+    return value
+
+
+class CommonSettings(BaseSettings):
+    """What every service needs: where it listens, its engines, how it verifies tokens."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    grpc_host: str = Field("127.0.0.1", description="Address the gRPC server binds to.")
+    redis_url: str = Field(description="Redis for revoked tokens, rate limits and caches.")
+    dynamodb_endpoint: str | None = Field(
+        None, description="DynamoDB-compatible endpoint; unset means AWS itself."
+    )
+    aws_region: str = Field("us-east-1", description="Region for the DynamoDB client.")
+    table_prefix: str = Field("", description="Prefix of every table name (test isolation).")
+    jwt_issuer: str = Field("trading-platform", description="iss of access tokens.")
+    jwt_audience: str = Field("trading-api", description="aud of access tokens.")
+    grpc_max_workers: int = Field(32, ge=1, description="Threads serving RPCs.")
+    default_deadline_seconds: float = Field(
+        5.0, gt=0, description="Deadline of an outgoing call when the caller has none."
+    )
+    shutdown_drain_seconds: float = Field(
+        1.0, ge=0, description="Time NOT_SERVING is reported before the server stops."
+    )
+    shutdown_grace_seconds: float = Field(
+        5.0, ge=0, description="Time in-flight RPCs get to finish at stop."
+    )
+    log_level: str = Field("INFO", description="Log level of the JSON log lines.")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_is_real(cls, value: str) -> str:
+        return refuse_placeholder("REDIS_URL", value)
+
+
+def read_secret_file(name: str, path: Path) -> bytes:
+    """Contents of a secret file, refusing a missing, empty or placeholder file."""
+    if not path.is_file():
+        raise ValueError(f"{name}: {path} does not exist")
+    data = path.read_bytes()
+    refuse_placeholder(name, data.decode("utf-8", errors="replace"))
+    return data

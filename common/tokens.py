@@ -1,0 +1,138 @@
+"""Verification of access tokens, shared by every service.
+
+The algorithm is pinned (EdDSA over Ed25519): a token naming any other algorithm,
+`none` included, is refused before its signature is looked at. Issuer, audience,
+expiry and type are required, and the token id and session id are checked against
+the revocation list.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from common.context import Identity
+from common.errors import Unauthenticated
+from common.revocation import RevocationList
+
+ALGORITHM = "EdDSA"
+ACCESS = "access"
+REFRESH = "refresh"
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "jti", "sid", "iat", "exp", "type")
+
+KeyResolver = Callable[[str], Ed25519PublicKey | None]
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def public_key_from_jwk(jwk: Mapping[str, str]) -> Ed25519PublicKey:
+    if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+        raise ValueError("only OKP/Ed25519 keys are accepted")
+    return Ed25519PublicKey.from_public_bytes(_b64url_decode(jwk["x"]))
+
+
+def decode_token(
+    token: str,
+    *,
+    expected_type: str,
+    issuer: str,
+    audience: str,
+    resolve_key: KeyResolver,
+) -> dict[str, Any]:
+    """The claims of a validly signed, unexpired token of the expected type."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as error:
+        raise Unauthenticated("malformed token", reason="TOKEN_INVALID") from error
+    if header.get("alg") != ALGORITHM:
+        raise Unauthenticated("token algorithm not accepted", reason="TOKEN_INVALID")
+    key = resolve_key(str(header.get("kid", "")))
+    if key is None:
+        raise Unauthenticated("token signed by an unknown key", reason="TOKEN_INVALID")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            issuer=issuer,
+            audience=audience,
+            options={"require": list(REQUIRED_CLAIMS)},
+        )
+    except jwt.ExpiredSignatureError as error:
+        raise Unauthenticated("token expired", reason="TOKEN_EXPIRED") from error
+    except jwt.PyJWTError as error:
+        raise Unauthenticated("invalid token", reason="TOKEN_INVALID") from error
+    if claims.get("type") != expected_type:
+        raise Unauthenticated("wrong token type", reason="TOKEN_INVALID")
+    return claims
+
+
+class AccessTokenVerifier:
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        resolve_key: KeyResolver,
+        revocations: RevocationList,
+    ) -> None:
+        self._issuer = issuer
+        self._audience = audience
+        self._resolve_key = resolve_key
+        self._revocations = revocations
+
+    def verify(self, token: str) -> Identity:
+        claims = decode_token(
+            token,
+            expected_type=ACCESS,
+            issuer=self._issuer,
+            audience=self._audience,
+            resolve_key=self._resolve_key,
+        )
+        if self._revocations.is_revoked(claims["jti"], claims["sid"]):
+            raise Unauthenticated("token revoked", reason="TOKEN_REVOKED")
+        return Identity(
+            user_id=str(claims["sub"]),
+            role=str(claims.get("role", "user")),
+            token_id=str(claims["jti"]),
+            session_id=str(claims["sid"]),
+            expires_at=int(claims["exp"]),
+            raw_token=token,
+        )
+
+
+class JwksKeyResolver:
+    """Public keys fetched from svc_user's JWKS, refetched when an unknown kid appears.
+
+    Refetches are spaced by `min_refetch_seconds` so a flood of tokens with made-up
+    key ids cannot turn into a flood of calls to svc_user.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[], Sequence[Mapping[str, str]]],
+        min_refetch_seconds: float = 30.0,
+    ) -> None:
+        self._fetch = fetch
+        self._min_refetch = min_refetch_seconds
+        self._keys: dict[str, Ed25519PublicKey] = {}
+        self._fetched_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def __call__(self, kid: str) -> Ed25519PublicKey | None:
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        with self._lock:
+            if kid not in self._keys and time.monotonic() - self._fetched_at >= self._min_refetch:
+                self._fetched_at = time.monotonic()
+                self._keys = {jwk["kid"]: public_key_from_jwk(jwk) for jwk in self._fetch()}
+            return self._keys.get(kid)

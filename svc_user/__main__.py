@@ -1,0 +1,71 @@
+"""Composition root of svc_user: read settings, wire the ports, serve."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from common.dynamo import make_client
+from common.logs import configure_logging
+from common.revocation import RevocationList, redis_client
+from common.server import RunningServer, serve_until_signalled, start_server
+from common.settings import read_secret_file
+from common.tokens import AccessTokenVerifier
+from svc_user.config import UserSettings
+from svc_user.credentials import PasswordHasher, TokenIssuer, load_private_key
+from svc_user.server import SERVICE_NAME, UserServicer, register
+from svc_user.service import UserService
+from svc_user.store import DynamoUserStore
+
+
+def build(settings: UserSettings) -> RunningServer:
+    signing_key = load_private_key(
+        read_secret_file("JWT_PRIVATE_KEY_FILE", settings.jwt_private_key_file)
+    )
+    tokens = TokenIssuer(
+        signing_key,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        access_ttl_seconds=settings.access_token_ttl_seconds,
+        refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
+    )
+    revocations = RevocationList(redis_client(settings.redis_url))
+    service = UserService(
+        store=DynamoUserStore(
+            make_client(settings.dynamodb_endpoint, settings.aws_region, settings.grpc_max_workers),
+            settings.table_prefix + settings.users_table,
+        ),
+        hasher=PasswordHasher(
+            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+        ),
+        tokens=tokens,
+        revocations=revocations,
+        clock=lambda: datetime.now(UTC),
+        new_id=lambda: uuid.uuid4().hex,
+    )
+    verifier = AccessTokenVerifier(
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        resolve_key=tokens.resolve,
+        revocations=revocations,
+    )
+    return start_server(
+        service_names=[SERVICE_NAME],
+        register=register(UserServicer(service)),
+        verifier=verifier,
+        host=settings.grpc_host,
+        port=settings.user_grpc_port,
+        max_workers=settings.grpc_max_workers,
+        drain_seconds=settings.shutdown_drain_seconds,
+        grace_seconds=settings.shutdown_grace_seconds,
+    )
+
+
+def main() -> None:
+    settings = UserSettings()  # type: ignore[call-arg]
+    configure_logging("svc_user", settings.log_level)
+    serve_until_signalled(build(settings))
+
+
+if __name__ == "__main__":
+    main()

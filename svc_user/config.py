@@ -1,0 +1,24 @@
+"""Settings of svc_user (environment variables; see the README's table)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from common.settings import CommonSettings
+
+
+class UserSettings(CommonSettings):
+    user_grpc_port: int = Field(50051, ge=0, le=65535, description="Port of svc_user.")
+    jwt_private_key_file: Path = Field(
+        description="PEM file with svc_user's Ed25519 signing key (required)."
+    )
+    access_token_ttl_seconds: int = Field(3600, gt=0, description="Access token lifetime.")
+    refresh_token_ttl_seconds: int = Field(
+        30 * 24 * 3600, gt=0, description="Refresh token lifetime."
+    )
+    argon2_time_cost: int = Field(3, ge=1, description="Argon2id passes.")
+    argon2_memory_kib: int = Field(65536, ge=8, description="Argon2id memory in KiB.")
+    argon2_parallelism: int = Field(4, ge=1, description="Argon2id lanes.")
+    users_table: str = Field("users", description="Table of svc_user (before the prefix).")

@@ -1,0 +1,242 @@
+"""The use cases of svc_user; ports (store, hasher, tokens, revocations, clock, ids)
+come in as arguments so tests can swap any of them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+from common.context import Identity
+from common.errors import Aborted
+from common.revocation import RevocationList
+from common.tokens import REFRESH, decode_token
+from svc_user.credentials import PasswordHasher, TokenIssuer, TokenPair
+from svc_user.domain import (
+    EmailTaken,
+    InvalidCredentials,
+    ProfileChanges,
+    RefreshTokenReused,
+    Session,
+    SessionRevoked,
+    User,
+    UsernameTaken,
+    UserNotFound,
+    WrongPassword,
+    apply_profile_changes,
+    sessions_to_revoke,
+    validate_login,
+    validate_new_password,
+    validate_registration,
+)
+from svc_user.store import UserStore
+
+log = logging.getLogger(__name__)
+
+# Writes that lose a version race are retried this many times before ABORTED.
+MAX_ATTEMPTS = 5
+# Read in place of a user when a username is unknown, so both paths cost the same.
+_ABSENT_USER_ID = "0" * 32
+
+
+class UserService:
+    def __init__(
+        self,
+        *,
+        store: UserStore,
+        hasher: PasswordHasher,
+        tokens: TokenIssuer,
+        revocations: RevocationList,
+        clock: Callable[[], datetime],
+        new_id: Callable[[], str],
+    ) -> None:
+        self._store = store
+        self._hasher = hasher
+        self._tokens = tokens
+        self._revocations = revocations
+        self._clock = clock
+        self._new_id = new_id
+
+    # Registration -------------------------------------------------------------
+
+    def register(
+        self,
+        *,
+        username: str,
+        email: str,
+        password: str,
+        first_name: str,
+        last_name: str,
+        phone: str | None,
+        date_of_birth: str | None,
+        marketing_emails_consent: bool | None,
+    ) -> User:
+        now = self._clock()
+        registration = validate_registration(
+            username=username,
+            email=email,
+            password=password,
+            first_name=first_name,
+            last_name=last_name,
+            phone=phone,
+            date_of_birth=date_of_birth,
+            marketing_emails_consent=marketing_emails_consent,
+            today=now.date(),
+        )
+        user_id = self._new_id()
+        if not self._store.claim("USERNAME", registration.username, user_id, now):
+            raise UsernameTaken("username is already taken")
+        claimed_email = False
+        try:
+            if not self._store.claim("EMAIL", registration.email, user_id, now):
+                raise EmailTaken("email is already registered")
+            claimed_email = True
+            user = User(
+                user_id=user_id,
+                username=registration.username,
+                email=registration.email,
+                password_hash=self._hasher.hash(registration.password),
+                first_name=registration.first_name,
+                last_name=registration.last_name,
+                phone=registration.phone,
+                date_of_birth=registration.date_of_birth,
+                marketing_emails_consent=registration.marketing_emails_consent,
+                role="user",
+                created_at=now,
+                updated_at=now,
+                version=1,
+            )
+            self._store.create_user(user)
+        except BaseException:
+            # A failed registration leaves no claim behind.
+            if claimed_email:
+                self._store.release_claim("EMAIL", registration.email, user_id)
+            self._store.release_claim("USERNAME", registration.username, user_id)
+            raise
+        log.info("user registered", extra={"user_id": user_id})
+        return user
+
+    # Sessions -----------------------------------------------------------------
+
+    def login(self, username: str, password: str) -> TokenPair:
+        key = validate_login(username, password)
+        user_id = self._store.claim_holder("USERNAME", key)
+        user = self._store.get_user(user_id or _ABSENT_USER_ID)
+        if user is None:
+            self._hasher.verify_unknown(password)
+            raise InvalidCredentials("invalid username or password")
+        if not self._hasher.verify(user.password_hash, password):
+            raise InvalidCredentials("invalid username or password")
+        now = self._clock()
+        session_id, refresh_id = self._new_id(), self._new_id()
+        self._store.put_session(
+            Session(
+                session_id=session_id,
+                user_id=user.user_id,
+                current_refresh_id=refresh_id,
+                revoked=False,
+                created_at=now,
+                expires_at=self._tokens.refresh_expiry(now),
+            )
+        )
+        return self._issue(user, session_id, refresh_id, now)
+
+    def refresh(self, refresh_token: str) -> TokenPair:
+        claims = decode_token(
+            refresh_token,
+            expected_type=REFRESH,
+            issuer=self._tokens.issuer,
+            audience=self._tokens.audience,
+            resolve_key=self._tokens.resolve,
+        )
+        user_id, session_id, spent_id = str(claims["sub"]), str(claims["sid"]), str(claims["jti"])
+        session = self._store.get_session(user_id, session_id)
+        if session is None or session.revoked:
+            raise SessionRevoked("session has ended; log in again")
+        new_refresh_id = self._new_id()
+        if not self._store.rotate_session(user_id, session_id, spent_id, new_refresh_id):
+            # A spent token came back: someone holds a copy. End the whole family.
+            self._end_session(user_id, session_id)
+            log.warning("refresh token reuse", extra={"user_id": user_id, "session_id": session_id})
+            raise RefreshTokenReused("refresh token already used; session revoked")
+        user = self._store.get_user(user_id)
+        if user is None:
+            raise SessionRevoked("session has ended; log in again")
+        return self._issue(user, session_id, new_refresh_id, self._clock())
+
+    def logout(self, caller: Identity) -> None:
+        now = int(self._clock().timestamp())
+        self._revocations.revoke_token(caller.token_id, caller.expires_at - now)
+        self._end_session(caller.user_id, caller.session_id)
+
+    def _end_session(self, user_id: str, session_id: str) -> None:
+        # Redis refuses the session's access tokens at once, everywhere; the store
+        # refuses its refresh tokens for good. Access tokens die within their TTL,
+        # which is as long as the Redis entry needs to live.
+        self._revocations.revoke_session(session_id, self._tokens.access_ttl_seconds)
+        self._store.revoke_session(user_id, session_id)
+
+    def _issue(self, user: User, session_id: str, refresh_id: str, now: datetime) -> TokenPair:
+        return self._tokens.issue(
+            user_id=user.user_id,
+            role=user.role,
+            session_id=session_id,
+            access_id=self._new_id(),
+            refresh_id=refresh_id,
+            now=now,
+        )
+
+    # Profile ------------------------------------------------------------------
+
+    def profile(self, caller: Identity) -> User:
+        user = self._store.get_user(caller.user_id)
+        if user is None:
+            raise UserNotFound("user not found")
+        return user
+
+    def update_profile(self, caller: Identity, changes: ProfileChanges) -> User:
+        for _ in range(MAX_ATTEMPTS):
+            user = self.profile(caller)
+            now = self._clock()
+            updated = apply_profile_changes(user, changes, now)
+            updated = replace(updated, version=user.version + 1)
+            new_email = updated.email if updated.email != user.email else None
+            if new_email and not self._store.claim("EMAIL", new_email, user.user_id, now):
+                raise EmailTaken("email is already registered")
+            try:
+                saved = self._store.replace_user(updated, expected_version=user.version)
+            except BaseException:
+                if new_email:
+                    self._store.release_claim("EMAIL", new_email, user.user_id)
+                raise
+            if saved:
+                if new_email:
+                    self._store.release_claim("EMAIL", user.email, user.user_id)
+                return updated
+            if new_email:
+                self._store.release_claim("EMAIL", new_email, user.user_id)
+        raise Aborted("profile changed concurrently; try again", reason="CONCURRENT_UPDATE")
+
+    def change_password(self, caller: Identity, current_password: str, new_password: str) -> None:
+        user = self.profile(caller)
+        if not self._hasher.verify(user.password_hash, current_password):
+            raise WrongPassword("current password is wrong")
+        validate_new_password(new_password)
+        new_hash = self._hasher.hash(new_password)
+        for _ in range(MAX_ATTEMPTS):
+            updated = replace(
+                user, password_hash=new_hash, updated_at=self._clock(), version=user.version + 1
+            )
+            if self._store.replace_user(updated, expected_version=user.version):
+                break
+            user = self.profile(caller)
+        else:
+            raise Aborted("profile changed concurrently; try again", reason="CONCURRENT_UPDATE")
+        for session in sessions_to_revoke(
+            self._store.list_sessions(user.user_id), caller.session_id
+        ):
+            self._end_session(user.user_id, session.session_id)
+
+    def jwks(self) -> list[dict[str, str]]:
+        return self._tokens.jwks()

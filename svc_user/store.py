@@ -1,0 +1,250 @@
+"""Storage of users, uniqueness claims and sessions: the port and its DynamoDB adapter.
+
+Table layout (one table, `pk`/`sk`):
+    USER#<id>          PROFILE         the user (versioned)
+    USER#<id>          SESSION#<sid>   one refresh family
+    USERNAME#<name>    CLAIM           who holds a username
+    EMAIL#<email>      CLAIM           who holds an email address
+
+Every change is one conditional write to one item. A claim whose user item never
+appeared (a registration that crashed half-way) may be taken over once it is older
+than `stale_claim_seconds`, so no name is stuck for good.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, date, datetime
+from typing import Any, Literal, Protocol
+
+from common.dynamo import Item, from_attributes, is_condition_failure, to_attributes, to_value
+from svc_user.domain import Session, User
+
+ClaimKind = Literal["USERNAME", "EMAIL"]
+
+PROFILE = "PROFILE"
+CLAIM = "CLAIM"
+
+
+class UserStore(Protocol):
+    def claim(self, kind: ClaimKind, value: str, user_id: str, now: datetime) -> bool: ...
+    def release_claim(self, kind: ClaimKind, value: str, user_id: str) -> None: ...
+    def claim_holder(self, kind: ClaimKind, value: str) -> str | None: ...
+    def create_user(self, user: User) -> None: ...
+    def get_user(self, user_id: str) -> User | None: ...
+    def replace_user(self, user: User, expected_version: int) -> bool: ...
+    def put_session(self, session: Session) -> None: ...
+    def get_session(self, user_id: str, session_id: str) -> Session | None: ...
+    def rotate_session(
+        self, user_id: str, session_id: str, spent_refresh_id: str, new_refresh_id: str
+    ) -> bool: ...
+    def revoke_session(self, user_id: str, session_id: str) -> None: ...
+    def list_sessions(self, user_id: str) -> list[Session]: ...
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _moment(epoch: int | str) -> datetime:
+    return datetime.fromtimestamp(int(epoch), UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def user_to_item(user: User) -> Item:
+    return {
+        "pk": f"USER#{user.user_id}",
+        "sk": PROFILE,
+        "user_id": user.user_id,
+        "username": user.username,
+        "email": user.email,
+        "password_hash": user.password_hash,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "phone": user.phone,
+        "date_of_birth": user.date_of_birth.isoformat() if user.date_of_birth else None,
+        "marketing_emails_consent": user.marketing_emails_consent,
+        "role": user.role,
+        "created_at": _iso(user.created_at),
+        "updated_at": _iso(user.updated_at),
+        "version": user.version,
+    }
+
+
+def user_from_item(item: Item) -> User:
+    birth = item.get("date_of_birth")
+    return User(
+        user_id=item["user_id"],
+        username=item["username"],
+        email=item["email"],
+        password_hash=item["password_hash"],
+        first_name=item["first_name"],
+        last_name=item["last_name"],
+        phone=item.get("phone"),
+        date_of_birth=date.fromisoformat(birth) if birth else None,
+        marketing_emails_consent=bool(item.get("marketing_emails_consent", False)),
+        role=item.get("role", "user"),
+        created_at=datetime.fromisoformat(item["created_at"]),
+        updated_at=datetime.fromisoformat(item["updated_at"]),
+        version=int(item["version"]),
+    )
+
+
+def session_to_item(session: Session) -> Item:
+    return {
+        "pk": f"USER#{session.user_id}",
+        "sk": f"SESSION#{session.session_id}",
+        "session_id": session.session_id,
+        "user_id": session.user_id,
+        "current_refresh_id": session.current_refresh_id,
+        "revoked": session.revoked,
+        "created_at": _epoch(session.created_at),
+        "expires_at": _epoch(session.expires_at),
+    }
+
+
+def session_from_item(item: Item) -> Session:
+    return Session(
+        session_id=item["session_id"],
+        user_id=item["user_id"],
+        current_refresh_id=item["current_refresh_id"],
+        revoked=bool(item["revoked"]),
+        created_at=_moment(item["created_at"]),
+        expires_at=_moment(item["expires_at"]),
+    )
+
+
+class DynamoUserStore:
+    def __init__(self, client: Any, table: str, stale_claim_seconds: int = 60) -> None:
+        self._db = client
+        self._table = table
+        self._stale_claim_seconds = stale_claim_seconds
+
+    def _get(self, pk: str, sk: str) -> Item | None:
+        response = self._db.get_item(
+            TableName=self._table,
+            Key=to_attributes({"pk": pk, "sk": sk}),
+            ConsistentRead=True,
+        )
+        found = response.get("Item")
+        return from_attributes(found) if found else None
+
+    def _conditional_put(
+        self, item: Item, condition: str, values: dict[str, Any] | None = None
+    ) -> bool:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": to_attributes(item),
+            "ConditionExpression": condition,
+        }
+        if values:
+            request["ExpressionAttributeValues"] = {k: to_value(v) for k, v in values.items()}
+        try:
+            self._db.put_item(**request)
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def claim(self, kind: ClaimKind, value: str, user_id: str, now: datetime) -> bool:
+        item = {"pk": f"{kind}#{value}", "sk": CLAIM, "user_id": user_id, "claimed_at": _epoch(now)}
+        if self._conditional_put(item, "attribute_not_exists(pk)"):
+            return True
+        current = self._get(f"{kind}#{value}", CLAIM)
+        if current is None:
+            # Released between our write and our read: try once more.
+            return self._conditional_put(item, "attribute_not_exists(pk)")
+        if current["user_id"] == user_id:
+            return True
+        holder_exists = self._get(f"USER#{current['user_id']}", PROFILE) is not None
+        is_stale = _epoch(now) - int(current["claimed_at"]) > self._stale_claim_seconds
+        if holder_exists or not is_stale:
+            return False
+        return self._conditional_put(item, "user_id = :holder", {":holder": current["user_id"]})
+
+    def release_claim(self, kind: ClaimKind, value: str, user_id: str) -> None:
+        # Not ours (any more) means nothing to release.
+        with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
+            self._db.delete_item(
+                TableName=self._table,
+                Key=to_attributes({"pk": f"{kind}#{value}", "sk": CLAIM}),
+                ConditionExpression="user_id = :me",
+                ExpressionAttributeValues={":me": to_value(user_id)},
+            )
+
+    def claim_holder(self, kind: ClaimKind, value: str) -> str | None:
+        item = self._get(f"{kind}#{value}", CLAIM)
+        return None if item is None else str(item["user_id"])
+
+    def create_user(self, user: User) -> None:
+        if not self._conditional_put(user_to_item(user), "attribute_not_exists(pk)"):
+            raise RuntimeError(f"user id collision: {user.user_id}")
+
+    def get_user(self, user_id: str) -> User | None:
+        item = self._get(f"USER#{user_id}", PROFILE)
+        return None if item is None else user_from_item(item)
+
+    def replace_user(self, user: User, expected_version: int) -> bool:
+        return self._conditional_put(
+            user_to_item(user), "version = :expected", {":expected": expected_version}
+        )
+
+    def put_session(self, session: Session) -> None:
+        self._db.put_item(TableName=self._table, Item=to_attributes(session_to_item(session)))
+
+    def get_session(self, user_id: str, session_id: str) -> Session | None:
+        item = self._get(f"USER#{user_id}", f"SESSION#{session_id}")
+        return None if item is None else session_from_item(item)
+
+    def rotate_session(
+        self, user_id: str, session_id: str, spent_refresh_id: str, new_refresh_id: str
+    ) -> bool:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=to_attributes({"pk": f"USER#{user_id}", "sk": f"SESSION#{session_id}"}),
+                UpdateExpression="SET current_refresh_id = :new",
+                ConditionExpression="current_refresh_id = :spent AND revoked = :false",
+                ExpressionAttributeValues={
+                    ":new": to_value(new_refresh_id),
+                    ":spent": to_value(spent_refresh_id),
+                    ":false": to_value(False),
+                },
+            )
+        except Exception as error:
+            if is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def revoke_session(self, user_id: str, session_id: str) -> None:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=to_attributes({"pk": f"USER#{user_id}", "sk": f"SESSION#{session_id}"}),
+                UpdateExpression="SET revoked = :true",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":true": to_value(True)},
+            )
+        except Exception as error:
+            if not is_condition_failure(error):
+                raise
+
+    def list_sessions(self, user_id: str) -> list[Session]:
+        sessions: list[Session] = []
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": to_attributes(
+                {":pk": f"USER#{user_id}", ":prefix": "SESSION#"}
+            ),
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._db.query(**request)
+            sessions.extend(session_from_item(from_attributes(i)) for i in page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return sessions
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]

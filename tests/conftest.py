@@ -1,0 +1,56 @@
+"""Real engines for the whole test session: dynalite and Redis on loopback ports."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.engines import Engine, engine_environment, start_dynalite, start_redis
+
+
+@pytest.fixture(scope="session")
+def engines() -> Iterator[tuple[Engine, Engine]]:
+    dynalite = start_dynalite()
+    redis = start_redis()
+    saved = dict(os.environ)
+    os.environ.update(engine_environment(dynalite.url, redis.url))
+    try:
+        yield dynalite, redis
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        dynalite.stop()
+        redis.stop()
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint(engines: tuple[Engine, Engine]) -> str:
+    return engines[0].url
+
+
+@pytest.fixture(scope="session")
+def redis_url(engines: tuple[Engine, Engine]) -> str:
+    return engines[1].url
+
+
+@pytest.fixture(scope="session")
+def table_prefix() -> str:
+    """A prefix of this session's own, so reruns against one engine never collide."""
+    return f"t{uuid.uuid4().hex[:8]}-"
+
+
+@pytest.fixture(scope="session")
+def signing_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from svc_user.credentials import new_private_key_pem
+
+    path = tmp_path_factory.mktemp("keys") / "jwt-ed25519.pem"
+    path.write_bytes(new_private_key_pem())
+    return path
+
+
+def unique(prefix: str = "user") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
