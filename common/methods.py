@@ -11,6 +11,7 @@ from trading.v1 import inventory_pb2, options_pb2, order_pb2, user_pb2
 
 # Importing the modules registers their descriptors in the default pool.
 TRADING_FILES = (user_pb2.DESCRIPTOR, inventory_pb2.DESCRIPTOR, order_pb2.DESCRIPTOR)
+TRADING_PACKAGE = "trading.v1"
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,16 @@ def _options_of(method: MethodDescriptor) -> MethodPolicy:
 
 @cache
 def policy_for(grpc_method: str) -> MethodPolicy | None:
-    """The policy of '/trading.v1.UserService/Login'; None outside our contracts."""
+    """The policy of '/trading.v1.UserService/Login'; None outside our contracts
+    (health and reflection), which the interceptor leaves open to probes."""
     service, _, method = grpc_method.lstrip("/").partition("/")
+    if not service.startswith(f"{TRADING_PACKAGE}."):
+        return None
     try:
         descriptor = descriptor_pool.Default().FindMethodByName(f"{service}.{method}")
     except KeyError:
-        return None
+        # Unknown to this process yet inside our package: require a token.
+        return MethodPolicy(full_name=f"{service}.{method}", public=False, retryable=False)
     return _options_of(descriptor)
 
 

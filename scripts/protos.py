@@ -105,10 +105,11 @@ def breaking(against: str) -> int:
             (old / name).parent.mkdir(parents=True, exist_ok=True)
             (old / name).write_bytes(blob)
         materialize_deps(old / ".build" / "protodeps")
-        image = old / "old.binpb"
-        if buf("build", "-o", str(image), cwd=old) != 0:
+        # Both sides as single images: a workspace input would be one image a module.
+        previous, current = old / "previous.binpb", old / "current.binpb"
+        if buf("build", "-o", str(previous), cwd=old) or buf("build", "-o", str(current)):
             return 1
-        return buf("breaking", "--against", str(image))
+        return buf("breaking", str(current), "--against", str(previous))
 
 
 def main() -> int:

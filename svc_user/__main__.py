@@ -62,7 +62,7 @@ def build(settings: UserSettings) -> RunningServer:
 
 
 def main() -> None:
-    settings = UserSettings()  # type: ignore[call-arg]
+    settings = UserSettings()
     configure_logging("svc_user", settings.log_level)
     serve_until_signalled(build(settings))
 
