@@ -77,9 +77,6 @@ class OrderRuleError(DomainError):
 
     field: str | None = None
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-
 
 class _FieldError(OrderRuleError):
     """Bad input in one request field, reported as a field violation too."""
