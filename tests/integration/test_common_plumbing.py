@@ -1,0 +1,162 @@
+"""The shared plumbing as a client meets it: deadlines, request ids, hidden failures."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from trading.v1 import user_pb2, user_pb2_grpc
+
+from common.channels import make_channel
+from common.context import request_id_var
+from common.grpc_errors import error_info
+from common.revocation import RevocationList, redis_client
+from common.server import RunningServer, start_server
+from common.settings import read_secret_file, refuse_placeholder
+from common.tokens import AccessTokenVerifier
+from svc_user.config import UserSettings
+from svc_user.credentials import PasswordHasher, TokenIssuer, load_private_key
+from svc_user.server import SERVICE_NAME, UserServicer, register
+from svc_user.service import UserService
+
+SERVICES = [SERVICE_NAME]
+
+
+def test_the_request_id_travels_and_comes_back(user_server: RunningServer) -> None:
+    channel = make_channel(f"127.0.0.1:{user_server.port}", services=SERVICES, default_deadline=5)
+    users = user_pb2_grpc.UserServiceStub(channel)
+    token = request_id_var.set("trace-me.42")
+    try:
+        _, call = users.GetJwks.with_call(user_pb2.GetJwksRequest())
+    finally:
+        request_id_var.reset(token)
+    assert ("x-request-id", "trace-me.42") in call.trailing_metadata()
+
+
+def test_an_insane_request_id_is_replaced(user_channel: grpc.Channel) -> None:
+    users = user_pb2_grpc.UserServiceStub(user_channel)
+    _, call = users.GetJwks.with_call(
+        user_pb2.GetJwksRequest(), metadata=(("x-request-id", "bad id with spaces"),)
+    )
+    returned = dict(call.trailing_metadata())["x-request-id"]
+    assert returned != "bad id with spaces"
+    assert len(returned) == 32
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A TCP port that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    listener.close()
+
+
+def test_every_outgoing_call_has_a_deadline(silent_server: int) -> None:
+    channel = make_channel(f"127.0.0.1:{silent_server}", services=SERVICES, default_deadline=0.5)
+    users = user_pb2_grpc.UserServiceStub(channel)
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as caught:
+        users.GetJwks(user_pb2.GetJwksRequest(), wait_for_ready=True)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert time.monotonic() - started < 5
+
+
+class _BrokenStore:
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError("disk on fire: secret internals")
+
+
+@pytest.fixture
+def broken_user_server(user_settings: UserSettings) -> Iterator[RunningServer]:
+    """svc_user whose store fails in an unexpected way on every call."""
+    tokens = TokenIssuer(
+        load_private_key(user_settings.jwt_private_key_file.read_bytes()),
+        issuer=user_settings.jwt_issuer,
+        audience=user_settings.jwt_audience,
+        access_ttl_seconds=60,
+        refresh_ttl_seconds=60,
+    )
+    revocations = RevocationList(redis_client(user_settings.redis_url))
+    service = UserService(
+        store=_BrokenStore(),
+        hasher=PasswordHasher(1, 8192, 1),
+        tokens=tokens,
+        revocations=revocations,
+        clock=lambda: datetime.now(UTC),
+        new_id=lambda: uuid.uuid4().hex,
+    )
+    running = start_server(
+        service_names=SERVICES,
+        register=register(UserServicer(service)),
+        verifier=AccessTokenVerifier(
+            issuer=tokens.issuer,
+            audience=tokens.audience,
+            resolve_key=tokens.resolve,
+            revocations=revocations,
+        ),
+        host="127.0.0.1",
+        port=0,
+        max_workers=4,
+        drain_seconds=0,
+        grace_seconds=0,
+    )
+    yield running
+    running.server.stop(0).wait()
+
+
+def test_an_unexpected_failure_is_internal_without_details(
+    broken_user_server: RunningServer,
+) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{broken_user_server.port}") as channel:
+        users = user_pb2_grpc.UserServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            users.Login(user_pb2.LoginRequest(username="someone", password="x"))
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    details = caught.value.details() or ""
+    assert "secret" not in details
+    assert "internal error (request id " in details
+    info = error_info(caught.value)
+    assert info is not None
+    assert info.reason == "INTERNAL"
+
+
+@pytest.mark.parametrize("value", ["", "changeme", "CHANGE_ME please", "<your secret>", "xxx"])
+def test_placeholder_secrets_are_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="REDIS_URL"):
+        refuse_placeholder("REDIS_URL", value)
+
+
+def test_a_missing_or_placeholder_key_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="does not exist"):
+        read_secret_file("JWT_PRIVATE_KEY_FILE", tmp_path / "absent.pem")
+    placeholder = tmp_path / "key.pem"
+    placeholder.write_text("CHANGEME\n")
+    with pytest.raises(ValueError, match="placeholder"):
+        read_secret_file("JWT_PRIVATE_KEY_FILE", placeholder)
