@@ -1,0 +1,217 @@
+"""The whole platform as child processes on this machine: engines, services, bridge.
+
+`./dev up` and the benchmarks use it. Everything binds to loopback; each process logs
+to its own file; `stop()` ends what `start()` began, services first, engines last.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from common.dynamo import ensure_table, make_client
+from devstack.engines import (
+    ROOT,
+    Engine,
+    engine_environment,
+    free_port,
+    start_dynalite,
+    start_redis,
+)
+
+START_TIMEOUT_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    port_variable: str
+    default_port: int
+    table_variable: str | None = None
+    default_table: str | None = None
+    address_variable: str | None = None  # how the others find it
+    http: bool = False
+
+
+SPECS = (
+    ProcessSpec("svc_user", "USER_GRPC_PORT", 50051, "USERS_TABLE", "users", "USER_SERVICE_ADDR"),
+    ProcessSpec(
+        "svc_inventory",
+        "INVENTORY_GRPC_PORT",
+        50052,
+        "ASSETS_TABLE",
+        "assets",
+        "INVENTORY_SERVICE_ADDR",
+    ),
+    ProcessSpec(
+        "svc_order", "ORDER_GRPC_PORT", 50053, "TRADING_TABLE", "trading", "ORDER_SERVICE_ADDR"
+    ),
+    ProcessSpec("rest_bridge", "BRIDGE_PORT", 8000, http=True),
+)
+
+
+def existing_specs() -> list[ProcessSpec]:
+    """The services that exist in this checkout, in start order."""
+    return [s for s in SPECS if (ROOT / s.name / "__main__.py").is_file()]
+
+
+def signing_key(directory: Path) -> Path:
+    from svc_user.credentials import new_private_key_pem
+
+    path = directory / "jwt-ed25519.pem"
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_bytes(new_private_key_pem())
+    return path
+
+
+@dataclass
+class LocalStack:
+    """data_dir None means engines in memory (benchmarks); a folder persists them."""
+
+    data_dir: Path | None
+    log_dir: Path
+    overrides: dict[str, str] = field(default_factory=dict)
+    fixed_ports: bool = True
+    engines: list[Engine] = field(default_factory=list)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    specs: list[ProcessSpec] = field(default_factory=existing_specs)
+
+    def _port(self, variable: str, default: int) -> int:
+        if variable in self.overrides:
+            return int(self.overrides[variable])
+        if variable in os.environ:
+            return int(os.environ[variable])
+        return default if self.fixed_ports else free_port()
+
+    def start_engines(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        persisted = self.data_dir
+        dynalite = start_dynalite(
+            persisted / "dynalite" if persisted else None,
+            self._port("DYNALITE_PORT", 8001),
+            self.log_dir / "dynalite.log",
+        )
+        self.engines.append(dynalite)
+        redis_url = self.overrides.get("REDIS_URL") or os.environ.get("REDIS_URL")
+        if not redis_url:
+            redis = start_redis(
+                persisted / "redis" if persisted else None,
+                self._port("REDIS_PORT", 6390),
+                self.log_dir / "redis.log",
+            )
+            self.engines.append(redis)
+            redis_url = redis.url
+        # This process creates the tables, so it needs the engine variables too.
+        os.environ.update(engine_environment(dynalite.url, redis_url))
+        key_dir = (persisted or self.log_dir) / "keys"
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "generated")]),
+            "JWT_PRIVATE_KEY_FILE": str(signing_key(key_dir)),
+            **self.overrides,
+        }
+        for spec in self.specs:
+            port = self._port(spec.port_variable, spec.default_port)
+            self.env[spec.port_variable] = str(port)
+            if spec.address_variable:
+                self.env.setdefault(spec.address_variable, f"127.0.0.1:{port}")
+
+    def create_tables(self) -> None:
+        client = make_client(self.env["DYNAMODB_ENDPOINT"], self.env["AWS_REGION"])
+        prefix = self.env.get("TABLE_PREFIX", "")
+        for spec in self.specs:
+            if spec.table_variable and spec.default_table:
+                ensure_table(client, prefix + self.env.get(spec.table_variable, spec.default_table))
+
+    def start_process(self, spec: ProcessSpec) -> None:
+        log = self.log_dir / f"{spec.name}.log"
+        process = subprocess.Popen(
+            [sys.executable, "-m", spec.name],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes[spec.name] = process
+        self._wait_ready(spec, int(self.env[spec.port_variable]), process, log)
+
+    def start(self, progress: bool = False) -> None:
+        self.start_engines()
+        self.create_tables()
+        for spec in self.specs:
+            if progress:
+                print(f"Starting {spec.name} (log: {self.log_dir / (spec.name + '.log')})...")
+            self.start_process(spec)
+
+    def port(self, name: str) -> int:
+        spec = next(s for s in self.specs if s.name == name)
+        return int(self.env[spec.port_variable])
+
+    def stop(self) -> None:
+        for process in reversed(list(self.processes.values())):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for name, process in reversed(list(self.processes.items())):
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                print(f"  {name} did not stop in time; killing it")
+                process.kill()
+                process.wait()
+        for engine in reversed(self.engines):
+            engine.stop()
+        self.processes.clear()
+        self.engines.clear()
+
+    def exited(self) -> list[str]:
+        return [name for name, p in self.processes.items() if p.poll() is not None]
+
+    def _wait_ready(
+        self, spec: ProcessSpec, port: int, process: subprocess.Popen[bytes], log: Path
+    ) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                tail = log.read_text(errors="replace").splitlines()[-15:]
+                raise RuntimeError(
+                    f"{spec.name} exited during start; last log lines:\n" + "\n".join(tail)
+                )
+            if _http_ready(port) if spec.http else _grpc_serving(port):
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"{spec.name} not ready within {START_TIMEOUT_SECONDS} s; see {log}")
+
+
+def _grpc_serving(port: int) -> bool:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            status = (
+                health_pb2_grpc.HealthStub(channel)
+                .Check(health_pb2.HealthCheckRequest(), timeout=1)
+                .status
+            )
+        except grpc.RpcError:
+            return False
+    return bool(status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _http_ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
