@@ -36,7 +36,10 @@ def build(settings: UserSettings) -> RunningServer:
             settings.table_prefix + settings.users_table,
         ),
         hasher=PasswordHasher(
-            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+            settings.argon2_time_cost,
+            settings.argon2_memory_kib,
+            settings.argon2_parallelism,
+            settings.argon2_max_concurrent,
         ),
         tokens=tokens,
         revocations=revocations,

@@ -18,7 +18,11 @@ class UserSettings(CommonSettings):
     refresh_token_ttl_seconds: int = Field(
         30 * 24 * 3600, gt=0, description="Refresh token lifetime."
     )
-    argon2_time_cost: int = Field(3, ge=1, description="Argon2id passes.")
-    argon2_memory_kib: int = Field(65536, ge=8, description="Argon2id memory in KiB.")
-    argon2_parallelism: int = Field(4, ge=1, description="Argon2id lanes.")
+    # OWASP's first recommended Argon2id setting: 19 MiB, 2 passes, 1 lane.
+    argon2_time_cost: int = Field(2, ge=1, description="Argon2id passes.")
+    argon2_memory_kib: int = Field(19456, ge=8, description="Argon2id memory in KiB.")
+    argon2_parallelism: int = Field(1, ge=1, description="Argon2id lanes.")
+    argon2_max_concurrent: int = Field(
+        2, ge=1, description="Hashes computed at once (each holds its memory and a core)."
+    )
     users_table: str = Field("users", description="Table of svc_user (before the prefix).")

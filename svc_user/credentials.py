@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -129,9 +130,16 @@ class TokenIssuer:
 
 
 class PasswordHasher:
-    """Argon2id; `verify_unknown` spends the same work on a hash no password matches."""
+    """Argon2id; `verify_unknown` spends the same work on a hash no password matches.
 
-    def __init__(self, time_cost: int, memory_kib: int, parallelism: int) -> None:
+    At most `max_concurrent` hashes run at once: each holds `memory_kib` of memory and a
+    core, so a burst of logins queues here instead of exhausting the machine.
+    """
+
+    def __init__(
+        self, time_cost: int, memory_kib: int, parallelism: int, max_concurrent: int = 2
+    ) -> None:
+        self._slots = threading.BoundedSemaphore(max_concurrent)
         self._argon = argon2.PasswordHasher(
             time_cost=time_cost,
             memory_cost=memory_kib,
@@ -141,11 +149,13 @@ class PasswordHasher:
         self._decoy = self._argon.hash(_b64url(hashlib.sha256(b"decoy").digest()) + "!Aa1")
 
     def hash(self, password: str) -> str:
-        return str(self._argon.hash(password))
+        with self._slots:
+            return str(self._argon.hash(password))
 
     def verify(self, password_hash: str, password: str) -> bool:
         try:
-            return bool(self._argon.verify(password_hash, password))
+            with self._slots:
+                return bool(self._argon.verify(password_hash, password))
         except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
             return False
 
