@@ -1,0 +1,119 @@
+"""Composition root of svc_inventory: read settings, wire the ports, serve, tick prices."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from common.dynamo import ensure_table, make_client
+from common.logs import configure_logging
+from common.revocation import RevocationList, redis_client
+from common.server import RunningServer, serve_until_signalled, start_server
+from common.tokens import AccessTokenVerifier
+from common.user_keys import no_keys, user_service_channel, user_service_keys
+from svc_inventory.broadcast import PriceBroadcaster
+from svc_inventory.cache import RedisQuoteCache, cache_client
+from svc_inventory.config import InventorySettings
+from svc_inventory.domain import SEED_CATALOGUE, Asset
+from svc_inventory.feeds import CoinGeckoMarkets, PriceSource, SimulatedMarket
+from svc_inventory.server import SERVICE_NAME, InventoryServicer, register
+from svc_inventory.service import InventoryService
+from svc_inventory.store import DynamoAssetStore
+from svc_inventory.ticker import PeriodicTask
+
+
+@dataclasses.dataclass
+class InventoryServer(RunningServer):
+    """The running server, the price ticker that feeds it and its open price streams."""
+
+    ticker: PeriodicTask | None = None
+    streams: PriceBroadcaster | None = None
+
+    def shutdown(self) -> None:
+        # Prices stop first and open streams end (clients reconnect elsewhere), so that
+        # the grace period is spent on calls that can finish, not on endless streams.
+        if self.ticker is not None:
+            self.ticker.stop()
+        if self.streams is not None:
+            self.streams.close()
+        super().shutdown()
+
+
+def price_source(settings: InventorySettings, assets: Iterable[Asset]) -> PriceSource:
+    if settings.price_source == "coingecko":
+        return CoinGeckoMarkets(
+            base_url=settings.coingecko_base_url, api_key=settings.coingecko_api_key
+        )
+    # The walk continues from the stored prices, so a restart does not jump back to
+    # the catalogue's.
+    return SimulatedMarket(
+        assets,
+        settings.market_seed,
+        volatility=settings.market_volatility,
+        tick_seconds=settings.tick_seconds,
+    )
+
+
+def build(settings: InventorySettings) -> InventoryServer:
+    client = make_client(settings.dynamodb_endpoint, settings.aws_region, settings.grpc_max_workers)
+    table = settings.table_prefix + settings.assets_table
+    ensure_table(client, table)
+    store = DynamoAssetStore(client, table)
+    store.seed_catalogue(SEED_CATALOGUE)
+    assets = store.list_assets()
+    streams = PriceBroadcaster(max_subscribers=settings.max_price_streams)
+    service = InventoryService(
+        store=store,
+        cache=RedisQuoteCache(
+            cache_client(settings.redis_url),
+            namespace=table,
+            ttl_seconds=settings.price_cache_ttl_seconds,
+        ),
+        source=price_source(settings, assets),
+        broadcaster=streams,
+        clock=lambda: datetime.now(UTC),
+        assets=assets,
+    )
+    # Prices are live before the server reports SERVING, so that a caller who waits
+    # for health never meets the catalogue's seed prices (stale by their as_of).
+    service.refresh_prices()
+    verifier = AccessTokenVerifier(
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        resolve_key=(
+            user_service_keys(
+                user_service_channel(
+                    settings.user_service_addr,
+                    default_deadline=settings.default_deadline_seconds,
+                )
+            )
+            if settings.user_service_addr
+            else no_keys
+        ),
+        revocations=RevocationList(redis_client(settings.redis_url)),
+    )
+    running = start_server(
+        service_names=[SERVICE_NAME],
+        register=register(InventoryServicer(service)),
+        verifier=verifier,
+        host=settings.grpc_host,
+        port=settings.inventory_grpc_port,
+        max_workers=settings.grpc_max_workers,
+        drain_seconds=settings.shutdown_drain_seconds,
+        grace_seconds=settings.shutdown_grace_seconds,
+    )
+    ticker = PeriodicTask("price-ticker", service.refresh_prices, settings.tick_seconds)
+    ticker.start()
+    fields = {f.name: getattr(running, f.name) for f in dataclasses.fields(RunningServer)}
+    return InventoryServer(**fields, ticker=ticker, streams=streams)
+
+
+def main() -> None:
+    settings = InventorySettings()
+    configure_logging("svc_inventory", settings.log_level)
+    serve_until_signalled(build(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""The quote cache: the port and its Redis adapter, which keeps the latest quote of each
+asset so that GetQuotes rarely touches the store.
+
+The cache is an accelerator, never a source of truth: every failure (Redis down, slow,
+or holding garbage) reads as a miss, the caller falls back to the store, and a warning
+is logged once when Redis stops answering (and a note when it is back), not per call.
+Entries live `ttl_seconds`, so a cache whose writer has stopped empties itself instead
+of serving old prices as if they were the latest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Protocol
+
+import redis
+
+from svc_inventory.domain import Quote, decimal_string
+
+log = logging.getLogger(__name__)
+
+# Quotes sit on the order path: a Redis that hangs must cost little before the store
+# answers instead, hence timeouts far below the revocation list's.
+CACHE_SOCKET_TIMEOUT_SECONDS = 0.25
+
+
+class QuoteCache(Protocol):
+    def put_many(self, quotes: Iterable[Quote]) -> None:
+        """Remember these quotes; a failure is logged, never raised."""
+        ...
+
+    def get_many(self, asset_ids: Sequence[str]) -> dict[str, Quote]:
+        """The cached quotes among `asset_ids`; a failure reads as all missing."""
+        ...
+
+
+def cache_client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=CACHE_SOCKET_TIMEOUT_SECONDS,
+        socket_connect_timeout=CACHE_SOCKET_TIMEOUT_SECONDS,
+        health_check_interval=30,
+    )
+
+
+def quote_to_json(quote: Quote) -> str:
+    return json.dumps(
+        {
+            "asset_id": quote.asset_id,
+            "asset_name": quote.asset_name,
+            "price": decimal_string(quote.price),
+            "as_of": quote.as_of.isoformat(),
+            "is_active": quote.is_active,
+        },
+        separators=(",", ":"),
+    )
+
+
+def quote_from_json(raw: bytes | str) -> Quote:
+    """The quote an entry holds; ValueError (or KeyError) when it is not one."""
+    fields = json.loads(raw)
+    try:
+        price = Decimal(fields["price"])
+    except InvalidOperation as error:
+        raise ValueError(f"bad price {fields['price']!r}") from error
+    return Quote(
+        asset_id=str(fields["asset_id"]),
+        asset_name=str(fields["asset_name"]),
+        price=price,
+        as_of=datetime.fromisoformat(fields["as_of"]),
+        is_active=bool(fields["is_active"]),
+    )
+
+
+class RedisQuoteCache:
+    def __init__(self, client: redis.Redis, *, namespace: str, ttl_seconds: int) -> None:
+        self._redis = client
+        # Named after the table it mirrors, so services on other tables never share it.
+        self._prefix = f"quote:{namespace}:"
+        self._ttl_seconds = ttl_seconds
+        self._lock = threading.Lock()
+        self._down = False
+
+    def key(self, asset_id: str) -> str:
+        return self._prefix + asset_id
+
+    def put_many(self, quotes: Iterable[Quote]) -> None:
+        pipeline = self._redis.pipeline(transaction=False)
+        for quote in quotes:
+            pipeline.set(self.key(quote.asset_id), quote_to_json(quote), ex=self._ttl_seconds)
+        try:
+            pipeline.execute()
+        except redis.RedisError as error:
+            self._note_down(error)
+            return
+        self._note_up()
+
+    def get_many(self, asset_ids: Sequence[str]) -> dict[str, Quote]:
+        if not asset_ids:
+            return {}
+        try:
+            raw_entries = self._redis.mget([self.key(asset_id) for asset_id in asset_ids])
+        except redis.RedisError as error:
+            self._note_down(error)
+            return {}
+        self._note_up()
+        found: dict[str, Quote] = {}
+        for asset_id, raw in zip(asset_ids, raw_entries, strict=True):
+            if raw is None:
+                continue
+            try:
+                found[asset_id] = quote_from_json(raw)
+            except (ValueError, KeyError, TypeError):
+                log.warning("ignored an unreadable cached quote", extra={"asset_id": asset_id})
+        return found
+
+    def _note_down(self, error: redis.RedisError) -> None:
+        with self._lock:
+            was_down, self._down = self._down, True
+        if not was_down:
+            log.warning(
+                "price cache unavailable; quotes come from the store",
+                extra={"error": str(error)},
+            )
+
+    def _note_up(self) -> None:
+        with self._lock:
+            was_down, self._down = self._down, False
+        if was_down:
+            log.info("price cache available again")
