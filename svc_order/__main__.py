@@ -1,0 +1,96 @@
+"""Composition root of svc_order: read settings, wire the ports, serve.
+
+The table is not created here: the local stack and the tests create it, and in a
+cluster it is provisioned with the rest of the infrastructure, so the service needs no
+permission to create tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import grpc
+
+from common.dynamo import make_client
+from common.logs import configure_logging
+from common.revocation import RevocationList, redis_client
+from common.server import RunningServer, serve_until_signalled, start_server
+from common.tokens import AccessTokenVerifier
+from common.user_keys import user_service_channel, user_service_keys
+from svc_order.config import OrderSettings
+from svc_order.domain import Limits
+from svc_order.quotes import InventoryQuotes, inventory_channel
+from svc_order.server import SERVICE_NAME, OrderServicer, register
+from svc_order.service import AfterAccountWrite, OrderService
+from svc_order.store import DynamoTradingStore
+
+
+@dataclasses.dataclass
+class OrderServer(RunningServer):
+    """The running server and the channels it opened to other services."""
+
+    channels: tuple[grpc.Channel, ...] = ()
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        for channel in self.channels:
+            channel.close()
+
+
+def build(
+    settings: OrderSettings, *, after_account_write: AfterAccountWrite | None = None
+) -> OrderServer:
+    """The running server; `after_account_write` lets tests inject a crash."""
+    to_inventory = inventory_channel(
+        settings.inventory_service_addr, default_deadline=settings.default_deadline_seconds
+    )
+    to_users = user_service_channel(
+        settings.user_service_addr, default_deadline=settings.default_deadline_seconds
+    )
+    service = OrderService(
+        store=DynamoTradingStore(
+            make_client(settings.dynamodb_endpoint, settings.aws_region, settings.grpc_max_workers),
+            settings.table_prefix + settings.trading_table,
+        ),
+        quotes=InventoryQuotes(to_inventory),
+        limits=Limits(
+            daily_deposit_limit=settings.daily_deposit_limit,
+            daily_withdraw_limit=settings.daily_withdraw_limit,
+            max_order_value=settings.max_order_value,
+        ),
+        clock=lambda: datetime.now(UTC),
+        new_id=lambda: str(uuid.uuid4()),
+        max_quote_age=timedelta(seconds=settings.max_quote_age_seconds),
+        write_attempts=settings.account_write_attempts,
+        after_account_write=after_account_write,
+    )
+    verifier = AccessTokenVerifier(
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        resolve_key=user_service_keys(to_users),
+        revocations=RevocationList(redis_client(settings.redis_url)),
+    )
+    running = start_server(
+        service_names=[SERVICE_NAME],
+        register=register(OrderServicer(service)),
+        verifier=verifier,
+        host=settings.grpc_host,
+        port=settings.order_grpc_port,
+        max_workers=settings.grpc_max_workers,
+        drain_seconds=settings.shutdown_drain_seconds,
+        grace_seconds=settings.shutdown_grace_seconds,
+    )
+    fields = {f.name: getattr(running, f.name) for f in dataclasses.fields(RunningServer)}
+    return OrderServer(**fields, channels=(to_inventory, to_users))
+
+
+def main() -> None:
+    settings = OrderSettings()
+    configure_logging("svc_order", settings.log_level)
+    serve_until_signalled(build(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Settings of svc_order (environment variables; see the README's table)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import Field
+
+from common.settings import CommonSettings
+
+
+class OrderSettings(CommonSettings):
+    order_grpc_port: int = Field(50053, ge=0, le=65535, description="Port of svc_order.")
+    inventory_service_addr: str = Field(
+        description="host:port of svc_inventory, which quotes prices (required)."
+    )
+    user_service_addr: str = Field(
+        description="host:port of svc_user, whose JWKS verifies access tokens (required)."
+    )
+    trading_table: str = Field("trading", description="Table of svc_order (before the prefix).")
+    max_quote_age_seconds: float = Field(
+        10.0, gt=0, description="A quote older than this is never traded on (UNAVAILABLE)."
+    )
+    daily_deposit_limit: Decimal = Field(
+        Decimal("10000.00"), gt=0, description="Deposits per user per UTC day."
+    )
+    daily_withdraw_limit: Decimal = Field(
+        Decimal("5000.00"), gt=0, description="Withdrawals per user per UTC day."
+    )
+    max_order_value: Decimal = Field(
+        Decimal("10000.00"), gt=0, description="Largest value of one order."
+    )
+    account_write_attempts: int = Field(
+        10,
+        ge=1,
+        description="Tries of an account write that loses a race to another write, "
+        "before the request answers ABORTED.",
+    )

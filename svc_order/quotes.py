@@ -1,0 +1,81 @@
+"""Prices from svc_inventory: the port the service uses and its gRPC adapter."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Protocol
+
+import grpc
+from trading.v1 import inventory_pb2, inventory_pb2_grpc
+
+from common.channels import make_channel
+from common.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+INVENTORY_SERVICE_NAME = inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name
+# A dependency that failed is worth a quick second try: the client is told so.
+RETRY_AFTER_SECONDS = 1
+
+
+@dataclass(frozen=True)
+class Quote:
+    asset_id: str
+    asset_name: str
+    price: Decimal
+    as_of: datetime
+    is_active: bool
+
+
+class QuoteSource(Protocol):
+    def quotes(self, asset_ids: Sequence[str]) -> dict[str, Quote]:
+        """Current quotes by asset id; an asset the inventory does not know is left out."""
+        ...
+
+
+def _unavailable(message: str) -> Unavailable:
+    return Unavailable(
+        message, reason="QUOTES_UNAVAILABLE", retry_after_seconds=RETRY_AFTER_SECONDS
+    )
+
+
+def _quote_from_message(message: inventory_pb2.Quote) -> Quote:
+    try:
+        price = Decimal(message.price)
+    except InvalidOperation:
+        log.error("unreadable price from inventory", extra={"asset_id": message.asset_id})
+        raise _unavailable("prices are unavailable at the moment") from None
+    return Quote(
+        asset_id=message.asset_id,
+        asset_name=message.asset_name,
+        price=price,
+        as_of=message.as_of.ToDatetime(tzinfo=UTC),
+        is_active=message.is_active,
+    )
+
+
+def inventory_channel(address: str, *, default_deadline: float) -> grpc.Channel:
+    """The channel to svc_inventory: deadlines, retries and request ids come with it."""
+    return make_channel(
+        address, services=[INVENTORY_SERVICE_NAME], default_deadline=default_deadline
+    )
+
+
+class InventoryQuotes:
+    def __init__(self, channel: grpc.Channel) -> None:
+        self._stub = inventory_pb2_grpc.InventoryServiceStub(channel)
+
+    def quotes(self, asset_ids: Sequence[str]) -> dict[str, Quote]:
+        try:
+            response = self._stub.GetQuotes(
+                inventory_pb2.GetQuotesRequest(asset_ids=list(asset_ids))
+            )
+        except grpc.RpcError as error:
+            code = error.code() if isinstance(error, grpc.Call) else None
+            log.warning("inventory call failed", extra={"code": getattr(code, "name", None)})
+            raise _unavailable("prices are unavailable at the moment") from None
+        return {quote.asset_id: quote for quote in map(_quote_from_message, response.quotes)}

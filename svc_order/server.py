@@ -1,0 +1,233 @@
+"""The gRPC face of svc_order: protobuf in, domain calls, protobuf out; nothing else."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from trading.v1 import order_pb2, order_pb2_grpc
+
+from common.context import current_identity
+from common.server import Registrar
+from svc_order.domain import (
+    AppliedOperation,
+    AssetEntry,
+    CashEntry,
+    OrderRecord,
+    cash_transaction_id_of,
+    format_cash,
+    format_percentage,
+    format_price,
+    format_quantity,
+)
+from svc_order.service import OrderService, page_request
+
+SERVICE_NAME = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
+IDEMPOTENCY_KEY_HEADER = "idempotency-key"
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def _idempotency_key(context: grpc.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata():
+        if key == IDEMPOTENCY_KEY_HEADER and isinstance(value, str):
+            return value
+    return None
+
+
+def _optional(message: object, field: str) -> str | None:
+    return getattr(message, field) if message.HasField(field) else None  # type: ignore[attr-defined]
+
+
+def order_message(order: OrderRecord) -> order_pb2.Order:
+    return order_pb2.Order(
+        order_id=order.order_id,
+        order_type=order.order_type.value,
+        asset_id=order.asset_id,
+        quantity=format_quantity(order.quantity),
+        price=format_price(order.price),
+        status=order.status,
+        total_amount=format_cash(order.total_amount),
+        created_at=_timestamp(order.created_at),
+    )
+
+
+def _cash_message(entry: CashEntry) -> order_pb2.CashTransaction:
+    return order_pb2.CashTransaction(
+        transaction_id=entry.transaction_id,
+        transaction_type=entry.transaction_type.value,
+        amount=format_cash(entry.amount),
+        status=entry.status,
+        created_at=_timestamp(entry.created_at),
+        reference_id=entry.reference_id,
+    )
+
+
+def _asset_entry_message(entry: AssetEntry) -> order_pb2.AssetTransaction:
+    return order_pb2.AssetTransaction(
+        asset_id=entry.asset_id,
+        transaction_type=entry.transaction_type.value,
+        quantity=format_quantity(entry.quantity),
+        price=format_price(entry.price),
+        total_amount=format_cash(entry.total_amount),
+        order_id=entry.order_id,
+        status=entry.status,
+        timestamp=_timestamp(entry.created_at),
+    )
+
+
+def _deposit_response(operation: AppliedOperation) -> order_pb2.DepositResponse:
+    return order_pb2.DepositResponse(
+        success=True,
+        message="Deposit completed",
+        transaction_id=cash_transaction_id_of(operation),
+        timestamp=_timestamp(operation.created_at),
+        current_balance=format_cash(operation.cash_after),
+    )
+
+
+def _withdraw_response(operation: AppliedOperation) -> order_pb2.WithdrawResponse:
+    return order_pb2.WithdrawResponse(
+        success=True,
+        message="Withdrawal completed",
+        transaction_id=cash_transaction_id_of(operation),
+        timestamp=_timestamp(operation.created_at),
+        current_balance=format_cash(operation.cash_after),
+    )
+
+
+class OrderServicer(order_pb2_grpc.OrderServiceServicer):
+    def __init__(self, service: OrderService) -> None:
+        self._service = service
+
+    def GetBalance(
+        self, request: order_pb2.GetBalanceRequest, context: grpc.ServicerContext
+    ) -> order_pb2.GetBalanceResponse:
+        account = self._service.balance(current_identity().user_id)
+        return order_pb2.GetBalanceResponse(
+            current_balance=format_cash(account.cash), updated_at=_timestamp(account.updated_at)
+        )
+
+    def Deposit(
+        self, request: order_pb2.DepositRequest, context: grpc.ServicerContext
+    ) -> order_pb2.DepositResponse:
+        operation = self._service.deposit(
+            current_identity().user_id, request.amount, _idempotency_key(context)
+        )
+        return _deposit_response(operation)
+
+    def Withdraw(
+        self, request: order_pb2.WithdrawRequest, context: grpc.ServicerContext
+    ) -> order_pb2.WithdrawResponse:
+        operation = self._service.withdraw(
+            current_identity().user_id, request.amount, _idempotency_key(context)
+        )
+        return _withdraw_response(operation)
+
+    def ListCashTransactions(
+        self, request: order_pb2.ListCashTransactionsRequest, context: grpc.ServicerContext
+    ) -> order_pb2.ListCashTransactionsResponse:
+        page, total = self._service.cash_transactions(
+            current_identity().user_id,
+            page_request(request.limit, request.page_token, request.offset),
+        )
+        return order_pb2.ListCashTransactionsResponse(
+            transactions=[_cash_message(entry) for entry in page.items],
+            total_count=total,
+            has_more=page.has_more,
+            next_page_token=page.next_page_token,
+        )
+
+    def PlaceOrder(
+        self, request: order_pb2.PlaceOrderRequest, context: grpc.ServicerContext
+    ) -> order_pb2.PlaceOrderResponse:
+        order = self._service.place_order(
+            current_identity().user_id,
+            order_type=request.order_type,
+            asset_id=request.asset_id,
+            quantity=request.quantity,
+            price=_optional(request, "price"),
+            idempotency_key=_idempotency_key(context),
+        )
+        return order_pb2.PlaceOrderResponse(data=order_message(order))
+
+    def ListOrders(
+        self, request: order_pb2.ListOrdersRequest, context: grpc.ServicerContext
+    ) -> order_pb2.ListOrdersResponse:
+        page = self._service.list_orders(
+            current_identity().user_id,
+            page_request(request.limit, request.page_token, request.offset),
+            asset_id=_optional(request, "asset_id"),
+            order_type=_optional(request, "order_type"),
+        )
+        return order_pb2.ListOrdersResponse(
+            data=[order_message(order) for order in page.items],
+            has_more=page.has_more,
+            next_page_token=page.next_page_token,
+        )
+
+    def GetOrder(
+        self, request: order_pb2.GetOrderRequest, context: grpc.ServicerContext
+    ) -> order_pb2.GetOrderResponse:
+        order = self._service.get_order(current_identity().user_id, request.order_id)
+        return order_pb2.GetOrderResponse(data=order_message(order))
+
+    def GetPortfolio(
+        self, request: order_pb2.GetPortfolioRequest, context: grpc.ServicerContext
+    ) -> order_pb2.GetPortfolioResponse:
+        portfolio = self._service.portfolio(current_identity().user_id)
+        return order_pb2.GetPortfolioResponse(
+            assets=[
+                order_pb2.PortfolioAsset(
+                    asset_id=line.asset_id,
+                    quantity=format_quantity(line.quantity),
+                    current_price=format_price(line.current_price),
+                    market_value=format_cash(line.market_value),
+                    percentage=format_percentage(line.percentage),
+                )
+                for line in portfolio.assets
+            ],
+            cash_balance=format_cash(portfolio.cash_balance),
+            total_asset_value=format_cash(portfolio.total_asset_value),
+            total_value=format_cash(portfolio.total_value),
+        )
+
+    def GetAssetBalance(
+        self, request: order_pb2.GetAssetBalanceRequest, context: grpc.ServicerContext
+    ) -> order_pb2.GetAssetBalanceResponse:
+        balance = self._service.asset_balance(current_identity().user_id, request.asset_id)
+        return order_pb2.GetAssetBalanceResponse(
+            asset_id=balance.asset_id,
+            asset_name=balance.asset_name,
+            quantity=format_quantity(balance.holding.quantity),
+            current_price=format_price(balance.current_price),
+            total_value=format_cash(balance.total_value),
+            created_at=_timestamp(balance.holding.created_at),
+            updated_at=_timestamp(balance.holding.updated_at),
+        )
+
+    def ListAssetTransactions(
+        self, request: order_pb2.ListAssetTransactionsRequest, context: grpc.ServicerContext
+    ) -> order_pb2.ListAssetTransactionsResponse:
+        page = self._service.asset_transactions(
+            current_identity().user_id,
+            request.asset_id,
+            page_request(request.limit, request.page_token, request.offset),
+        )
+        return order_pb2.ListAssetTransactionsResponse(
+            data=[_asset_entry_message(entry) for entry in page.items],
+            has_more=page.has_more,
+            next_page_token=page.next_page_token,
+        )
+
+
+def register(servicer: OrderServicer) -> Registrar:
+    def add(server: grpc.Server) -> None:
+        order_pb2_grpc.add_OrderServiceServicer_to_server(servicer, server)
+
+    return add

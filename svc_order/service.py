@@ -1,0 +1,436 @@
+"""The use cases of svc_order; ports (store, quotes, clock, ids) come in as arguments so
+tests can swap any of them.
+
+A change reads the account (strongly consistent), answers a replayed idempotency key
+from the account's record, decides in the domain, and writes the account back on the
+condition that its version is unchanged; a lost race re-reads and decides again, a
+bounded number of times, then answers ABORTED. The orders and ledger entries an
+operation derives are written after the account. Every access first completes the
+derived items of the account's last operation if a crash left them unwritten; since a
+write must read the version it replaces, no operation is superseded before its items
+exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from common.errors import Aborted, InvalidArgument, NotFound, Unavailable
+from svc_order.domain import (
+    Account,
+    AppliedOperation,
+    AssetEntry,
+    CashEntry,
+    Change,
+    Holding,
+    InvalidOrderType,
+    Limits,
+    OrderRecord,
+    OrderType,
+    Portfolio,
+    deposit,
+    derived_items,
+    find_replay,
+    format_cash,
+    format_price,
+    format_quantity,
+    market_buy,
+    market_sell,
+    market_value,
+    new_account,
+    parse_amount,
+    parse_asset_id,
+    parse_idempotency_key,
+    parse_order_type,
+    parse_price,
+    parse_quantity,
+    request_fingerprint,
+    value_portfolio,
+    withdraw,
+)
+from svc_order.quotes import RETRY_AFTER_SECONDS, Quote, QuoteSource
+from svc_order.store import Page, PageRequest, TradingStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PAGE_LIMIT = 50
+MAX_PAGE_LIMIT = 100
+# `offset` reads and drops that many items; the bound keeps one request's work bounded.
+# Clients that go deeper page with page_token, which costs nothing extra.
+MAX_OFFSET = 10_000
+# Full-jitter backoff between tries of a contended account write: racing writers spread
+# out instead of colliding again in lockstep.
+BACKOFF_BASE_SECONDS = 0.005
+BACKOFF_CAP_SECONDS = 0.1
+# Operations this process knows to be complete; only saves a read per access.
+COMPLETED_MEMORY = 10_000
+# A user's changes queue on one of these locks inside a process, so that concurrent
+# requests of one user do not spend DynamoDB writes (a failed conditional write is
+# billed too) beating each other; the conditional write still decides between
+# processes. Striped: bounded memory, and users rarely share a stripe at once.
+USER_LOCK_STRIPES = 1024
+
+_ORDER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+AfterAccountWrite = Callable[[AppliedOperation], None]
+_Decide = Callable[[Account, datetime, str], Change]
+
+
+class AssetNotFound(NotFound):
+    reason = "ASSET_NOT_FOUND"
+
+
+class OrderNotFound(NotFound):
+    reason = "ORDER_NOT_FOUND"
+
+
+class HoldingNotFound(NotFound):
+    reason = "HOLDING_NOT_FOUND"
+
+
+@dataclass(frozen=True)
+class AssetBalance:
+    asset_id: str
+    asset_name: str
+    holding: Holding
+    current_price: Decimal
+    # quantity × price rounded down to the cent.
+    total_value: Decimal
+
+
+def page_request(limit: int, page_token: str, offset: int) -> PageRequest:
+    """The page a list request asks for; a limit of 0 (unset) means the default."""
+    limit = limit or DEFAULT_PAGE_LIMIT
+    if not 1 <= limit <= MAX_PAGE_LIMIT:
+        raise InvalidArgument.field("limit", f"must be between 1 and {MAX_PAGE_LIMIT}")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise InvalidArgument.field("offset", f"must be between 0 and {MAX_OFFSET}")
+    return PageRequest(limit=limit, page_token=page_token.strip(), offset=offset)
+
+
+def parse_order_id(raw: str) -> str:
+    text = raw.strip().lower()
+    if not _ORDER_ID.fullmatch(text):
+        raise InvalidArgument.field("order_id", "must be an order id", reason="INVALID_ORDER_ID")
+    return text
+
+
+def _order_type_filter(raw: str) -> OrderType:
+    try:
+        return OrderType(raw.strip())
+    except ValueError:
+        choices = ", ".join(t.value for t in OrderType)
+        raise InvalidOrderType(f"must be one of {choices}") from None
+
+
+class _CompletedOperations:
+    """Ids of operations whose derived items are known to exist, oldest forgotten first."""
+
+    def __init__(self, capacity: int) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def __contains__(self, operation_id: object) -> bool:
+        with self._lock:
+            return operation_id in self._ids
+
+    def add(self, operation_id: str) -> None:
+        with self._lock:
+            self._ids[operation_id] = None
+            if len(self._ids) > self._capacity:
+                self._ids.popitem(last=False)
+
+
+class OrderService:
+    def __init__(
+        self,
+        *,
+        store: TradingStore,
+        quotes: QuoteSource,
+        limits: Limits,
+        clock: Callable[[], datetime],
+        new_id: Callable[[], str],
+        max_quote_age: timedelta,
+        write_attempts: int = 10,
+        after_account_write: AfterAccountWrite | None = None,
+    ) -> None:
+        self._store = store
+        self._quotes = quotes
+        self._limits = limits
+        self._clock = clock
+        self._new_id = new_id
+        self._max_quote_age = max_quote_age
+        self._write_attempts = write_attempts
+        # A test sets this to fail between the account write and the derived writes.
+        self._after_account_write = after_account_write
+        self._completed = _CompletedOperations(COMPLETED_MEMORY)
+        self._jitter = random.SystemRandom()
+        self._user_locks = tuple(threading.Lock() for _ in range(USER_LOCK_STRIPES))
+
+    # The account and its unfinished operation ----------------------------------
+
+    def _account(self, user_id: str) -> Account:
+        stored = self._store.get_account(user_id)
+        if stored is None:
+            return new_account(user_id, self._clock())
+        self._complete(stored)
+        return stored
+
+    def _complete(self, account: Account) -> None:
+        operation = account.last_operation
+        if operation is None or operation.operation_id in self._completed:
+            return
+        items = derived_items(operation)
+        if not self._store.has_cash_entry(account.user_id, items.cash_entry):
+            # After a crash, or a read that overtook a write in progress (harmless).
+            log.info(
+                "writing the derived items of the last operation",
+                extra={"user_id": account.user_id, "operation_id": operation.operation_id},
+            )
+            self._store.put_derived(account.user_id, items)
+        self._completed.add(operation.operation_id)
+
+    def _apply(
+        self, user_id: str, key: str | None, fingerprint: str, decide: _Decide
+    ) -> AppliedOperation:
+        stripe = zlib.crc32(user_id.encode()) % len(self._user_locks)
+        with self._user_locks[stripe]:
+            return self._apply_in_turn(user_id, key, fingerprint, decide)
+
+    def _apply_in_turn(
+        self, user_id: str, key: str | None, fingerprint: str, decide: _Decide
+    ) -> AppliedOperation:
+        for attempt in range(self._write_attempts):
+            if attempt:
+                self._back_off(attempt)
+            account = self._account(user_id)
+            now = self._clock()
+            replay = find_replay(account, key, fingerprint, now)
+            if replay is not None:
+                return replay
+            change = decide(account, now, self._new_id())
+            if self._store.save_account(change.account, account.version):
+                self._write_derived(user_id, change.operation)
+                return change.operation
+        log.warning("account write kept losing races", extra={"user_id": user_id})
+        raise Aborted(
+            "the account changed concurrently too often; try again", reason="CONCURRENT_UPDATE"
+        )
+
+    def _back_off(self, attempt: int) -> None:
+        ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
+        time.sleep(self._jitter.uniform(0, ceiling))
+
+    def _write_derived(self, user_id: str, operation: AppliedOperation) -> None:
+        if self._after_account_write is not None:
+            self._after_account_write(operation)
+        self._store.put_derived(user_id, derived_items(operation))
+        self._completed.add(operation.operation_id)
+
+    @staticmethod
+    def _key(raw: str | None) -> str | None:
+        return None if raw is None else parse_idempotency_key(raw)
+
+    # Cash ----------------------------------------------------------------------
+
+    def balance(self, user_id: str) -> Account:
+        return self._account(user_id)
+
+    def deposit(self, user_id: str, amount: str, idempotency_key: str | None) -> AppliedOperation:
+        value = parse_amount(amount)
+        key = self._key(idempotency_key)
+        fingerprint = request_fingerprint("deposit", {"amount": format_cash(value)})
+
+        def decide(account: Account, now: datetime, fresh_id: str) -> Change:
+            return deposit(
+                account,
+                value,
+                now=now,
+                limits=self._limits,
+                fresh_id=fresh_id,
+                idempotency_key=key,
+                fingerprint=fingerprint,
+            )
+
+        return self._apply(user_id, key, fingerprint, decide)
+
+    def withdraw(self, user_id: str, amount: str, idempotency_key: str | None) -> AppliedOperation:
+        value = parse_amount(amount)
+        key = self._key(idempotency_key)
+        fingerprint = request_fingerprint("withdraw", {"amount": format_cash(value)})
+
+        def decide(account: Account, now: datetime, fresh_id: str) -> Change:
+            return withdraw(
+                account,
+                value,
+                now=now,
+                limits=self._limits,
+                fresh_id=fresh_id,
+                idempotency_key=key,
+                fingerprint=fingerprint,
+            )
+
+        return self._apply(user_id, key, fingerprint, decide)
+
+    def cash_transactions(self, user_id: str, page: PageRequest) -> tuple[Page[CashEntry], int]:
+        """A page of the ledger and the number of entries in it."""
+        self._account(user_id)
+        return (
+            self._store.list_cash_entries(user_id, page),
+            self._store.count_cash_entries(user_id),
+        )
+
+    # Orders --------------------------------------------------------------------
+
+    def place_order(
+        self,
+        user_id: str,
+        *,
+        order_type: str,
+        asset_id: str,
+        quantity: str,
+        price: str | None,
+        idempotency_key: str | None,
+    ) -> OrderRecord:
+        kind = parse_order_type(order_type)
+        asset = parse_asset_id(asset_id)
+        amount = parse_quantity(quantity)
+        protection = None if price is None else parse_price(price)
+        key = self._key(idempotency_key)
+        fingerprint = request_fingerprint(
+            "order",
+            {
+                "order_type": kind.value,
+                "asset_id": asset,
+                "quantity": format_quantity(amount),
+                # "100" and "100.00" protect alike: the same request.
+                "price": "" if protection is None else format_price(protection.normalize()),
+            },
+        )
+        trade = market_buy if kind is OrderType.MARKET_BUY else market_sell
+        # Fetched only once a replay is ruled out, so a replay needs no inventory.
+        held_quote: list[Quote] = []
+
+        def decide(account: Account, now: datetime, fresh_id: str) -> Change:
+            if not held_quote or self._is_stale(held_quote[0], now):
+                held_quote[:] = [self._tradable_quote(asset)]
+            quote = held_quote[0]
+            return trade(
+                account,
+                asset_id=asset,
+                quantity=amount,
+                quote_price=quote.price,
+                quote_is_active=quote.is_active,
+                protection_price=protection,
+                now=now,
+                limits=self._limits,
+                fresh_id=fresh_id,
+                idempotency_key=key,
+                fingerprint=fingerprint,
+            )
+
+        operation = self._apply(user_id, key, fingerprint, decide)
+        order = derived_items(operation).order
+        if order is None:
+            raise ValueError("an order's operation must be a trade")
+        return order
+
+    def list_orders(
+        self,
+        user_id: str,
+        page: PageRequest,
+        *,
+        asset_id: str | None = None,
+        order_type: str | None = None,
+    ) -> Page[OrderRecord]:
+        asset = parse_asset_id(asset_id) if asset_id else None
+        kind = _order_type_filter(order_type) if order_type else None
+        self._account(user_id)
+        return self._store.list_orders(user_id, page, asset_id=asset, order_type=kind)
+
+    def get_order(self, user_id: str, order_id: str) -> OrderRecord:
+        wanted = parse_order_id(order_id)
+        self._account(user_id)
+        order = self._store.get_order(user_id, wanted)
+        if order is None:
+            # Another user's order answers exactly like a missing one.
+            raise OrderNotFound("order not found")
+        return order
+
+    # Holdings ------------------------------------------------------------------
+
+    def portfolio(self, user_id: str) -> Portfolio:
+        account = self._account(user_id)
+        held = {asset_id: holding.quantity for asset_id, holding in account.holdings.items()}
+        quotes = self._valuation_quotes(held)
+        return value_portfolio(
+            account.cash, held, {asset_id: quote.price for asset_id, quote in quotes.items()}
+        )
+
+    def asset_balance(self, user_id: str, asset_id: str) -> AssetBalance:
+        asset = parse_asset_id(asset_id)
+        account = self._account(user_id)
+        holding = account.holdings.get(asset)
+        if holding is None:
+            raise HoldingNotFound(f"no {asset} held")
+        quote = self._valuation_quotes({asset: holding.quantity})[asset]
+        return AssetBalance(
+            asset_id=asset,
+            asset_name=quote.asset_name,
+            holding=holding,
+            current_price=quote.price,
+            total_value=market_value(holding.quantity, quote.price),
+        )
+
+    def asset_transactions(
+        self, user_id: str, asset_id: str, page: PageRequest
+    ) -> Page[AssetEntry]:
+        asset = parse_asset_id(asset_id)
+        self._account(user_id)
+        if asset not in self._quotes.quotes([asset]):
+            raise AssetNotFound(f"asset {asset} not found")
+        return self._store.list_asset_entries(user_id, asset, page)
+
+    # Quotes --------------------------------------------------------------------
+
+    def _is_stale(self, quote: Quote, now: datetime) -> bool:
+        return now - quote.as_of > self._max_quote_age
+
+    def _tradable_quote(self, asset_id: str) -> Quote:
+        quote = self._quotes.quotes([asset_id]).get(asset_id)
+        if quote is None:
+            raise AssetNotFound(f"asset {asset_id} not found")
+        if self._is_stale(quote, self._clock()):
+            raise Unavailable(
+                f"the price of {asset_id} is out of date; try again shortly",
+                reason="STALE_QUOTE",
+                retry_after_seconds=RETRY_AFTER_SECONDS,
+            )
+        return quote
+
+    def _valuation_quotes(self, held: Mapping[str, Decimal]) -> dict[str, Quote]:
+        """Quotes for every held asset, in one call; valuing (unlike trading) may use an
+        older quote, so age is not checked."""
+        if not held:
+            return {}
+        quotes = self._quotes.quotes(sorted(held))
+        missing = sorted(set(held) - set(quotes))
+        if missing:
+            log.error("held assets without a quote", extra={"asset_ids": missing})
+            raise Unavailable(
+                f"no price for {', '.join(missing)} at the moment",
+                reason="QUOTE_MISSING",
+                retry_after_seconds=RETRY_AFTER_SECONDS,
+            )
+        return quotes

@@ -1,0 +1,502 @@
+"""Storage of trading accounts, orders and ledgers: the port and its DynamoDB adapter.
+
+Table layout (one table, `pk`/`sk`; <sk> is `domain.sort_key`, which sorts by time):
+    ACCOUNT#<user>  ACCOUNT                   the account: cash, holdings, version, day
+                                              counters, recent keyed operations and the
+                                              last operation (versioned, the only item
+                                              whose write is conditional)
+    USER#<user>     ORDER#<sk>                an order, for lists newest first
+    USER#<user>     ORDERID#<order id>        the same order, for GetOrder by id
+    USER#<user>     CASH#<sk>                 a cash ledger entry
+    USER#<user>     TRADE#<asset>#<sk>        a buy or sell of one asset
+
+Every change is one conditional write of the account item; the other items derive from
+the applied operation with deterministic keys and are written afterwards with plain
+puts, so writing them twice is harmless. The cash entry is written last: when it
+exists, the operation's other items do too.
+
+Money, prices and quantities are stored as decimal strings (exact, never a float);
+times as ISO 8601 UTC strings with microseconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Generic, Protocol, TypeVar
+
+from common.dynamo import Item, from_attributes, is_condition_failure, to_attributes, to_value
+from common.errors import InvalidArgument
+from svc_order.domain import (
+    Account,
+    AppliedOperation,
+    AssetEntry,
+    CashEntry,
+    DerivedItems,
+    Holding,
+    OperationKind,
+    OrderRecord,
+    OrderType,
+    Trade,
+    sort_key,
+)
+
+ACCOUNT = "ACCOUNT"
+ORDER_PREFIX = "ORDER#"
+ORDER_ID_PREFIX = "ORDERID#"
+CASH_PREFIX = "CASH#"
+TRADE_PREFIX = "TRADE#"
+# A page token holds one sort key; anything longer was not made by us.
+_MAX_PAGE_TOKEN_LENGTH = 512
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list, newest first; `next_page_token` is "" on the last page."""
+
+    items: tuple[T, ...]
+    next_page_token: str
+
+    @property
+    def has_more(self) -> bool:
+        return bool(self.next_page_token)
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """Which page: `limit` items after the one `page_token` names, skipping `offset`."""
+
+    limit: int
+    page_token: str = ""
+    offset: int = 0
+
+
+class TradingStore(Protocol):
+    def get_account(self, user_id: str) -> Account | None: ...
+    def save_account(self, account: Account, read_version: int) -> bool: ...
+    def put_derived(self, user_id: str, items: DerivedItems) -> None: ...
+    def has_cash_entry(self, user_id: str, entry: CashEntry) -> bool: ...
+    def get_order(self, user_id: str, order_id: str) -> OrderRecord | None: ...
+    def list_orders(
+        self,
+        user_id: str,
+        page: PageRequest,
+        *,
+        asset_id: str | None = None,
+        order_type: OrderType | None = None,
+    ) -> Page[OrderRecord]: ...
+    def list_cash_entries(self, user_id: str, page: PageRequest) -> Page[CashEntry]: ...
+    def count_cash_entries(self, user_id: str) -> int: ...
+    def list_asset_entries(
+        self, user_id: str, asset_id: str, page: PageRequest
+    ) -> Page[AssetEntry]: ...
+
+
+# --- Items ----------------------------------------------------------------------------
+
+
+def _text(value: Decimal) -> str:
+    return f"{value:f}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds")
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _account_key(user_id: str) -> Item:
+    return {"pk": f"ACCOUNT#{user_id}", "sk": ACCOUNT}
+
+
+def _user_pk(user_id: str) -> str:
+    return f"USER#{user_id}"
+
+
+def _operation_to_map(operation: AppliedOperation) -> Item:
+    entry: Item = {
+        "operation_id": operation.operation_id,
+        "kind": operation.kind.value,
+        "amount": _text(operation.amount),
+        "cash_after": _text(operation.cash_after),
+        "created_at": _iso(operation.created_at),
+    }
+    if operation.idempotency_key is not None:
+        entry["idempotency_key"] = operation.idempotency_key
+    if operation.fingerprint:
+        entry["fingerprint"] = operation.fingerprint
+    if operation.trade is not None:
+        entry["trade"] = {
+            "order_type": operation.trade.order_type.value,
+            "asset_id": operation.trade.asset_id,
+            "quantity": _text(operation.trade.quantity),
+            "price": _text(operation.trade.price),
+        }
+    return entry
+
+
+def _operation_from_map(entry: Mapping[str, Any]) -> AppliedOperation:
+    trade = entry.get("trade")
+    return AppliedOperation(
+        operation_id=entry["operation_id"],
+        kind=OperationKind(entry["kind"]),
+        amount=Decimal(entry["amount"]),
+        cash_after=Decimal(entry["cash_after"]),
+        created_at=_moment(entry["created_at"]),
+        idempotency_key=entry.get("idempotency_key"),
+        fingerprint=entry.get("fingerprint", ""),
+        trade=None
+        if trade is None
+        else Trade(
+            order_type=OrderType(trade["order_type"]),
+            asset_id=trade["asset_id"],
+            quantity=Decimal(trade["quantity"]),
+            price=Decimal(trade["price"]),
+        ),
+    )
+
+
+def account_to_item(account: Account) -> Item:
+    item: Item = {
+        **_account_key(account.user_id),
+        "user_id": account.user_id,
+        "cash": _text(account.cash),
+        "holdings": {
+            asset_id: {
+                "quantity": _text(holding.quantity),
+                "created_at": _iso(holding.created_at),
+                "updated_at": _iso(holding.updated_at),
+            }
+            for asset_id, holding in account.holdings.items()
+        },
+        "version": account.version,
+        "day": account.day.isoformat(),
+        "deposited_today": _text(account.deposited_today),
+        "withdrawn_today": _text(account.withdrawn_today),
+        "created_at": _iso(account.created_at),
+        "updated_at": _iso(account.updated_at),
+        "recent": [_operation_to_map(operation) for operation in account.recent],
+    }
+    if account.last_operation is not None:
+        item["last_operation"] = _operation_to_map(account.last_operation)
+    return item
+
+
+def account_from_item(item: Mapping[str, Any]) -> Account:
+    last = item.get("last_operation")
+    return Account(
+        user_id=item["user_id"],
+        cash=Decimal(item["cash"]),
+        holdings={
+            asset_id: Holding(
+                quantity=Decimal(holding["quantity"]),
+                created_at=_moment(holding["created_at"]),
+                updated_at=_moment(holding["updated_at"]),
+            )
+            for asset_id, holding in item["holdings"].items()
+        },
+        version=int(item["version"]),
+        day=date.fromisoformat(item["day"]),
+        deposited_today=Decimal(item["deposited_today"]),
+        withdrawn_today=Decimal(item["withdrawn_today"]),
+        created_at=_moment(item["created_at"]),
+        updated_at=_moment(item["updated_at"]),
+        recent=tuple(_operation_from_map(entry) for entry in item["recent"]),
+        last_operation=None if last is None else _operation_from_map(last),
+    )
+
+
+def _order_fields(order: OrderRecord) -> Item:
+    return {
+        "order_id": order.order_id,
+        "order_type": order.order_type.value,
+        "asset_id": order.asset_id,
+        "quantity": _text(order.quantity),
+        "price": _text(order.price),
+        "status": order.status,
+        "total_amount": _text(order.total_amount),
+        "created_at": _iso(order.created_at),
+    }
+
+
+def order_from_item(item: Mapping[str, Any]) -> OrderRecord:
+    return OrderRecord(
+        order_id=item["order_id"],
+        order_type=OrderType(item["order_type"]),
+        asset_id=item["asset_id"],
+        quantity=Decimal(item["quantity"]),
+        price=Decimal(item["price"]),
+        status=item["status"],
+        total_amount=Decimal(item["total_amount"]),
+        created_at=_moment(item["created_at"]),
+    )
+
+
+def _cash_sk(entry: CashEntry) -> str:
+    return CASH_PREFIX + sort_key(entry.created_at, entry.transaction_id)
+
+
+def cash_to_item(user_id: str, entry: CashEntry) -> Item:
+    return {
+        "pk": _user_pk(user_id),
+        "sk": _cash_sk(entry),
+        "transaction_id": entry.transaction_id,
+        "transaction_type": entry.transaction_type.value,
+        "amount": _text(entry.amount),
+        "status": entry.status,
+        "created_at": _iso(entry.created_at),
+        # An empty string is left out: not every engine stores one.
+        "reference_id": entry.reference_id or None,
+    }
+
+
+def cash_from_item(item: Mapping[str, Any]) -> CashEntry:
+    return CashEntry(
+        transaction_id=item["transaction_id"],
+        transaction_type=OperationKind(item["transaction_type"]),
+        amount=Decimal(item["amount"]),
+        status=item["status"],
+        created_at=_moment(item["created_at"]),
+        reference_id=item.get("reference_id", ""),
+    )
+
+
+def _trade_prefix(asset_id: str) -> str:
+    return f"{TRADE_PREFIX}{asset_id}#"
+
+
+def asset_entry_to_item(user_id: str, entry: AssetEntry) -> Item:
+    return {
+        "pk": _user_pk(user_id),
+        "sk": _trade_prefix(entry.asset_id) + sort_key(entry.created_at, entry.transaction_id),
+        "transaction_id": entry.transaction_id,
+        "asset_id": entry.asset_id,
+        "transaction_type": entry.transaction_type.value,
+        "quantity": _text(entry.quantity),
+        "price": _text(entry.price),
+        "total_amount": _text(entry.total_amount),
+        "order_id": entry.order_id,
+        "status": entry.status,
+        "created_at": _iso(entry.created_at),
+    }
+
+
+def asset_entry_from_item(item: Mapping[str, Any]) -> AssetEntry:
+    return AssetEntry(
+        transaction_id=item["transaction_id"],
+        asset_id=item["asset_id"],
+        transaction_type=OperationKind(item["transaction_type"]),
+        quantity=Decimal(item["quantity"]),
+        price=Decimal(item["price"]),
+        total_amount=Decimal(item["total_amount"]),
+        order_id=item["order_id"],
+        status=item["status"],
+        created_at=_moment(item["created_at"]),
+    )
+
+
+# --- Page tokens ----------------------------------------------------------------------
+
+
+def encode_page_token(sk: str) -> str:
+    """Opaque to clients: the sort key of the last item given, as base64url JSON."""
+    raw = json.dumps({"sk": sk}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def decode_page_token(token: str, prefix: str) -> str:
+    """The sort key a page token holds; INVALID_ARGUMENT when we did not make it."""
+    malformed = InvalidArgument.field(
+        "page_token", "is not a token from a previous page", reason="INVALID_PAGE_TOKEN"
+    )
+    if len(token) > _MAX_PAGE_TOKEN_LENGTH:
+        raise malformed
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
+    except (ValueError, UnicodeError, binascii.Error):
+        raise malformed from None
+    if not isinstance(decoded, dict) or set(decoded) != {"sk"}:
+        raise malformed
+    sk = decoded["sk"]
+    # Another list's key (or a made-up one) must not steer this query.
+    if not isinstance(sk, str) or not sk.startswith(prefix) or len(sk) == len(prefix):
+        raise malformed
+    return sk
+
+
+# --- The DynamoDB adapter -------------------------------------------------------------
+
+
+class DynamoTradingStore:
+    def __init__(self, client: Any, table: str) -> None:
+        self._db = client
+        self._table = table
+
+    def _get(self, key: Item) -> Item | None:
+        response = self._db.get_item(
+            TableName=self._table, Key=to_attributes(key), ConsistentRead=True
+        )
+        found = response.get("Item")
+        return from_attributes(found) if found else None
+
+    def _put(self, item: Item) -> None:
+        self._db.put_item(TableName=self._table, Item=to_attributes(item))
+
+    # Account ------------------------------------------------------------------
+
+    def get_account(self, user_id: str) -> Account | None:
+        item = self._get(_account_key(user_id))
+        return None if item is None else account_from_item(item)
+
+    def save_account(self, account: Account, read_version: int) -> bool:
+        """Writes the account if it is still at `read_version` (0: never stored).
+
+        False means another write came first: re-read and decide again.
+        """
+        if account.version != read_version + 1:
+            raise ValueError("an account write moves the version on by exactly one")
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": to_attributes(account_to_item(account)),
+        }
+        if read_version == 0:
+            request["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            request["ConditionExpression"] = "version = :read"
+            request["ExpressionAttributeValues"] = {":read": to_value(read_version)}
+        try:
+            self._db.put_item(**request)
+        except Exception as error:
+            if is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    # Derived items ------------------------------------------------------------
+
+    def put_derived(self, user_id: str, items: DerivedItems) -> None:
+        if items.asset_entry is not None:
+            self._put(asset_entry_to_item(user_id, items.asset_entry))
+        if items.order is not None:
+            fields = _order_fields(items.order)
+            self._put(
+                {
+                    "pk": _user_pk(user_id),
+                    "sk": ORDER_ID_PREFIX + items.order.order_id,
+                    **fields,
+                }
+            )
+            self._put(
+                {
+                    "pk": _user_pk(user_id),
+                    "sk": ORDER_PREFIX + sort_key(items.order.created_at, items.order.order_id),
+                    **fields,
+                }
+            )
+        # Last, so that its presence vouches for the others (see has_cash_entry).
+        self._put(cash_to_item(user_id, items.cash_entry))
+
+    def has_cash_entry(self, user_id: str, entry: CashEntry) -> bool:
+        return self._get({"pk": _user_pk(user_id), "sk": _cash_sk(entry)}) is not None
+
+    # Reads --------------------------------------------------------------------
+
+    def get_order(self, user_id: str, order_id: str) -> OrderRecord | None:
+        item = self._get({"pk": _user_pk(user_id), "sk": ORDER_ID_PREFIX + order_id})
+        return None if item is None else order_from_item(item)
+
+    def list_orders(
+        self,
+        user_id: str,
+        page: PageRequest,
+        *,
+        asset_id: str | None = None,
+        order_type: OrderType | None = None,
+    ) -> Page[OrderRecord]:
+        def wanted(item: Item) -> bool:
+            return (asset_id is None or item["asset_id"] == asset_id) and (
+                order_type is None or item["order_type"] == order_type.value
+            )
+
+        return self._page(user_id, ORDER_PREFIX, page, order_from_item, wanted)
+
+    def list_cash_entries(self, user_id: str, page: PageRequest) -> Page[CashEntry]:
+        return self._page(user_id, CASH_PREFIX, page, cash_from_item)
+
+    def count_cash_entries(self, user_id: str) -> int:
+        request = self._query(user_id, CASH_PREFIX)
+        request["Select"] = "COUNT"
+        count = 0
+        while True:
+            response = self._db.query(**request)
+            count += int(response["Count"])
+            if "LastEvaluatedKey" not in response:
+                return count
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def list_asset_entries(
+        self, user_id: str, asset_id: str, page: PageRequest
+    ) -> Page[AssetEntry]:
+        return self._page(user_id, _trade_prefix(asset_id), page, asset_entry_from_item)
+
+    def _query(self, user_id: str, prefix: str) -> dict[str, Any]:
+        return {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": to_attributes(
+                {":pk": _user_pk(user_id), ":prefix": prefix}
+            ),
+            "ScanIndexForward": False,
+            "ConsistentRead": True,
+        }
+
+    def _newest_first(
+        self, user_id: str, prefix: str, after_sk: str | None, batch: int
+    ) -> Iterator[Item]:
+        request = self._query(user_id, prefix)
+        request["Limit"] = batch
+        if after_sk is not None:
+            request["ExclusiveStartKey"] = to_attributes({"pk": _user_pk(user_id), "sk": after_sk})
+        while True:
+            response = self._db.query(**request)
+            for found in response["Items"]:
+                yield from_attributes(found)
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _page(
+        self,
+        user_id: str,
+        prefix: str,
+        page: PageRequest,
+        convert: Callable[[Item], T],
+        wanted: Callable[[Item], bool] = lambda _item: True,
+    ) -> Page[T]:
+        after_sk = decode_page_token(page.page_token, prefix) if page.page_token else None
+        # One more than asked tells whether another page follows.
+        batch = page.offset + page.limit + 1
+        skipped = 0
+        taken: list[Item] = []
+        for item in self._newest_first(user_id, prefix, after_sk, batch):
+            if not wanted(item):
+                continue
+            if skipped < page.offset:
+                skipped += 1
+                continue
+            taken.append(item)
+            if len(taken) > page.limit:
+                break
+        shown = taken[: page.limit]
+        has_more = len(taken) > page.limit
+        token = encode_page_token(shown[-1]["sk"]) if has_more else ""
+        return Page(tuple(convert(item) for item in shown), token)
