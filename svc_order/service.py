@@ -192,7 +192,7 @@ class OrderService:
         if operation is None or operation.operation_id in self._completed:
             return
         items = derived_items(operation)
-        if not self._store.has_cash_entry(account.user_id, items.cash_entry):
+        if not self._store.has_derived(account.user_id, items):
             # After a crash, or a read that overtook a write in progress (harmless).
             log.info(
                 "writing the derived items of the last operation",

@@ -11,9 +11,9 @@ Table layout (one table, `pk`/`sk`; <sk> is `domain.sort_key`, which sorts by ti
     USER#<user>     TRADE#<asset>#<sk>        a buy or sell of one asset
 
 Every change is one conditional write of the account item; the other items derive from
-the applied operation with deterministic keys and are written afterwards with plain
-puts, so writing them twice is harmless. The cash entry is written last: when it
-exists, the operation's other items do too.
+the applied operation with deterministic keys and are written afterwards in one batch
+of plain puts, so writing them twice is harmless; an access that finds any of them
+missing writes them all again.
 
 Money, prices and quantities are stored as decimal strings (exact, never a float);
 times as ISO 8601 UTC strings with microseconds.
@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -51,6 +52,9 @@ ORDER_PREFIX = "ORDER#"
 ORDER_ID_PREFIX = "ORDERID#"
 CASH_PREFIX = "CASH#"
 TRADE_PREFIX = "TRADE#"
+# A batch the engine only partly took is sent again this many times, backing off.
+BATCH_ATTEMPTS = 8
+BATCH_BACKOFF_SECONDS = 0.01
 # A page token holds one sort key; anything longer was not made by us.
 _MAX_PAGE_TOKEN_LENGTH = 512
 
@@ -82,7 +86,7 @@ class TradingStore(Protocol):
     def get_account(self, user_id: str) -> Account | None: ...
     def save_account(self, account: Account, read_version: int) -> bool: ...
     def put_derived(self, user_id: str, items: DerivedItems) -> None: ...
-    def has_cash_entry(self, user_id: str, entry: CashEntry) -> bool: ...
+    def has_derived(self, user_id: str, items: DerivedItems) -> bool: ...
     def get_order(self, user_id: str, order_id: str) -> OrderRecord | None: ...
     def list_orders(
         self,
@@ -274,6 +278,25 @@ def _trade_prefix(asset_id: str) -> str:
     return f"{TRADE_PREFIX}{asset_id}#"
 
 
+def derived_to_items(user_id: str, items: DerivedItems) -> list[Item]:
+    """The ledger, trade and order (by time and by id) items of one operation."""
+    found = [cash_to_item(user_id, items.cash_entry)]
+    if items.asset_entry is not None:
+        found.append(asset_entry_to_item(user_id, items.asset_entry))
+    if items.order is not None:
+        fields = _order_fields(items.order)
+        pk = _user_pk(user_id)
+        found.append({"pk": pk, "sk": ORDER_ID_PREFIX + items.order.order_id, **fields})
+        found.append(
+            {
+                "pk": pk,
+                "sk": ORDER_PREFIX + sort_key(items.order.created_at, items.order.order_id),
+                **fields,
+            }
+        )
+    return found
+
+
 def asset_entry_to_item(user_id: str, entry: AssetEntry) -> Item:
     return {
         "pk": _user_pk(user_id),
@@ -384,31 +407,34 @@ class DynamoTradingStore:
     # Derived items ------------------------------------------------------------
 
     def put_derived(self, user_id: str, items: DerivedItems) -> None:
-        if items.asset_entry is not None:
-            self._put(asset_entry_to_item(user_id, items.asset_entry))
-        if items.order is not None:
-            fields = _order_fields(items.order)
-            self._put(
-                {
-                    "pk": _user_pk(user_id),
-                    "sk": ORDER_ID_PREFIX + items.order.order_id,
-                    **fields,
-                }
-            )
-            self._put(
-                {
-                    "pk": _user_pk(user_id),
-                    "sk": ORDER_PREFIX + sort_key(items.order.created_at, items.order.order_id),
-                    **fields,
-                }
-            )
-        # Last, so that its presence vouches for the others (see has_cash_entry).
-        self._put(cash_to_item(user_id, items.cash_entry))
+        # One BatchWriteItem, not a transaction: every put is idempotent, so the
+        # items a partial batch left out are simply sent again.
+        pending = {
+            self._table: [
+                {"PutRequest": {"Item": to_attributes(item)}}
+                for item in derived_to_items(user_id, items)
+            ]
+        }
+        for attempt in range(BATCH_ATTEMPTS):
+            pending = self._db.batch_write_item(RequestItems=pending).get("UnprocessedItems")
+            if not pending:
+                return
+            time.sleep(BATCH_BACKOFF_SECONDS * 2**attempt)
+        raise RuntimeError("the engine kept refusing the derived items; they are retried later")
 
-    def has_cash_entry(self, user_id: str, entry: CashEntry) -> bool:
-        return self._get({"pk": _user_pk(user_id), "sk": _cash_sk(entry)}) is not None
-
-    # Reads --------------------------------------------------------------------
+    def has_derived(self, user_id: str, items: DerivedItems) -> bool:
+        keys = [{"pk": i["pk"], "sk": i["sk"]} for i in derived_to_items(user_id, items)]
+        response = self._db.batch_get_item(
+            RequestItems={
+                self._table: {
+                    "Keys": [to_attributes(key) for key in keys],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "pk, sk",
+                }
+            }
+        )
+        # Keys the engine did not get to count as missing: rewriting them is harmless.
+        return len(response.get("Responses", {}).get(self._table, [])) == len(keys)
 
     def get_order(self, user_id: str, order_id: str) -> OrderRecord | None:
         item = self._get({"pk": _user_pk(user_id), "sk": ORDER_ID_PREFIX + order_id})

@@ -138,7 +138,7 @@ def test_derived_items_written_twice_appear_once(
     store.put_derived(USER, again)
     store.put_derived(USER, again)
     assert again.order is not None
-    assert store.has_cash_entry(USER, again.cash_entry)
+    assert store.has_derived(USER, again)
     assert store.get_order(USER, again.order.order_id) == again.order
     assert len(store.list_orders(USER, PageRequest(limit=100)).items) == 5
     assert store.count_cash_entries(USER) == 6
@@ -146,7 +146,7 @@ def test_derived_items_written_twice_appear_once(
 
 def test_missing_items_are_missing(store: DynamoTradingStore) -> None:
     change = deposited(domain.new_account(USER, START), "100", 0)
-    assert not store.has_cash_entry(USER, derived_items(change.operation).cash_entry)
+    assert not store.has_derived(USER, derived_items(change.operation))
     assert store.get_order(USER, "00000000-0000-0000-0000-000000000000") is None
     assert store.get_order("someone-else", "00000000-0000-0000-0000-000000000000") is None
 
