@@ -1,0 +1,246 @@
+"""PlaceOrder measured three ways in one run, side by side, as ratios.
+
+    ./dev bench            (or: python -m bench [--write-results])
+
+1. the store alone: the DynamoDB operations one market buy needs (read the account,
+   one conditional write, the derived order and ledger items), issued directly;
+2. PlaceOrder over gRPC to svc_order (which fetches a quote from svc_inventory);
+3. POST /api/v1/orders through the REST bridge, when the bridge exists.
+
+Each at concurrency 1 and 16, every worker a user of its own, on a fresh local stack
+with in-memory engines. Counts are bounded; nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import grpc
+from trading.v1 import order_pb2, order_pb2_grpc, user_pb2, user_pb2_grpc
+
+from bench.harness import Result, machine, peak_rss_mb, run_load
+from common.dynamo import make_client
+from devstack.stack import LocalStack
+from svc_order import domain
+from svc_order.store import DynamoTradingStore
+
+PASSWORD = "Bench-Password-42!"
+QUANTITY = "0.001"
+STORE_PRICE = Decimal("67000.00")
+# Benchmarks raise the limits; they never bypass them.
+OVERRIDES = {
+    "DAILY_DEPOSIT_LIMIT": "100000000",
+    "MAX_ORDER_VALUE": "1000000",
+    "RATE_LIMIT_IP_PER_SECOND": "100000",
+    "RATE_LIMIT_IP_BURST": "100000",
+    "RATE_LIMIT_USER_PER_SECOND": "100000",
+    "RATE_LIMIT_USER_BURST": "100000",
+    "LOG_LEVEL": "WARNING",
+}
+
+
+def trader_tokens(stack: LocalStack, count: int) -> list[str]:
+    """Access tokens of `count` new users, each with 1,000,000.00 deposited."""
+    tokens = []
+    with (
+        grpc.insecure_channel(f"127.0.0.1:{stack.port('svc_user')}") as to_users,
+        grpc.insecure_channel(f"127.0.0.1:{stack.port('svc_order')}") as to_orders,
+    ):
+        users = user_pb2_grpc.UserServiceStub(to_users)
+        orders = order_pb2_grpc.OrderServiceStub(to_orders)
+        for _ in range(count):
+            name = f"bench_{uuid.uuid4().hex[:12]}"
+            users.Register(
+                user_pb2.RegisterRequest(
+                    username=name,
+                    email=f"{name}@example.org",
+                    password=PASSWORD,
+                    first_name="Bench",
+                    last_name="Trader",
+                ),
+                timeout=30,
+            )
+            token = users.Login(
+                user_pb2.LoginRequest(username=name, password=PASSWORD), timeout=30
+            ).access_token
+            orders.Deposit(
+                order_pb2.DepositRequest(amount="1000000"),
+                metadata=(("authorization", f"Bearer {token}"),),
+                timeout=30,
+            )
+            tokens.append(token)
+    return tokens
+
+
+def store_calls(stack: LocalStack, count: int) -> list[Callable[[], None]]:
+    """One market buy each, as svc_order's store issues it, with no service around."""
+    client = make_client(stack.env["DYNAMODB_ENDPOINT"], stack.env["AWS_REGION"], 64)
+    store = DynamoTradingStore(client, stack.env.get("TABLE_PREFIX", "") + "trading")
+    limits = domain.Limits(max_order_value=Decimal("1000000"))
+    calls: list[Callable[[], None]] = []
+    for _ in range(count):
+        user_id = f"store-bench-{uuid.uuid4().hex}"
+        funded = domain.deposit(
+            domain.new_account(user_id, datetime.now(UTC)),
+            Decimal("1000000"),
+            now=datetime.now(UTC),
+            limits=domain.Limits(daily_deposit_limit=Decimal("1000000")),
+            fresh_id=uuid.uuid4().hex,
+        )
+        store.save_account(funded.account, 0)
+        store.put_derived(user_id, domain.derived_items(funded.operation))
+
+        def buy(user_id: str = user_id) -> None:
+            account = store.get_account(user_id)
+            assert account is not None
+            now = datetime.now(UTC)
+            change = domain.market_buy(
+                account,
+                asset_id="BTC",
+                quantity=Decimal(QUANTITY),
+                quote_price=STORE_PRICE,
+                quote_is_active=True,
+                protection_price=None,
+                now=now,
+                limits=limits,
+                fresh_id=uuid.uuid4().hex,
+            )
+            if not store.save_account(change.account, account.version):
+                raise RuntimeError("lost a race nobody else was running")
+            store.put_derived(user_id, domain.derived_items(change.operation))
+
+        calls.append(buy)
+    return calls
+
+
+def grpc_calls(stack: LocalStack, tokens: list[str]) -> list[Callable[[], None]]:
+    channel = grpc.insecure_channel(f"127.0.0.1:{stack.port('svc_order')}")
+    orders = order_pb2_grpc.OrderServiceStub(channel)
+    request = order_pb2.PlaceOrderRequest(
+        order_type="market_buy", asset_id="BTC", quantity=QUANTITY
+    )
+
+    def caller(token: str) -> Callable[[], None]:
+        metadata = (("authorization", f"Bearer {token}"),)
+
+        def place() -> None:
+            orders.PlaceOrder(request, metadata=metadata, timeout=30)
+
+        return place
+
+    return [caller(token) for token in tokens]
+
+
+def bridge_calls(stack: LocalStack, tokens: list[str]) -> list[Callable[[], None]]:
+    import httpx
+
+    base = f"http://127.0.0.1:{stack.port('rest_bridge')}"
+    body = {"order_type": "market_buy", "asset_id": "BTC", "quantity": QUANTITY}
+
+    def caller(token: str) -> Callable[[], None]:
+        client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"})
+
+        def place() -> None:
+            response = client.post("/api/v1/orders", json=body, timeout=30)
+            if response.status_code != 201:
+                raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
+
+        return place
+
+    return [caller(token) for token in tokens]
+
+
+def measure(stack: LocalStack, per_worker_c1: int, per_worker_c16: int) -> list[Result]:
+    results = []
+    tokens = trader_tokens(stack, 16)
+    kinds: list[tuple[str, Callable[[int], list[Callable[[], None]]]]] = [
+        ("store alone", lambda n: store_calls(stack, n)),
+        ("gRPC PlaceOrder", lambda n: grpc_calls(stack, tokens[:n])),
+    ]
+    if any(spec.name == "rest_bridge" for spec in stack.specs):
+        kinds.append(("REST POST /api/v1/orders", lambda n: bridge_calls(stack, tokens[:n])))
+    for concurrency, per_worker in ((1, per_worker_c1), (16, per_worker_c16)):
+        for name, make in kinds:
+            result = run_load(name, make(concurrency), per_worker)
+            print(
+                f"  {name:26} c={concurrency:<2} {result.per_second:7.1f}/s  "
+                f"p50 {result.p50:6.1f} ms  p99 {result.p99:6.1f} ms  errors {result.errors}"
+            )
+            results.append(result)
+    return results
+
+
+def report(results: list[Result], memory: dict[str, float]) -> str:
+    by_key = {(r.name, r.concurrency): r for r in results}
+    lines = [
+        f"Machine: {machine()}",
+        "",
+        "| path | concurrency | orders | orders/s | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.name} | {r.concurrency} | {r.calls} | {r.per_second:.1f} | "
+            f"{r.p50:.1f} | {r.p99:.1f} | {r.errors} |"
+        )
+    lines += ["", "| ratio | value | target |", "|---|---|---|"]
+    store1, store16 = by_key[("store alone", 1)], by_key[("store alone", 16)]
+    grpc1, grpc16 = by_key[("gRPC PlaceOrder", 1)], by_key[("gRPC PlaceOrder", 16)]
+    lines.append(f"| gRPC p50 / store p50, c=1 | {grpc1.p50 / store1.p50:.2f} | <= 1.5 |")
+    lines.append(
+        f"| gRPC orders/s / store orders/s, c=16 | {grpc16.per_second / store16.per_second:.2f}"
+        " | >= 0.6 |"
+    )
+    rest1 = by_key.get(("REST POST /api/v1/orders", 1))
+    rest16 = by_key.get(("REST POST /api/v1/orders", 16))
+    if rest1 and rest16:
+        lines.append(f"| REST p50 / gRPC p50, c=1 | {rest1.p50 / grpc1.p50:.2f} | <= 1.25 |")
+        lines.append(f"| REST p50 / gRPC p50, c=16 | {rest16.p50 / grpc16.p50:.2f} | <= 1.25 |")
+        lines.append(
+            f"| REST orders/s / store orders/s, c=16 | "
+            f"{rest16.per_second / store16.per_second:.2f} | |"
+        )
+        lines.append(f"| REST orders/s, c=16 | {rest16.per_second:.0f} | >= 310 |")
+        lines.append(f"| REST p99 ms, c=16 | {rest16.p99:.0f} | <= 50 |")
+    lines += ["", "| process | peak resident MB | target |", "|---|---|---|"]
+    for name, mb in memory.items():
+        target = "< 150" if name.startswith(("svc_", "rest_")) else ""
+        lines.append(f"| {name} | {mb:.0f} | {target} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--c1", type=int, default=200, help="orders at concurrency 1")
+    parser.add_argument("--c16", type=int, default=50, help="orders per worker at 16")
+    parser.add_argument("--write-results", type=Path, help="also write the table here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        stack = LocalStack(
+            data_dir=None, log_dir=Path(scratch), overrides=OVERRIDES, fixed_ports=False
+        )
+        try:
+            print("Starting a local stack with in-memory engines...")
+            stack.start()
+            print("Measuring (bounded counts)...")
+            results = measure(stack, args.c1, args.c16)
+            memory = {name: peak_rss_mb(p.pid) for name, p in stack.processes.items()}
+            memory.update({e.name: peak_rss_mb(e.process.pid) for e in stack.engines})
+        finally:
+            stack.stop()
+    table = report(results, memory)
+    print()
+    print(table)
+    if args.write_results:
+        args.write_results.write_text(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
