@@ -1,6 +1,6 @@
 """The one way a service opens a channel to another.
 
-Every outgoing call gets a deadline (what is left of the caller's, else a default),
+Every outgoing call gets a deadline (what is left of the caller's, at most a default),
 the request id and, when there is one, the caller's Authorization. Retries live in
 the channel's service config, and only for RPCs the contract marks retryable (reads
 and calls that carry an idempotency key); in the mesh, Istio retries instead and
@@ -70,8 +70,12 @@ class _PropagatingInterceptor(
             metadata.append(("authorization", f"Bearer {identity.raw_token}"))
         timeout = details.timeout
         if timeout is None:
+            # What is left of the caller's time, but never more than the default: no
+            # inner call should outlast it, and a huge value overflows gRPC's timer.
             remaining = time_remaining()
-            timeout = self._default_deadline if remaining is None else max(remaining, 0.001)
+            timeout = self._default_deadline
+            if remaining is not None:
+                timeout = max(min(remaining, self._default_deadline), 0.001)
         return _CallDetails(
             details.method,
             timeout,

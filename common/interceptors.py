@@ -29,6 +29,8 @@ from common.tokens import AccessTokenVerifier
 
 log = logging.getLogger("rpc")
 
+NO_DEADLINE_SECONDS = 365 * 24 * 3600.0
+
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
 
 
@@ -76,7 +78,9 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         request_id_var.set(request_id)
         context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
         remaining = context.time_remaining()
-        deadline_var.set(None if remaining is None else time.monotonic() + remaining)
+        # A call without a deadline reports about 9.2e18 s remaining; that means none.
+        has_deadline = remaining is not None and remaining < NO_DEADLINE_SECONDS
+        deadline_var.set(time.monotonic() + remaining if has_deadline else None)
         identity_var.set(self._verifier.verify(bearer_token(metadata)) if needs_auth else None)
 
     def _fail(self, context: grpc.ServicerContext, method: str, error: Exception) -> None:

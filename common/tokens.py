@@ -18,13 +18,16 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from common.context import Identity
-from common.errors import Unauthenticated
+from common.errors import Unauthenticated, Unavailable
 from common.revocation import RevocationList
 
 ALGORITHM = "EdDSA"
 ACCESS = "access"
 REFRESH = "refresh"
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "jti", "sid", "iat", "exp", "type")
+
+# After a failed key fetch, the next try waits this long.
+RETRY_SECONDS = 1.0
 
 KeyResolver = Callable[[str], Ed25519PublicKey | None]
 
@@ -133,6 +136,15 @@ class JwksKeyResolver:
             return key
         with self._lock:
             if kid not in self._keys and time.monotonic() - self._fetched_at >= self._min_refetch:
+                try:
+                    fetched = self._fetch()
+                except Exception as error:
+                    # Try again soon rather than after the full spacing: the keys are
+                    # needed, and the failure was theirs, not the token's.
+                    self._fetched_at = time.monotonic() - self._min_refetch + RETRY_SECONDS
+                    raise Unavailable(
+                        "token keys unavailable", reason="KEYS_UNAVAILABLE", retry_after_seconds=1
+                    ) from error
                 self._fetched_at = time.monotonic()
-                self._keys = {jwk["kid"]: public_key_from_jwk(jwk) for jwk in self._fetch()}
+                self._keys = {jwk["kid"]: public_key_from_jwk(jwk) for jwk in fetched}
             return self._keys.get(kid)

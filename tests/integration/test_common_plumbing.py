@@ -16,12 +16,13 @@ import pytest
 from trading.v1 import user_pb2, user_pb2_grpc
 
 from common.channels import make_channel
-from common.context import request_id_var
+from common.context import deadline_var, request_id_var
+from common.errors import Unavailable
 from common.grpc_errors import error_info
 from common.revocation import RevocationList, redis_client
 from common.server import RunningServer, start_server
 from common.settings import read_secret_file, refuse_placeholder
-from common.tokens import AccessTokenVerifier
+from common.tokens import AccessTokenVerifier, JwksKeyResolver
 from svc_user.config import UserSettings
 from svc_user.credentials import PasswordHasher, TokenIssuer, load_private_key
 from svc_user.server import SERVICE_NAME, UserServicer, register
@@ -160,3 +161,30 @@ def test_a_missing_or_placeholder_key_file_is_refused(tmp_path: Path) -> None:
     placeholder.write_text("CHANGEME\n")
     with pytest.raises(ValueError, match="placeholder"):
         read_secret_file("JWT_PRIVATE_KEY_FILE", placeholder)
+
+
+def test_a_caller_without_deadline_gives_inner_calls_the_default(
+    user_server: RunningServer,
+) -> None:
+    # A call without a deadline reports ~9.2e18 s left; passed on, gRPC fails at once.
+    channel = make_channel(f"127.0.0.1:{user_server.port}", services=SERVICES, default_deadline=5)
+    users = user_pb2_grpc.UserServiceStub(channel)
+    token = deadline_var.set(time.monotonic() + 9.2e18)
+    try:
+        assert users.GetJwks(user_pb2.GetJwksRequest()).keys
+    finally:
+        deadline_var.reset(token)
+
+
+def test_key_fetch_failures_are_unavailable_and_retried_soon() -> None:
+    attempts: list[int] = []
+
+    def fetch() -> list[dict[str, str]]:
+        attempts.append(1)
+        raise ConnectionError("svc_user is down")
+
+    resolver = JwksKeyResolver(fetch, min_refetch_seconds=30)
+    with pytest.raises(Unavailable):
+        resolver("some-kid")
+    assert resolver("some-kid") is None  # within the retry pause: no new fetch
+    assert len(attempts) == 1
