@@ -1,0 +1,1 @@
+"""The REST bridge: HTTP/JSON in front of the gRPC services, routes read from the protos."""

@@ -1,0 +1,60 @@
+"""Composition root of the REST bridge: read settings, open channels, serve HTTP."""
+
+from __future__ import annotations
+
+import grpc
+import uvicorn
+from fastapi import FastAPI
+
+from common.channels import make_channel
+from common.logs import configure_logging
+from rest_bridge.app import INVENTORY_SERVICE, ORDER_SERVICE, USER_SERVICE, create_app
+from rest_bridge.config import BridgeSettings
+
+
+def open_channels(settings: BridgeSettings) -> dict[str, grpc.Channel]:
+    """One channel per configured service, from the shared factory."""
+    addresses = {
+        USER_SERVICE: settings.user_service_addr,
+        INVENTORY_SERVICE: settings.inventory_service_addr,
+        ORDER_SERVICE: settings.order_service_addr,
+    }
+    return {
+        service: make_channel(
+            address,
+            services=[service],
+            default_deadline=settings.bridge_default_timeout_seconds,
+        )
+        for service, address in addresses.items()
+        if address
+    }
+
+
+def build_app(settings: BridgeSettings) -> FastAPI:
+    return create_app(settings, open_channels(settings))
+
+
+def http_server(app: FastAPI, settings: BridgeSettings) -> uvicorn.Server:
+    """The HTTP server of the bridge. uvicorn's own X-Forwarded-For handling is off:
+    the bridge believes that header only from its configured trusted proxies."""
+    config = uvicorn.Config(
+        app,
+        host=settings.bridge_host,
+        port=settings.bridge_port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
+    )
+    return uvicorn.Server(config)
+
+
+def main() -> None:
+    settings = BridgeSettings()
+    configure_logging("rest_bridge", settings.log_level)
+    http_server(build_app(settings), settings).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""create_app: the routes of the contracts, the operations routes and the layers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import grpc
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from trading.v1 import inventory_pb2, order_pb2, user_pb2
+
+from rest_bridge.config import BridgeSettings
+from rest_bridge.dispatch import Dispatcher
+from rest_bridge.errors import ApiError, error_response
+from rest_bridge.health import health_report
+from rest_bridge.metrics import BridgeMetrics
+from rest_bridge.middleware import DOCS_PATH, EnvelopeMiddleware, GuardMiddleware, request_info
+from rest_bridge.openapi import build_openapi, docs_page
+from rest_bridge.ratelimit import LoginThrottle, RateLimiter, RedisOutage
+from rest_bridge.routes import discover_routes
+from rest_bridge.subjects import TokenSubjects
+
+USER_SERVICE = user_pb2.DESCRIPTOR.services_by_name["UserService"].full_name
+INVENTORY_SERVICE = inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name
+ORDER_SERVICE = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
+# Dependency names of GET /health, by gRPC service.
+DEPENDENCIES = {
+    "svc_user": USER_SERVICE,
+    "svc_inventory": INVENTORY_SERVICE,
+    "svc_order": ORDER_SERVICE,
+}
+_CORS_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "X-Request-ID",
+    "X-Request-Timeout",
+]
+_EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+]
+
+
+def redis_for_bridge(url: str) -> aioredis.Redis:
+    # Short timeouts: a dead Redis must cost a request milliseconds, not seconds.
+    return aioredis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+
+def create_app(settings: BridgeSettings, channels: Mapping[str, grpc.Channel]) -> FastAPI:
+    """The bridge over the given channels, keyed by full gRPC service name; a service
+    without a channel answers 503 on its routes."""
+    routes = discover_routes()
+    metrics = BridgeMetrics()
+    outage = RedisOutage()
+    redis = redis_for_bridge(settings.redis_url)
+    prefix = settings.rate_limit_key_prefix
+    throttle = LoginThrottle(
+        redis,
+        prefix,
+        max_failures=settings.login_max_failures,
+        window_seconds=settings.login_failure_window_seconds,
+        block_seconds=settings.login_block_seconds,
+    )
+    dispatcher = Dispatcher(settings, channels, throttle=throttle, metrics=metrics, outage=outage)
+    spec = build_openapi(routes)
+    docs = docs_page(spec)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await redis.aclose()
+
+    app = FastAPI(
+        title=spec["info"]["title"],
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    for route in routes:
+        app.router.add_route(
+            route.path,
+            dispatcher.endpoint(route),
+            methods=[route.http_method],
+            name=route.full_name,
+            include_in_schema=False,
+        )
+
+    async def health(_: Request) -> Response:
+        services = {name: (full, channels.get(full)) for name, full in DEPENDENCIES.items()}
+        status, body = await health_report(services, redis, settings.health_timeout_seconds)
+        return JSONResponse(body, status_code=status)
+
+    async def metrics_page(_: Request) -> Response:
+        return Response(metrics.exposition(), media_type=metrics.content_type)
+
+    async def openapi(_: Request) -> Response:
+        return JSONResponse(spec)
+
+    async def docs_html(_: Request) -> Response:
+        return HTMLResponse(docs)
+
+    for path, endpoint in (
+        ("/health", health),
+        ("/metrics", metrics_page),
+        ("/openapi.json", openapi),
+        (DOCS_PATH, docs_html),
+    ):
+        app.router.add_route(path, endpoint, methods=["GET"], include_in_schema=False)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+        error = ApiError(exc.status_code, codes.get(exc.status_code, "HTTP_ERROR"), str(exc.detail))
+        response = error_response(error, request_info(request.scope).request_id)
+        response.headers.update(exc.headers or {})
+        return response
+
+    app.add_exception_handler(HTTPException, http_error)
+
+    protected = {(r.http_method, r.path) for r in routes if not r.public}
+    app.add_middleware(
+        GuardMiddleware,
+        max_body_bytes=settings.bridge_max_body_bytes,
+        limiter=RateLimiter(redis, prefix),
+        ip_limit=(settings.rate_limit_ip_per_second, settings.rate_limit_ip_burst),
+        user_limit=(settings.rate_limit_user_per_second, settings.rate_limit_user_burst),
+        user_subject=TokenSubjects(
+            channels.get(USER_SERVICE),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            fetch_timeout=settings.bridge_default_timeout_seconds,
+        ),
+        metrics=metrics,
+        outage=outage,
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_allow_origins,
+        allow_credentials=settings.cors_allow_credentials,
+        allow_methods=sorted({r.http_method for r in routes} | {"GET"}),
+        allow_headers=_CORS_HEADERS,
+        expose_headers=_EXPOSED_HEADERS,
+        max_age=600,
+    )
+    app.add_middleware(
+        EnvelopeMiddleware,
+        routes=app.router.routes,
+        protected=lambda method, path: (method, path) in protected,
+        trusted_proxies=settings.trusted_proxies,
+        metrics=metrics,
+    )
+    return app

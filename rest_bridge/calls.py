@@ -1,0 +1,120 @@
+"""gRPC calls awaited from the event loop without holding a thread per call.
+
+Unary calls use the channel's future API and hand the result back to the loop; a
+cancelled HTTP request cancels its call. A server stream is read by one thread that
+feeds a bounded queue; the call is cancelled when the reader stops or falls behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+
+Metadata = Sequence[tuple[str, str | bytes]]
+
+
+async def unary_call(
+    callable_: grpc.UnaryUnaryMultiCallable[Any, Any],
+    request: Message,
+    *,
+    timeout: float,
+    metadata: Metadata,
+) -> Message:
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[Message] = loop.create_future()
+    call = callable_.future(
+        request, timeout=timeout, metadata=tuple(metadata), wait_for_ready=False
+    )
+
+    def settle(done: grpc.Future[Any]) -> None:
+        if outcome.done():
+            return
+        try:
+            outcome.set_result(done.result())
+        except grpc.RpcError as error:
+            outcome.set_exception(error)
+        except grpc.FutureCancelledError:
+            outcome.cancel()
+
+    def hand_back(done: grpc.Future[Any]) -> None:
+        loop.call_soon_threadsafe(settle, done)
+
+    call.add_done_callback(hand_back)
+    try:
+        return await outcome
+    except asyncio.CancelledError:
+        call.cancel()
+        raise
+
+
+_END = object()
+
+
+class StreamReader:
+    """Messages of a server-streaming call, read by one thread into a bounded queue."""
+
+    def __init__(self, call: Any, loop: asyncio.AbstractEventLoop, max_queued: int = 256) -> None:
+        self._call = call
+        self._loop = loop
+        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=max_queued)
+        self._thread = threading.Thread(target=self._pump, name="sse-reader", daemon=True)
+        self._ended = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+    def _offer(self, item: object) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            # A client this far behind gets no more stale prices: end its stream.
+            self._call.cancel()
+
+    def _hand_over(self, item: object) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._offer, item)
+        except RuntimeError:
+            self._call.cancel()  # the loop is closed: nobody is listening
+
+    def _pump(self) -> None:
+        try:
+            for message in self._call:
+                self._hand_over(message)
+            self._hand_over(_END)
+        except grpc.RpcError as error:
+            self._hand_over(error)
+
+    async def next(self) -> Message | None:
+        """The next message; None at the end; raises the call's error (once)."""
+        if self._ended:
+            return None
+        item = await self._queue.get()
+        if item is _END:
+            self._ended = True
+            return None
+        if isinstance(item, grpc.RpcError):
+            self._ended = True
+            raise item
+        assert isinstance(item, Message)
+        return item
+
+
+def open_stream(
+    callable_: grpc.UnaryStreamMultiCallable[Any, Any],
+    request: Message,
+    *,
+    timeout: float,
+    metadata: Metadata,
+) -> StreamReader:
+    call = callable_(request, timeout=timeout, metadata=tuple(metadata), wait_for_ready=False)
+    reader = StreamReader(call, asyncio.get_running_loop())
+    reader.start()
+    return reader

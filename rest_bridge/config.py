@@ -1,0 +1,98 @@
+"""Settings of the REST bridge (environment variables; see the README's table)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Self
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from common.settings import CommonSettings
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _comma_list(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class BridgeSettings(CommonSettings):
+    bridge_host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    bridge_port: int = Field(8000, ge=0, le=65535, description="Port of the REST bridge.")
+    user_service_addr: str | None = Field(
+        None, description="host:port of svc_user; unset: its routes answer 503."
+    )
+    inventory_service_addr: str | None = Field(
+        None, description="host:port of svc_inventory; unset: its routes answer 503."
+    )
+    order_service_addr: str | None = Field(
+        None, description="host:port of svc_order; unset: its routes answer 503."
+    )
+    bridge_default_timeout_seconds: float = Field(
+        5.0, gt=0, description="Deadline of a gRPC call when the client sends no X-Request-Timeout."
+    )
+    bridge_max_timeout_seconds: float = Field(
+        30.0, gt=0, description="Largest X-Request-Timeout honoured."
+    )
+    bridge_stream_max_seconds: float = Field(
+        3600.0, gt=0, description="Lifetime of one price stream; SSE clients reconnect after it."
+    )
+    bridge_max_streams: int = Field(
+        8, ge=1, description="Price streams open at once through this bridge (one thread each)."
+    )
+    bridge_max_body_bytes: int = Field(
+        1024 * 1024, ge=1, description="Largest request body; larger ones get 413."
+    )
+    bridge_unavailable_retry_after_seconds: int = Field(
+        1, ge=0, description="Retry-After of a 503 when the service gave none."
+    )
+    rate_limit_ip_per_second: float = Field(100.0, gt=0, description="Refill rate per client IP.")
+    rate_limit_ip_burst: int = Field(200, ge=1, description="Bucket size per client IP.")
+    rate_limit_user_per_second: float = Field(50.0, gt=0, description="Refill rate per user.")
+    rate_limit_user_burst: int = Field(100, ge=1, description="Bucket size per user.")
+    rate_limit_key_prefix: str = Field(
+        "bridge", description="Prefix of the bridge's Redis keys (buckets, login failures)."
+    )
+    login_max_failures: int = Field(
+        5, ge=1, description="Failed logins (401) per IP or username before login is blocked."
+    )
+    login_failure_window_seconds: int = Field(
+        300, ge=1, description="Window in which failed logins are counted."
+    )
+    login_block_seconds: int = Field(
+        300, ge=1, description="How long login stays blocked (403 AUTH_004, Retry-After)."
+    )
+    trusted_proxies: Annotated[list[Network], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated IPs/CIDRs of proxies whose X-Forwarded-For is believed.",
+    )
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated origins allowed by CORS (none: off)."
+    )
+    cors_allow_credentials: bool = Field(
+        False, description="Access-Control-Allow-Credentials (never with a '*' origin)."
+    )
+    health_timeout_seconds: float = Field(
+        1.0, gt=0, description="Deadline of each dependency probe of GET /health."
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @model_validator(mode="after")
+    def _no_wildcard_with_credentials(self) -> Self:
+        if self.cors_allow_credentials and "*" in self.cors_allow_origins:
+            raise ValueError("CORS_ALLOW_ORIGINS may not hold '*' when credentials are allowed")
+        if self.bridge_default_timeout_seconds > self.bridge_max_timeout_seconds:
+            raise ValueError("BRIDGE_DEFAULT_TIMEOUT_SECONDS exceeds BRIDGE_MAX_TIMEOUT_SECONDS")
+        return self

@@ -1,0 +1,224 @@
+"""One endpoint per route: HTTP request -> request message -> gRPC call -> HTTP answer.
+
+The bridge forwards the caller's Authorization and never decides who the caller is;
+it only refuses, early, a protected route called without a well-formed bearer token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from common.context import REQUEST_ID_HEADER
+from rest_bridge.calls import open_stream, unary_call
+from rest_bridge.config import BridgeSettings
+from rest_bridge.errors import ApiError, error_response, from_rpc_error, unauthenticated
+from rest_bridge.metrics import BridgeMetrics
+from rest_bridge.middleware import bearer_token, request_info
+from rest_bridge.ratelimit import LoginThrottle, RedisOutage
+from rest_bridge.routes import Route
+from rest_bridge.sse import EventStreamResponse
+from rest_bridge.transcode import BadInput, build_request, response_json
+
+LOGIN_METHOD = "trading.v1.UserService.Login"
+IDEMPOTENCY_KEY = "idempotency-key"
+TIMEOUT_HEADER = "x-request-timeout"
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _serializers(route: Route) -> dict[str, Any]:
+    return {
+        "request_serializer": lambda message: message.SerializeToString(),
+        "response_deserializer": route.response_class().FromString,
+    }
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        channels: Mapping[str, grpc.Channel],
+        *,
+        throttle: LoginThrottle,
+        metrics: BridgeMetrics,
+        outage: RedisOutage,
+    ) -> None:
+        self._settings = settings
+        self._channels = channels
+        self._throttle = throttle
+        self._metrics = metrics
+        self._outage = outage
+        self._open_streams = 0
+
+    def timeout_of(self, request: Request) -> float:
+        """The client's X-Request-Timeout up to the maximum, else the default."""
+        raw = request.headers.get(TIMEOUT_HEADER)
+        settings = self._settings
+        try:
+            wanted = float(raw) if raw is not None else math.nan
+        except ValueError:
+            wanted = math.nan
+        if not math.isfinite(wanted) or wanted <= 0:
+            return settings.bridge_default_timeout_seconds
+        return min(wanted, settings.bridge_max_timeout_seconds)
+
+    def _metadata(self, route: Route, request: Request) -> list[tuple[str, str]]:
+        metadata = [(REQUEST_ID_HEADER, request_info(request.scope).request_id)]
+        authorization = request.headers.get("authorization")
+        token = bearer_token(authorization)
+        if token is None and not route.public:
+            detail = "a bearer token is required" if not authorization else "malformed bearer token"
+            raise unauthenticated(detail, "TOKEN_MISSING" if not authorization else "TOKEN_INVALID")
+        if token is not None:
+            metadata.append(("authorization", f"Bearer {token}"))
+        key = request.headers.get(IDEMPOTENCY_KEY)
+        if key is not None:
+            if not _IDEMPOTENCY_KEY.match(key):
+                raise ApiError(
+                    422,
+                    "INVALID_ARGUMENT",
+                    "Idempotency-Key must be 1-255 printable ASCII characters",
+                    violations=(("Idempotency-Key", "1-255 printable ASCII characters"),),
+                )
+            metadata.append((IDEMPOTENCY_KEY, key))
+        return metadata
+
+    def endpoint(self, route: Route) -> Endpoint:
+        channel = self._channels.get(route.service)
+        invoke: Any = None
+        if channel is not None and route.server_streaming:
+            invoke = channel.unary_stream(route.grpc_path, **_serializers(route))
+        elif channel is not None:
+            invoke = channel.unary_unary(route.grpc_path, **_serializers(route))
+
+        async def handle(request: Request) -> Response:
+            request_id = request_info(request.scope).request_id
+            try:
+                metadata = self._metadata(route, request)
+                body = await request.body() if route.body else b""
+                message = build_request(
+                    route,
+                    path_params=request.path_params,
+                    query=request.query_params.multi_items(),
+                    body=body,
+                )
+                if invoke is None:
+                    raise ApiError(
+                        503,
+                        "SERVICE_NOT_CONFIGURED",
+                        f"{route.service} is not configured on this bridge",
+                        retry_after=self._settings.bridge_unavailable_retry_after_seconds,
+                    )
+                timeout = self.timeout_of(request)
+                if route.server_streaming:
+                    return await self._stream(route, invoke, message, metadata, request_id, timeout)
+                if route.full_name == LOGIN_METHOD:
+                    answer = await self._login(request, invoke, message, metadata, timeout)
+                else:
+                    answer = await unary_call(invoke, message, timeout=timeout, metadata=metadata)
+            except BadInput as bad:
+                error = ApiError(422, "INVALID_ARGUMENT", str(bad), bad.violations)
+                return error_response(error, request_id)
+            except ApiError as error:
+                return error_response(error, request_id)
+            except grpc.RpcError as failure:
+                retry_after = self._settings.bridge_unavailable_retry_after_seconds
+                return error_response(from_rpc_error(failure, retry_after), request_id)
+            return JSONResponse(response_json(route, answer), status_code=route.success_status)
+
+        return handle
+
+    async def _login(
+        self,
+        request: Request,
+        invoke: Any,
+        message: Any,
+        metadata: list[tuple[str, str]],
+        timeout: float,
+    ) -> Message:
+        ip = request_info(request.scope).client_ip
+        username = str(message.username)
+        try:
+            blocked = await self._throttle.blocked_for(ip, username)
+        except (RedisError, OSError) as error:
+            # Fail closed: without the failure counts, password guessing is unlimited.
+            self._metrics.redis_errors.labels("login_throttle").inc()
+            self._outage.noted("login_throttle", error)
+            raise ApiError(
+                503,
+                "LOGIN_UNAVAILABLE",
+                "login is unavailable; try again shortly",
+                retry_after=self._settings.bridge_unavailable_retry_after_seconds,
+            ) from None
+        if blocked:
+            self._metrics.login_blocked.inc()
+            raise ApiError(
+                403, "AUTH_004", "too many failed logins; try again later", retry_after=blocked
+            )
+        try:
+            answer: Message = await unary_call(invoke, message, timeout=timeout, metadata=metadata)
+        except grpc.RpcError as failure:
+            if isinstance(failure, grpc.Call) and failure.code() == grpc.StatusCode.UNAUTHENTICATED:
+                try:
+                    await self._throttle.failed(ip, username)
+                except (RedisError, OSError) as error:
+                    self._metrics.redis_errors.labels("login_throttle").inc()
+                    self._outage.noted("login_throttle", error)
+            raise
+        return answer
+
+    async def _stream(
+        self,
+        route: Route,
+        invoke: Any,
+        message: Message,
+        metadata: list[tuple[str, str]],
+        request_id: str,
+        timeout: float,
+    ) -> Response:
+        settings = self._settings
+        if self._open_streams >= settings.bridge_max_streams:
+            raise ApiError(
+                429,
+                "TOO_MANY_STREAMS",
+                "too many price streams open; try again later",
+                retry_after=settings.bridge_unavailable_retry_after_seconds,
+            )
+        reader = open_stream(
+            invoke, message, timeout=settings.bridge_stream_max_seconds, metadata=metadata
+        )
+        self._open_streams += 1
+        first: Message | None = None
+        try:
+            # An error (service down, too many streams) is an HTTP error while the
+            # status line is still unsent; after that it can only be an error event.
+            first = await asyncio.wait_for(reader.next(), timeout)
+        except TimeoutError:
+            first = None
+        except BaseException:
+            reader.cancel()
+            self._open_streams -= 1
+            raise
+
+        def closed() -> None:
+            self._open_streams -= 1
+
+        return EventStreamResponse(
+            reader,
+            first,
+            to_json=lambda item: response_json(route, item),
+            request_id=request_id,
+            retry_after=settings.bridge_unavailable_retry_after_seconds,
+            on_close=closed,
+        )

@@ -1,0 +1,254 @@
+"""The ASGI layers around the routes.
+
+Outermost, the envelope: request id, client IP, route template, security headers,
+metrics, and a JSON 500 instead of any unexpected exception. Inside CORS, the guard:
+the body size limit and the rate limits, so that their refusals carry CORS headers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.exceptions import RedisError
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from common.context import REQUEST_ID_HEADER, request_id_var, sane_request_id
+from rest_bridge.config import Network
+from rest_bridge.errors import ApiError, error_response
+from rest_bridge.metrics import UNMATCHED_ROUTE, BridgeMetrics
+from rest_bridge.ratelimit import Bucket, RateLimiter, RedisOutage
+
+log = logging.getLogger(__name__)
+
+SCOPE_KEY = "bridge"
+DOCS_PATH = "/docs"
+_API_CSP = "default-src 'none'; frame-ancestors 'none'"
+# The docs page is one self-contained document: its own inline styles, nothing else.
+_DOCS_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+_BEARER = re.compile(r"^Bearer ([A-Za-z0-9._~+/=-]+)$", re.IGNORECASE)
+
+
+@dataclass
+class RequestInfo:
+    request_id: str
+    client_ip: str
+    route: str  # the template, or "unmatched"
+    rate_headers: dict[str, str] = field(default_factory=dict)
+
+
+def request_info(scope: Scope) -> RequestInfo:
+    info: RequestInfo = scope[SCOPE_KEY]
+    return info
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    match = _BEARER.match(authorization or "")
+    return match.group(1) if match else None
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
+def client_ip(scope: Scope, trusted: Sequence[Network]) -> str:
+    """The peer, or, when the peer is a trusted proxy, the nearest address in
+    X-Forwarded-For that is not one of ours."""
+    peer = scope.get("client")
+    direct = str(peer[0]) if peer else "unknown"
+
+    def is_trusted(text: str) -> bool:
+        address = _address(text)
+        return address is not None and any(address in network for network in trusted)
+
+    if not trusted or not is_trusted(direct):
+        return direct
+    forwarded = Headers(scope=scope).get("x-forwarded-for", "")
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            return hop if _address(hop) is not None else direct
+    return hops[0] if hops else direct
+
+
+def route_template(routes: Sequence[BaseRoute], scope: Scope) -> str:
+    partial = None
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return str(getattr(route, "path", UNMATCHED_ROUTE))
+        if match is Match.PARTIAL and partial is None:
+            partial = str(getattr(route, "path", UNMATCHED_ROUTE))
+    return partial or UNMATCHED_ROUTE
+
+
+class EnvelopeMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        routes: Sequence[BaseRoute],
+        protected: Callable[[str, str], bool],
+        trusted_proxies: Sequence[Network],
+        metrics: BridgeMetrics,
+    ) -> None:
+        self._app = app
+        self._routes = routes
+        self._protected = protected
+        self._trusted = trusted_proxies
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = Headers(scope=scope)
+        info = RequestInfo(
+            request_id=sane_request_id(headers.get(REQUEST_ID_HEADER)),
+            client_ip=client_ip(scope, self._trusted),
+            route=route_template(self._routes, scope),
+        )
+        scope[SCOPE_KEY] = info
+        method = scope["method"]
+        private = "authorization" in headers or self._protected(method, info.route)
+        response_started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                out = MutableHeaders(scope=message)
+                out["X-Request-ID"] = info.request_id
+                out["X-Content-Type-Options"] = "nosniff"
+                out["Referrer-Policy"] = "no-referrer"
+                out["X-Frame-Options"] = "DENY"
+                out["Content-Security-Policy"] = _DOCS_CSP if info.route == DOCS_PATH else _API_CSP
+                if private:
+                    out["Cache-Control"] = "no-store"
+                for name, value in info.rate_headers.items():
+                    out.setdefault(name, value)
+                self._metrics.observe(
+                    method, info.route, message["status"], time.perf_counter() - started
+                )
+            await send(message)
+
+        token = request_id_var.set(info.request_id)
+        try:
+            await self._app(scope, receive, send_with_headers)
+        except Exception:
+            log.exception("unhandled error", extra={"route": info.route})
+            if not response_started:
+                error = ApiError(500, "INTERNAL", "internal error")
+                await error_response(error, info.request_id)(scope, receive, send_with_headers)
+        finally:
+            request_id_var.reset(token)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+UserSubject = Callable[[str], Any]  # async: token -> bucket subject
+
+
+class GuardMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        limiter: RateLimiter,
+        ip_limit: tuple[float, int],
+        user_limit: tuple[float, int],
+        user_subject: UserSubject,
+        metrics: BridgeMetrics,
+        outage: RedisOutage,
+    ) -> None:
+        self._app = app
+        self._max_body = max_body_bytes
+        self._limiter = limiter
+        self._ip_limit = ip_limit
+        self._user_limit = user_limit
+        self._user_subject = user_subject
+        self._metrics = metrics
+        self._outage = outage
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        info = request_info(scope)
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._max_body:
+            await self._too_large(info)(scope, receive, send)
+            return
+        refusal = await self._rate_limit(info, headers)
+        if refusal is not None:
+            await error_response(refusal, info.request_id)(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self._max_body:
+                    raise BodyTooLarge
+            return message
+
+        async def noting_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._app(scope, counting_receive, noting_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await self._too_large(info)(scope, receive, send)
+
+    def _too_large(self, info: RequestInfo) -> Any:
+        error = ApiError(413, "BODY_TOO_LARGE", f"request body over {self._max_body} bytes")
+        response = error_response(error, info.request_id)
+        # The rest of the body is not read: the connection is not reused.
+        response.headers["Connection"] = "close"
+        return response
+
+    async def _rate_limit(self, info: RequestInfo, headers: Headers) -> ApiError | None:
+        buckets = [Bucket("ip", info.client_ip, *self._ip_limit)]
+        token = bearer_token(headers.get("authorization"))
+        try:
+            if token is not None:
+                subject = await self._user_subject(token)
+                buckets.append(Bucket("user", subject, *self._user_limit))
+            decision = await self._limiter.spend(buckets)
+        except (RedisError, OSError) as error:
+            # Fail open: the services still verify every call; see the module docs.
+            self._metrics.redis_errors.labels("ratelimit").inc()
+            self._outage.noted("ratelimit", error)
+            return None
+        info.rate_headers = decision.headers()
+        if decision.allowed:
+            return None
+        self._metrics.rate_limited.labels(decision.refused_by or "ip").inc()
+        return ApiError(
+            429,
+            "RATE_LIMITED",
+            "too many requests; slow down",
+            retry_after=decision.retry_after_seconds,
+        )

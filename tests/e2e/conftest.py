@@ -1,0 +1,244 @@
+"""The REST bridge served for real (uvicorn on an ephemeral loopback port, in a thread)
+in front of svc_user, svc_inventory and svc_order started in this process.
+
+`start_bridge(**overrides)` starts more bridges with other settings (small limits, a
+dead Redis, a missing service); each gets its own Redis key prefix, so their buckets
+and login counters never meet.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from common.dynamo import ensure_table, make_client
+from common.server import RunningServer
+from rest_bridge.__main__ import http_server, open_channels
+from rest_bridge.app import create_app
+from rest_bridge.config import BridgeSettings
+from tests.conftest import unique
+from tests.integration.conftest import *  # noqa: F403 - svc_user fixtures
+from tests.integration.conftest import STRONG_PASSWORD
+
+START_TIMEOUT = 30.0
+# Generous limits for the shared bridge: tests of the limits start their own bridge.
+UNLIMITED = {
+    "rate_limit_ip_per_second": 100_000.0,
+    "rate_limit_ip_burst": 100_000,
+    "rate_limit_user_per_second": 100_000.0,
+    "rate_limit_user_burst": 100_000,
+    "login_max_failures": 100_000,
+}
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {timeout}s: {what}")
+        time.sleep(0.02)
+
+
+def grpc_serving(port: int) -> bool:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            answer = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=1
+            )
+        except grpc.RpcError:
+            return False
+    return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def dead_address() -> str:
+    """A loopback port nothing listens on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"
+
+
+@dataclass
+class Stack:
+    user: RunningServer
+    inventory: Any  # svc_inventory.__main__.InventoryServer
+    order: Any  # svc_order.__main__.OrderServer
+
+
+@pytest.fixture(scope="session")
+def stack(
+    user_server: RunningServer, dynamodb_endpoint: str, redis_url: str, table_prefix: str
+) -> Iterator[Stack]:
+    from svc_inventory.__main__ import build as build_inventory
+    from svc_order.__main__ import build as build_order
+    from tests.integration.inventory_fixtures import inventory_settings
+    from tests.integration.order_fixtures import order_settings
+
+    inventory = build_inventory(
+        inventory_settings(
+            dynamodb_endpoint,
+            redis_url,
+            table_prefix,
+            # Slower than the integration suite's ticks: this machine is shared.
+            price_tick_seconds=0.25,
+            user_service_addr=f"127.0.0.1:{user_server.port}",
+        )
+    )
+    settings = order_settings(
+        dynamodb_endpoint=dynamodb_endpoint,
+        redis_url=redis_url,
+        table_prefix=table_prefix,
+        user_port=user_server.port,
+        inventory_port=inventory.port,
+    )
+    ensure_table(
+        make_client(dynamodb_endpoint, settings.aws_region), table_prefix + settings.trading_table
+    )
+    order = build_order(settings)
+    wait_until(lambda: grpc_serving(inventory.port), "svc_inventory reports SERVING")
+    wait_until(lambda: grpc_serving(order.port), "svc_order reports SERVING")
+    yield Stack(user_server, inventory, order)
+    order.server.stop(0).wait()
+    inventory.shutdown()
+
+
+@dataclass
+class Bridge:
+    url: str
+    settings: BridgeSettings
+    app: FastAPI
+    server: uvicorn.Server
+    thread: threading.Thread
+    channels: dict[str, grpc.Channel]
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+        for channel in self.channels.values():
+            channel.close()
+
+
+def serve(settings: BridgeSettings) -> Bridge:
+    channels = open_channels(settings)
+    app = create_app(settings, channels)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = http_server(app, settings)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [listener]}, name="bridge", daemon=True
+    )
+    thread.start()
+    wait_until(lambda: server.started, "the bridge is listening")
+    return Bridge(f"http://127.0.0.1:{port}", settings, app, server, thread, channels)
+
+
+@pytest.fixture(scope="session")
+def bridge_settings(stack: Stack, redis_url: str) -> Callable[..., BridgeSettings]:
+    """Settings of a bridge in front of this session's services; keyword arguments
+    override any of them."""
+
+    def make(**overrides: Any) -> BridgeSettings:
+        fields: dict[str, Any] = {
+            "redis_url": redis_url,
+            "user_service_addr": f"127.0.0.1:{stack.user.port}",
+            "inventory_service_addr": f"127.0.0.1:{stack.inventory.port}",
+            "order_service_addr": f"127.0.0.1:{stack.order.port}",
+            "rate_limit_key_prefix": f"test-{uuid.uuid4().hex[:8]}",
+            "cors_allow_origins": ["https://app.example.org"],
+            "shutdown_grace_seconds": 0,
+            **UNLIMITED,
+        }
+        fields.update(overrides)
+        return BridgeSettings(**fields)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def start_bridge(bridge_settings: Callable[..., BridgeSettings]) -> Iterator[Callable[..., Bridge]]:
+    started: list[Bridge] = []
+
+    def start(**overrides: Any) -> Bridge:
+        bridge = serve(bridge_settings(**overrides))
+        started.append(bridge)
+        return bridge
+
+    yield start
+    for bridge in started:
+        bridge.stop()
+
+
+@pytest.fixture(scope="session")
+def bridge(start_bridge: Callable[..., Bridge]) -> Bridge:
+    return start_bridge()
+
+
+@pytest.fixture
+def http(bridge: Bridge) -> Iterator[httpx.Client]:
+    with bridge.client() as client:
+        yield client
+
+
+@dataclass
+class Account:
+    username: str
+    password: str
+    email: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+def new_registration(**overrides: Any) -> dict[str, Any]:
+    name = unique()
+    body: dict[str, Any] = {
+        "username": name,
+        "email": f"{name}@example.org",
+        "password": STRONG_PASSWORD,
+        "first_name": "ada",
+        "last_name": "lovelace",
+    }
+    body.update(overrides)
+    return body
+
+
+def sign_up(client: httpx.Client, **overrides: Any) -> Account:
+    body = new_registration(**overrides)
+    registered = client.post("/api/v1/auth/register", json=body)
+    assert registered.status_code == 201, registered.text
+    login = client.post(
+        "/api/v1/auth/login", json={"username": body["username"], "password": body["password"]}
+    )
+    assert login.status_code == 200, login.text
+    tokens = login.json()
+    return Account(
+        body["username"],
+        body["password"],
+        body["email"],
+        tokens["access_token"],
+        tokens["refresh_token"],
+    )
+
+
+@pytest.fixture
+def account(http: httpx.Client) -> Account:
+    return sign_up(http)

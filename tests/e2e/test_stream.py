@@ -1,0 +1,69 @@
+"""GET /api/v1/stream/prices as Server-Sent Events from svc_inventory's stream."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Generator, Iterator
+
+import httpx
+
+from tests.e2e.conftest import Bridge, Stack, wait_until
+
+
+def read_events(lines: Iterator[str], count: int) -> list[tuple[str, dict[str, object]]]:
+    """The next events of a stream. Give the same iterator each time: closing one
+    (which a for loop that breaks does) closes the connection."""
+    events: list[tuple[str, dict[str, object]]] = []
+    name = ""
+    for line in lines:
+        if line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            events.append((name, json.loads(line.removeprefix("data: "))))
+            if len(events) == count:
+                break
+    return events
+
+
+def test_prices_arrive_as_events(http: httpx.Client) -> None:
+    with http.stream("GET", "/api/v1/stream/prices?symbols=btc,eth") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["X-Request-ID"]
+        events = read_events(response.iter_lines(), 4)
+    assert {name for name, _ in events} == {"price"}
+    for _, data in events:
+        quote = data["quote"]
+        assert isinstance(quote, dict)
+        assert quote["asset_id"] in {"BTC", "ETH"}
+        assert isinstance(quote["price"], str)
+        assert "price_change_percentage_24h" in data
+
+
+def test_a_client_that_leaves_cancels_the_grpc_stream(http: httpx.Client, stack: Stack) -> None:
+    def subscribers() -> int:
+        return int(stack.inventory.streams.subscriber_count)
+
+    before = subscribers()
+    with http.stream("GET", "/api/v1/stream/prices") as response:
+        lines: Generator[str] = response.iter_lines()  # type: ignore[assignment]
+        read_events(lines, 2)
+        assert subscribers() == before + 1
+        lines.close()
+    wait_until(lambda: subscribers() == before, "the gRPC stream ends with the client", 10)
+
+
+def test_a_bad_symbol_list_is_an_http_error_not_a_stream(http: httpx.Client) -> None:
+    response = http.get("/api/v1/stream/prices?unknown=1")
+    assert response.status_code == 422
+
+
+def test_streams_past_the_bridge_limit_are_429(start_bridge: Callable[..., Bridge]) -> None:
+    bridge = start_bridge(bridge_max_streams=1)
+    with bridge.client() as client, client.stream("GET", "/api/v1/stream/prices") as first:
+        lines = first.iter_lines()
+        read_events(lines, 1)
+        second = client.get("/api/v1/stream/prices")
+        read_events(lines, 1)  # the first stream goes on
+    assert second.status_code == 429
+    assert second.json()["code"] == "TOO_MANY_STREAMS"
