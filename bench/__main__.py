@@ -14,6 +14,7 @@ with in-memory engines. Counts are bounded; nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from pathlib import Path
 import grpc
 from trading.v1 import order_pb2, order_pb2_grpc, user_pb2, user_pb2_grpc
 
-from bench.harness import Result, machine, peak_rss_mb, run_load
+from bench.harness import Result, cpu_seconds, machine, peak_rss_mb, run_load
 from common.dynamo import make_client
 from devstack.stack import LocalStack
 from svc_order import domain
@@ -32,6 +33,7 @@ from svc_order.store import DynamoTradingStore
 
 PASSWORD = "Bench-Password-42!"
 QUANTITY = "0.001"
+WARMUP = 5
 STORE_PRICE = Decimal("67000.00")
 # Benchmarks raise the limits; they never bypass them.
 OVERRIDES = {
@@ -156,8 +158,20 @@ def bridge_calls(stack: LocalStack, tokens: list[str]) -> list[Callable[[], None
     return [caller(token) for token in tokens]
 
 
-def measure(stack: LocalStack, per_worker_c1: int, per_worker_c16: int) -> list[Result]:
+def stack_pids(stack: LocalStack) -> dict[str, int]:
+    pids = {name: p.pid for name, p in stack.processes.items()}
+    pids.update({e.name: e.process.pid for e in stack.engines})
+    pids["bench client"] = os.getpid()
+    return pids
+
+
+def measure(
+    stack: LocalStack, per_worker_c1: int, per_worker_c16: int
+) -> tuple[list[Result], dict[tuple[str, int], dict[str, float]]]:
+    """The results, and per run the CPU milliseconds each process spent per order."""
     results = []
+    cpu_per_order: dict[tuple[str, int], dict[str, float]] = {}
+    pids = stack_pids(stack)
     tokens = trader_tokens(stack, 16)
     kinds: list[tuple[str, Callable[[int], list[Callable[[], None]]]]] = [
         ("store alone", lambda n: store_calls(stack, n)),
@@ -167,16 +181,28 @@ def measure(stack: LocalStack, per_worker_c1: int, per_worker_c16: int) -> list[
         kinds.append(("REST POST /api/v1/orders", lambda n: bridge_calls(stack, tokens[:n])))
     for concurrency, per_worker in ((1, per_worker_c1), (16, per_worker_c16)):
         for name, make in kinds:
-            result = run_load(name, make(concurrency), per_worker)
+            calls = make(concurrency)
+            before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            result = run_load(name, calls, per_worker, warmup_per_worker=WARMUP)
+            # CPU is read around the whole run, warm-up calls included.
+            orders = result.calls + result.errors + WARMUP * concurrency
+            cpu_per_order[(result.name, concurrency)] = {
+                process: (cpu_seconds(pid) - before[process]) * 1000 / orders
+                for process, pid in pids.items()
+            }
             print(
                 f"  {name:26} c={concurrency:<2} {result.per_second:7.1f}/s  "
                 f"p50 {result.p50:6.1f} ms  p99 {result.p99:6.1f} ms  errors {result.errors}"
             )
             results.append(result)
-    return results
+    return results, cpu_per_order
 
 
-def report(results: list[Result], memory: dict[str, float]) -> str:
+def report(
+    results: list[Result],
+    memory: dict[str, float],
+    cpu_per_order: dict[tuple[str, int], dict[str, float]],
+) -> str:
     by_key = {(r.name, r.concurrency): r for r in results}
     lines = [
         f"Machine: {machine()}",
@@ -208,6 +234,17 @@ def report(results: list[Result], memory: dict[str, float]) -> str:
         )
         lines.append(f"| REST orders/s, c=16 | {rest16.per_second:.0f} | >= 310 |")
         lines.append(f"| REST p99 ms, c=16 | {rest16.p99:.0f} | <= 50 |")
+    processes = list(next(iter(cpu_per_order.values())))
+    lines += [
+        "",
+        "CPU milliseconds per order, by process:",
+        "",
+        "| path | c | " + " | ".join(processes) + " | total |",
+        "|---|---|" + "---|" * (len(processes) + 1),
+    ]
+    for (name, concurrency), spent in cpu_per_order.items():
+        cells = " | ".join(f"{spent[p]:.1f}" for p in processes)
+        lines.append(f"| {name} | {concurrency} | {cells} | {sum(spent.values()):.1f} |")
     lines += ["", "| process | peak resident MB | target |", "|---|---|---|"]
     for name, mb in memory.items():
         target = "< 150" if name.startswith(("svc_", "rest_")) else ""
@@ -229,12 +266,12 @@ def main() -> int:
             print("Starting a local stack with in-memory engines...")
             stack.start()
             print("Measuring (bounded counts)...")
-            results = measure(stack, args.c1, args.c16)
+            results, cpu_per_order = measure(stack, args.c1, args.c16)
             memory = {name: peak_rss_mb(p.pid) for name, p in stack.processes.items()}
             memory.update({e.name: peak_rss_mb(e.process.pid) for e in stack.engines})
         finally:
             stack.stop()
-    table = report(results, memory)
+    table = report(results, memory, cpu_per_order)
     print()
     print(table)
     if args.write_results:
