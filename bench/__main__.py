@@ -25,7 +25,7 @@ from pathlib import Path
 import grpc
 from trading.v1 import order_pb2, order_pb2_grpc, user_pb2, user_pb2_grpc
 
-from bench.harness import Result, cpu_seconds, machine, peak_rss_mb, run_load
+from bench.harness import Result, cpu_seconds, machine, merged, peak_rss_mb, run_load
 from common.dynamo import make_client
 from devstack.stack import LocalStack
 from svc_order import domain
@@ -34,6 +34,7 @@ from svc_order.store import DynamoTradingStore
 PASSWORD = "Bench-Password-42!"
 QUANTITY = "0.001"
 WARMUP = 5
+ROUNDS = 4
 STORE_PRICE = Decimal("67000.00")
 # Benchmarks raise the limits; they never bypass them.
 OVERRIDES = {
@@ -180,15 +181,25 @@ def measure(
     if any(spec.name == "rest_bridge" for spec in stack.specs):
         kinds.append(("REST POST /api/v1/orders", lambda n: bridge_calls(stack, tokens[:n])))
     for concurrency, per_worker in ((1, per_worker_c1), (16, per_worker_c16)):
-        for name, make in kinds:
-            calls = make(concurrency)
-            before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            result = run_load(name, calls, per_worker, warmup_per_worker=WARMUP)
-            # CPU is read around the whole run, warm-up calls included.
+        workers = {name: make(concurrency) for name, make in kinds}
+        rounds: dict[str, list[Result]] = {name: [] for name, _ in kinds}
+        spent = {name: dict.fromkeys(pids, 0.0) for name, _ in kinds}
+        # The paths take turns, a slice each, so drift of the shared machine (other
+        # load, CPU clocks, the engine warming up) falls on all of them alike.
+        for round_index in range(ROUNDS):
+            for name, _ in kinds:
+                warmup = WARMUP if round_index == 0 else 0
+                before = {process: cpu_seconds(pid) for process, pid in pids.items()}
+                part = run_load(name, workers[name], per_worker // ROUNDS, warmup)
+                for process, pid in pids.items():
+                    spent[name][process] += cpu_seconds(pid) - before[process]
+                rounds[name].append(part)
+        for name, _ in kinds:
+            result = merged(rounds[name])
+            # CPU is read around every slice, warm-up calls included.
             orders = result.calls + result.errors + WARMUP * concurrency
-            cpu_per_order[(result.name, concurrency)] = {
-                process: (cpu_seconds(pid) - before[process]) * 1000 / orders
-                for process, pid in pids.items()
+            cpu_per_order[(name, concurrency)] = {
+                process: seconds * 1000 / orders for process, seconds in spent[name].items()
             }
             print(
                 f"  {name:26} c={concurrency:<2} {result.per_second:7.1f}/s  "

@@ -90,6 +90,18 @@ def run_load(
     return Result(name, concurrency, len(merged), sum(errors), elapsed, merged)
 
 
+def merged(parts: list[Result]) -> Result:
+    """One result from slices of the same path run at different times."""
+    return Result(
+        parts[0].name,
+        parts[0].concurrency,
+        sum(p.calls for p in parts),
+        sum(p.errors for p in parts),
+        sum(p.seconds for p in parts),
+        [value for p in parts for value in p.latencies_ms],
+    )
+
+
 def peak_rss_mb(pid: int) -> float:
     """Peak resident memory (VmHWM) of a live process, in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -31,9 +31,17 @@ class Quote:
     is_active: bool
 
 
+PendingQuotes = Callable[[], dict[str, Quote]]
+
+
 class QuoteSource(Protocol):
     def quotes(self, asset_ids: Sequence[str]) -> dict[str, Quote]:
         """Current quotes by asset id; an asset the inventory does not know is left out."""
+        ...
+
+    def request_quotes(self, asset_ids: Sequence[str]) -> PendingQuotes:
+        """Asks now; the returned function waits for the answer (as `quotes` would give
+        it). Lets a caller overlap the quote with its own reads; never calling it is fine."""
         ...
 
 
@@ -70,12 +78,20 @@ class InventoryQuotes:
         self._stub = inventory_pb2_grpc.InventoryServiceStub(channel)
 
     def quotes(self, asset_ids: Sequence[str]) -> dict[str, Quote]:
-        try:
-            response = self._stub.GetQuotes(
-                inventory_pb2.GetQuotesRequest(asset_ids=list(asset_ids))
-            )
-        except grpc.RpcError as error:
-            code = error.code() if isinstance(error, grpc.Call) else None
-            log.warning("inventory call failed", extra={"code": getattr(code, "name", None)})
-            raise _unavailable("prices are unavailable at the moment") from None
-        return {quote.asset_id: quote for quote in map(_quote_from_message, response.quotes)}
+        return self.request_quotes(asset_ids)()
+
+    def request_quotes(self, asset_ids: Sequence[str]) -> PendingQuotes:
+        call = self._stub.GetQuotes.future(
+            inventory_pb2.GetQuotesRequest(asset_ids=list(asset_ids))
+        )
+
+        def answer() -> dict[str, Quote]:
+            try:
+                response = call.result()
+            except grpc.RpcError as error:
+                code = error.code() if isinstance(error, grpc.Call) else None
+                log.warning("inventory call failed", extra={"code": getattr(code, "name", None)})
+                raise _unavailable("prices are unavailable at the moment") from None
+            return {q.asset_id: q for q in map(_quote_from_message, response.quotes)}
+
+        return answer

@@ -319,12 +319,15 @@ class OrderService:
             },
         )
         trade = market_buy if kind is OrderType.MARKET_BUY else market_sell
-        # Fetched only once a replay is ruled out, so a replay needs no inventory.
+        # Asked before the account is read so the two overlap; awaited only once a
+        # replay is ruled out, so a replay works even while inventory is down.
+        pending = [self._quotes.request_quotes([asset])]
         held_quote: list[Quote] = []
 
         def decide(account: Account, now: datetime, fresh_id: str) -> Change:
             if not held_quote or self._is_stale(held_quote[0], now):
-                held_quote[:] = [self._tradable_quote(asset)]
+                source = pending.pop() if pending else self._quotes.request_quotes([asset])
+                held_quote[:] = [self._tradable_quote(asset, source())]
             quote = held_quote[0]
             return trade(
                 account,
@@ -407,8 +410,8 @@ class OrderService:
     def _is_stale(self, quote: Quote, now: datetime) -> bool:
         return now - quote.as_of > self._max_quote_age
 
-    def _tradable_quote(self, asset_id: str) -> Quote:
-        quote = self._quotes.quotes([asset_id]).get(asset_id)
+    def _tradable_quote(self, asset_id: str, quotes: Mapping[str, Quote]) -> Quote:
+        quote = quotes.get(asset_id)
         if quote is None:
             raise AssetNotFound(f"asset {asset_id} not found")
         if self._is_stale(quote, self._clock()):

@@ -55,6 +55,9 @@ class NoQuotes:
     def quotes(self, asset_ids: object) -> dict[str, Quote]:
         return {}
 
+    def request_quotes(self, asset_ids: object) -> Callable[[], dict[str, Quote]]:
+        return dict
+
 
 @pytest.fixture
 def service_with_rival(
