@@ -28,6 +28,21 @@ log = logging.getLogger(__name__)
 # answers instead, hence timeouts far below the revocation list's.
 CACHE_SOCKET_TIMEOUT_SECONDS = 0.25
 
+# Newer wins, as in the store: a writer that observed a price earlier (a slow tick, a
+# second replica) never replaces a later observation. "t" is as_of in epoch microseconds.
+_PUT_IF_NEWER = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, decoded = pcall(cjson.decode, current)
+  if ok and type(decoded) == 'table' and tonumber(decoded['t'])
+      and tonumber(decoded['t']) > tonumber(ARGV[2]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1
+"""
+
 
 class QuoteCache(Protocol):
     def put_many(self, quotes: Iterable[Quote]) -> None:
@@ -56,9 +71,14 @@ def quote_to_json(quote: Quote) -> str:
             "price": decimal_string(quote.price),
             "as_of": quote.as_of.isoformat(),
             "is_active": quote.is_active,
+            "t": as_of_micros(quote),
         },
         separators=(",", ":"),
     )
+
+
+def as_of_micros(quote: Quote) -> int:
+    return round(quote.as_of.timestamp() * 1_000_000)
 
 
 def quote_from_json(raw: bytes | str) -> Quote:
@@ -83,6 +103,7 @@ class RedisQuoteCache:
         # Named after the table it mirrors, so services on other tables never share it.
         self._prefix = f"quote:{namespace}:"
         self._ttl_seconds = ttl_seconds
+        self._put_if_newer = client.register_script(_PUT_IF_NEWER)
         self._lock = threading.Lock()
         self._down = False
 
@@ -92,7 +113,11 @@ class RedisQuoteCache:
     def put_many(self, quotes: Iterable[Quote]) -> None:
         pipeline = self._redis.pipeline(transaction=False)
         for quote in quotes:
-            pipeline.set(self.key(quote.asset_id), quote_to_json(quote), ex=self._ttl_seconds)
+            self._put_if_newer(
+                keys=[self.key(quote.asset_id)],
+                args=[quote_to_json(quote), as_of_micros(quote), self._ttl_seconds],
+                client=pipeline,
+            )
         try:
             pipeline.execute()
         except redis.RedisError as error:

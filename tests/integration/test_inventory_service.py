@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import grpc
@@ -19,9 +19,11 @@ from trading.v1 import inventory_pb2, inventory_pb2_grpc
 from common.grpc_errors import error_info, field_violations
 from devstack.engines import ROOT, free_port
 from svc_inventory.__main__ import InventoryServer, build
+from svc_inventory.cache import RedisQuoteCache, cache_client
 from svc_inventory.config import InventorySettings
-from svc_inventory.domain import SEED_CATALOGUE
+from svc_inventory.domain import SEED_CATALOGUE, Quote
 from svc_inventory.server import SERVICE_NAME
+from tests.conftest import unique
 from tests.integration import inventory_fixtures as shared
 from tests.integration.inventory_fixtures import (
     STREAMS,
@@ -373,3 +375,16 @@ def test_python_m_svc_inventory_seeds_serves_and_stops_on_sigterm(
         if process.poll() is None:
             process.kill()
         process.wait()
+
+
+def test_the_cache_never_goes_back_in_time(redis_url: str) -> None:
+    cache = RedisQuoteCache(cache_client(redis_url), namespace=unique("ns"), ttl_seconds=30)
+    now = datetime.now(UTC)
+    newer = Quote("BTC", "Bitcoin", Decimal("101.00"), now, True)
+    older = Quote("BTC", "Bitcoin", Decimal("99.00"), now - timedelta(seconds=1), True)
+    cache.put_many([newer])
+    cache.put_many([older])  # a slow tick or a second replica arriving late
+    assert cache.get_many(["BTC"])["BTC"] == newer
+    later = Quote("BTC", "Bitcoin", Decimal("102.00"), now + timedelta(seconds=1), True)
+    cache.put_many([later])
+    assert cache.get_many(["BTC"])["BTC"] == later
