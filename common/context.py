@@ -40,7 +40,7 @@ def new_request_id() -> str:
 
 def sane_request_id(candidate: str | None) -> str:
     """The caller's id when it is 1-128 of [A-Za-z0-9._-], otherwise a new one."""
-    if candidate and _SANE_REQUEST_ID.match(candidate):
+    if candidate and _SANE_REQUEST_ID.fullmatch(candidate):
         return candidate
     return new_request_id()
 

@@ -32,7 +32,8 @@ from rest_bridge.transcode import BadInput, build_request, response_json
 LOGIN_METHOD = "trading.v1.UserService.Login"
 IDEMPOTENCY_KEY = "idempotency-key"
 TIMEOUT_HEADER = "x-request-timeout"
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+# The same rule as svc_order's, so the bridge never passes on a key the service refuses.
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -84,12 +85,12 @@ class Dispatcher:
             metadata.append(("authorization", f"Bearer {token}"))
         key = request.headers.get(IDEMPOTENCY_KEY)
         if key is not None:
-            if not _IDEMPOTENCY_KEY.match(key):
+            if not _IDEMPOTENCY_KEY.fullmatch(key):
                 raise ApiError(
                     422,
                     "INVALID_ARGUMENT",
-                    "Idempotency-Key must be 1-255 printable ASCII characters",
-                    violations=(("Idempotency-Key", "1-255 printable ASCII characters"),),
+                    "Idempotency-Key must be 1-128 printable ASCII characters",
+                    violations=(("Idempotency-Key", "1-128 printable ASCII characters"),),
                 )
             metadata.append((IDEMPOTENCY_KEY, key))
         return metadata

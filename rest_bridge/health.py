@@ -1,8 +1,9 @@
 """GET /health: the gRPC health of each configured service and Redis.
 
-A configured service that is not SERVING makes the bridge unhealthy (503): its
-routes cannot work. Redis down, or a service with no address, leaves it degraded
-(200): rate limits fail open, and the other routes still work.
+A configured service that is not SERVING, or Redis down, answers 503 `degraded`: the
+service's routes cannot work, and without Redis the services cannot check revoked
+tokens nor the bridge count failed logins, so every protected route and login fail. A
+service with no address leaves the bridge `degraded` with 200: the other routes work.
 """
 
 from __future__ import annotations
@@ -54,9 +55,9 @@ async def health_report(
     )
     dependencies = dict(zip([*names, "redis"], states, strict=True))
     service_states = [dependencies[n] for n in names]
-    if DOWN in service_states:
-        status, code = "unhealthy", 503
-    elif DOWN in states or NOT_CONFIGURED in service_states:
+    if DOWN in states:
+        status, code = "degraded", 503
+    elif NOT_CONFIGURED in service_states:
         status, code = "degraded", 200
     else:
         status, code = "healthy", 200

@@ -216,7 +216,7 @@ _HEALTH_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["status", "service", "dependencies"],
     "properties": {
-        "status": {"type": "string", "enum": ["healthy", "degraded", "unhealthy"]},
+        "status": {"type": "string", "enum": ["healthy", "degraded"]},
         "service": {"type": "string"},
         "dependencies": {
             "type": "object",

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, localcontext
+from typing import Any
 
 from common.errors import DomainError, ErrorKind, FieldViolation
 
@@ -76,6 +77,12 @@ class OrderRuleError(DomainError):
     """
 
     field: str | None = None
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        if self.field is not None and not self.violations:
+            # Clients show rule refusals next to the field, as they do bad input.
+            self.violations = (FieldViolation(self.field, message),)
 
 
 class _FieldError(OrderRuleError):
@@ -134,6 +141,7 @@ class DailyLimitExceeded(OrderRuleError):
 class InsufficientFunds(OrderRuleError):
     kind = ErrorKind.FAILED_PRECONDITION
     reason = "INSUFFICIENT_FUNDS"
+    field = "amount"
 
 
 class InsufficientHoldings(OrderRuleError):

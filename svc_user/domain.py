@@ -23,8 +23,10 @@ EMAIL_MAX = 255
 EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,63}$")
 NAME_MAX = 50
 PHONE_SEPARATORS = re.compile(r"[\s\-.()/]")
-PHONE_DIGITS = re.compile(r"^\+?\d{10,15}$")
+# ASCII digits only: \d would also take other scripts' digits.
+PHONE_DIGITS = re.compile(r"\+?[0-9]{10,15}")
 AGE_MIN, AGE_MAX = 13, 120
+# Patterns are applied with fullmatch: `$` would let a trailing newline through.
 # Markup is refused outright rather than escaped: nothing a browser could run is stored.
 MARKUP_PATTERN = re.compile(
     r"<\s*[A-Za-z!/?]|javascript\s*:|vbscript\s*:|data\s*:\s*text/html|\bon[a-z]+\s*=",
@@ -136,7 +138,7 @@ def markup_problem(value: str) -> str | None:
 def username_problem(raw: str) -> str | None:
     if markup_problem(raw):
         return markup_problem(raw)
-    if not USERNAME_PATTERN.match(raw):
+    if not USERNAME_PATTERN.fullmatch(raw):
         return "must be 6-30 letters, digits or underscores"
     return None
 
@@ -162,7 +164,7 @@ def email_problem(raw: str) -> str | None:
         return markup_problem(raw)
     if len(raw) > EMAIL_MAX:
         return f"must be at most {EMAIL_MAX} characters"
-    if not EMAIL_PATTERN.match(raw) or ".." in raw:
+    if not EMAIL_PATTERN.fullmatch(raw) or ".." in raw:
         return "must be a valid email address"
     return None
 
@@ -185,7 +187,7 @@ def normalize_name(raw: str) -> str:
 def phone_digits(raw: str) -> str | None:
     """The digits of a phone number, or None when it is not 10-15 digits."""
     compact = PHONE_SEPARATORS.sub("", raw)
-    return compact.lstrip("+") if PHONE_DIGITS.match(compact) else None
+    return compact.lstrip("+") if PHONE_DIGITS.fullmatch(compact) else None
 
 
 def phone_problem(raw: str) -> str | None:

@@ -150,7 +150,7 @@ def test_redis_down_rate_limits_fail_open_and_login_fails_closed(
     assert login_answer.status_code == 503
     assert login_answer.json()["code"] == "LOGIN_UNAVAILABLE"
     assert "Retry-After" in login_answer.headers
-    assert health.status_code == 200
+    assert health.status_code == 503
     assert health.json()["status"] == "degraded"
     assert health.json()["dependencies"]["redis"] == "down"
     assert 'bridge_redis_errors_total{purpose="ratelimit"}' in metrics

@@ -59,7 +59,7 @@ def test_health_is_503_when_a_configured_service_is_down(
     with bridge.client() as client:
         response = client.get("/health")
     assert response.status_code == 503
-    assert response.json()["status"] == "unhealthy"
+    assert response.json()["status"] == "degraded"
     assert response.json()["dependencies"]["svc_order"] == "down"
 
 

@@ -107,6 +107,7 @@ def test_buying_more_than_the_cash_changes_nothing(trader: Trader) -> None:
     error = refused(lambda: trader.buy("BTC", "0.001"))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert reason_of(error) == "INSUFFICIENT_FUNDS"
+    assert [field for field, _ in field_violations(error)] == ["amount"]
     assert_unchanged(trader, "49.99", orders=0)
 
 
@@ -147,6 +148,7 @@ def test_a_protection_price_refuses_a_worse_fill(trader: Trader) -> None:
     error = refused(lambda: trader.buy("BTC", "0.001", price="49999.99"))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert reason_of(error) == "PROTECTION_PRICE_BREACHED"
+    assert [field for field, _ in field_violations(error)] == ["price"]
     assert_unchanged(trader, "1000.00", orders=0)
     trader.buy("BTC", "0.001", price="50000")
     assert refused(lambda: trader.sell("BTC", "0.001", price="50000.01")).code() == (
