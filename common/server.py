@@ -22,7 +22,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from common.interceptors import ServiceInterceptor
-from common.tokens import AccessTokenVerifier
+from common.revocation import RevocationList
+from common.settings import CommonSettings
+from common.tokens import AccessTokenVerifier, KeyResolver
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,34 @@ def start_server(
     running.set_serving(True)
     log.info("serving", extra={"port": bound, "services": list(service_names)})
     return running
+
+
+def start_service(
+    settings: CommonSettings,
+    *,
+    port: int,
+    service_names: Sequence[str],
+    register: Registrar,
+    resolve_key: KeyResolver,
+    revocations: RevocationList,
+) -> RunningServer:
+    """start_server with the verifier and the server settings every service shares."""
+    verifier = AccessTokenVerifier(
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        resolve_key=resolve_key,
+        revocations=revocations,
+    )
+    return start_server(
+        service_names=service_names,
+        register=register,
+        verifier=verifier,
+        host=settings.grpc_host,
+        port=port,
+        max_workers=settings.grpc_max_workers,
+        drain_seconds=settings.shutdown_drain_seconds,
+        grace_seconds=settings.shutdown_grace_seconds,
+    )
 
 
 def serve_until_signalled(running: RunningServer) -> None:

@@ -9,8 +9,7 @@ from datetime import UTC, datetime
 from common.dynamo import ensure_table, make_client
 from common.logs import configure_logging
 from common.revocation import RevocationList, redis_client
-from common.server import RunningServer, serve_until_signalled, start_server
-from common.tokens import AccessTokenVerifier
+from common.server import RunningServer, serve_until_signalled, start_service
 from common.user_keys import no_keys, user_service_channel, user_service_keys
 from svc_inventory.broadcast import PriceBroadcaster
 from svc_inventory.cache import RedisQuoteCache, cache_client
@@ -78,9 +77,11 @@ def build(settings: InventorySettings) -> InventoryServer:
     # Prices are live before the server reports SERVING, so that a caller who waits
     # for health never meets the catalogue's seed prices (stale by their as_of).
     service.refresh_prices()
-    verifier = AccessTokenVerifier(
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
+    running = start_service(
+        settings,
+        port=settings.inventory_grpc_port,
+        service_names=[SERVICE_NAME],
+        register=register(InventoryServicer(service)),
         resolve_key=(
             user_service_keys(
                 user_service_channel(
@@ -92,16 +93,6 @@ def build(settings: InventorySettings) -> InventoryServer:
             else no_keys
         ),
         revocations=RevocationList(redis_client(settings.redis_url)),
-    )
-    running = start_server(
-        service_names=[SERVICE_NAME],
-        register=register(InventoryServicer(service)),
-        verifier=verifier,
-        host=settings.grpc_host,
-        port=settings.inventory_grpc_port,
-        max_workers=settings.grpc_max_workers,
-        drain_seconds=settings.shutdown_drain_seconds,
-        grace_seconds=settings.shutdown_grace_seconds,
     )
     ticker = PeriodicTask("price-ticker", service.refresh_prices, settings.tick_seconds)
     ticker.start()

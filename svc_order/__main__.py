@@ -16,8 +16,7 @@ import grpc
 from common.dynamo import make_client
 from common.logs import configure_logging
 from common.revocation import RevocationList, redis_client
-from common.server import RunningServer, serve_until_signalled, start_server
-from common.tokens import AccessTokenVerifier
+from common.server import RunningServer, serve_until_signalled, start_service
 from common.user_keys import user_service_channel, user_service_keys
 from svc_order.config import OrderSettings
 from svc_order.domain import Limits
@@ -66,21 +65,13 @@ def build(
         write_attempts=settings.account_write_attempts,
         after_account_write=after_account_write,
     )
-    verifier = AccessTokenVerifier(
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        resolve_key=user_service_keys(to_users),
-        revocations=RevocationList(redis_client(settings.redis_url)),
-    )
-    running = start_server(
+    running = start_service(
+        settings,
+        port=settings.order_grpc_port,
         service_names=[SERVICE_NAME],
         register=register(OrderServicer(service)),
-        verifier=verifier,
-        host=settings.grpc_host,
-        port=settings.order_grpc_port,
-        max_workers=settings.grpc_max_workers,
-        drain_seconds=settings.shutdown_drain_seconds,
-        grace_seconds=settings.shutdown_grace_seconds,
+        resolve_key=user_service_keys(to_users),
+        revocations=RevocationList(redis_client(settings.redis_url)),
     )
     fields = {f.name: getattr(running, f.name) for f in dataclasses.fields(RunningServer)}
     return OrderServer(**fields, channels=(to_inventory, to_users))

@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 from common.dynamo import make_client
 from common.logs import configure_logging
 from common.revocation import RevocationList, redis_client
-from common.server import RunningServer, serve_until_signalled, start_server
+from common.server import RunningServer, serve_until_signalled, start_service
 from common.settings import read_secret_file
-from common.tokens import AccessTokenVerifier
 from svc_user.config import UserSettings
 from svc_user.credentials import PasswordHasher, TokenIssuer, load_private_key
 from svc_user.server import SERVICE_NAME, UserServicer, register
@@ -46,21 +45,13 @@ def build(settings: UserSettings) -> RunningServer:
         clock=lambda: datetime.now(UTC),
         new_id=lambda: uuid.uuid4().hex,
     )
-    verifier = AccessTokenVerifier(
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        resolve_key=tokens.resolve,
-        revocations=revocations,
-    )
-    return start_server(
+    return start_service(
+        settings,
+        port=settings.user_grpc_port,
         service_names=[SERVICE_NAME],
         register=register(UserServicer(service)),
-        verifier=verifier,
-        host=settings.grpc_host,
-        port=settings.user_grpc_port,
-        max_workers=settings.grpc_max_workers,
-        drain_seconds=settings.shutdown_drain_seconds,
-        grace_seconds=settings.shutdown_grace_seconds,
+        resolve_key=tokens.resolve,
+        revocations=revocations,
     )
 
 
