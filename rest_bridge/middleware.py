@@ -190,13 +190,15 @@ class GuardMiddleware:
             return
         info = request_info(scope)
         headers = Headers(scope=scope)
-        declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self._max_body:
-            await self._too_large(info)(scope, receive, send)
-            return
+        # Limits first: an oversized request spends a token too, and its 413 carries
+        # the rate-limit headers like every other answer.
         refusal = await self._rate_limit(info, headers)
         if refusal is not None:
             await error_response(refusal, info.request_id)(scope, receive, send)
+            return
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._max_body:
+            await self._too_large(info)(scope, receive, send)
             return
         received = 0
         started = False

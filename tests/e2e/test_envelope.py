@@ -54,6 +54,7 @@ def test_a_body_over_1_mib_is_413_by_its_length(http: httpx.Client) -> None:
     )
     assert response.status_code == 413
     assert response.json()["request_id"] == response.headers["X-Request-ID"]
+    assert "RateLimit-Remaining" in response.headers
 
 
 def test_a_streamed_body_over_1_mib_is_413(http: httpx.Client) -> None:
