@@ -1,4 +1,5 @@
-"""Real engines for the whole test session: dynalite and Redis on loopback ports."""
+"""Real engines for the whole test session: dynalite and Redis on loopback ports, and
+the one svc_user every folder shares (its fixtures live in tests/user_service.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from devstack.engines import Engine, engine_environment, start_dynalite, start_redis
+from tests.user_service import user_channel, user_server, user_settings, users  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +52,3 @@ def signing_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("keys") / "jwt-ed25519.pem"
     path.write_bytes(new_private_key_pem())
     return path
-
-
-def unique(prefix: str = "user") -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:12]}"

@@ -13,7 +13,7 @@ from moto import mock_aws
 from common.dynamo import ensure_table, make_client
 from svc_inventory.domain import SEED_CATALOGUE, Asset, decimal_string
 from svc_inventory.store import DynamoAssetStore
-from tests.conftest import unique
+from tests.support import unique
 
 BY_ID = {a.asset_id: a for a in SEED_CATALOGUE}
 

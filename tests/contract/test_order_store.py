@@ -16,7 +16,7 @@ from common.errors import InvalidArgument
 from svc_order import domain
 from svc_order.domain import Account, Change, Limits, OrderType, derived_items
 from svc_order.store import DynamoTradingStore, PageRequest, encode_page_token
-from tests.conftest import unique
+from tests.support import unique
 
 START = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 LIMITS = Limits()

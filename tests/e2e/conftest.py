@@ -27,9 +27,8 @@ from common.server import RunningServer
 from rest_bridge.__main__ import http_server, open_channels
 from rest_bridge.app import create_app
 from rest_bridge.config import BridgeSettings
-from tests.conftest import unique
-from tests.integration.conftest import *  # noqa: F403 - svc_user fixtures
-from tests.integration.conftest import STRONG_PASSWORD
+from tests.support import unique
+from tests.user_service import STRONG_PASSWORD
 
 START_TIMEOUT = 30.0
 # Generous limits for the shared bridge: tests of the limits start their own bridge.

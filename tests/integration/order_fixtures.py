@@ -29,7 +29,7 @@ from svc_order.__main__ import OrderServer, build
 from svc_order.config import OrderSettings
 from svc_order.domain import AppliedOperation
 from svc_order.quotes import INVENTORY_SERVICE_NAME
-from tests.integration.conftest import register_and_login
+from tests.user_service import register_and_login
 
 # Generous: two cores are shared with other suites, and races queue on one account.
 CALL_TIMEOUT = 60.0

@@ -16,7 +16,7 @@ from trading.v1 import options_pb2, user_pb2, user_pb2_grpc
 
 from common.grpc_errors import error_info
 from svc_user.credentials import load_private_key, new_private_key_pem
-from tests.integration.conftest import bearer, register_and_login
+from tests.user_service import bearer, register_and_login
 
 
 def _b64(data: dict[str, object]) -> str:

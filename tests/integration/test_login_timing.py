@@ -17,7 +17,7 @@ from trading.v1 import user_pb2, user_pb2_grpc
 
 from svc_user.__main__ import build
 from svc_user.config import UserSettings
-from tests.integration.conftest import register_and_login
+from tests.user_service import register_and_login
 
 ROUNDS = 15
 

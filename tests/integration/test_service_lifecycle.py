@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from devstack.engines import ROOT, free_port
 from svc_user.config import UserSettings
-from tests.conftest import unique
+from tests.support import unique
 
 GRPCURL = Path(sys.executable).parent / "grpcurl"
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -9,7 +9,7 @@ import pytest
 from trading.v1 import user_pb2, user_pb2_grpc
 
 from common.grpc_errors import field_violations
-from tests.integration.conftest import bearer, register_and_login, registration
+from tests.user_service import bearer, register_and_login, registration
 
 
 def _years_ago(years: int, days: int = 0) -> str:

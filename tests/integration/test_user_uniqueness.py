@@ -11,8 +11,8 @@ from trading.v1 import user_pb2, user_pb2_grpc
 from common.dynamo import from_attributes, make_client
 from common.grpc_errors import error_info
 from svc_user.config import UserSettings
-from tests.conftest import unique
-from tests.integration.conftest import bearer, register_and_login, registration
+from tests.support import unique
+from tests.user_service import bearer, register_and_login, registration
 
 
 def _claims(settings: UserSettings, kind: str, values: list[str]) -> list[dict[str, object]]:

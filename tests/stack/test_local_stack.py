@@ -17,7 +17,7 @@ from trading.v1 import user_pb2, user_pb2_grpc
 
 from devstack.engines import ROOT, free_port
 from devstack.stack import SPECS, existing_specs
-from tests.conftest import unique
+from tests.support import unique
 
 PASSWORD = "Correct-Horse-42!"
 

@@ -1,4 +1,6 @@
-"""svc_user started for real, in this process, on an ephemeral port."""
+"""svc_user started for real, in this process, on an ephemeral port: fixtures and
+helpers. tests/conftest.py makes the fixtures visible to every folder, so one svc_user
+serves the whole session."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from common.dynamo import ensure_table, make_client
 from common.server import RunningServer
 from svc_user.__main__ import build
 from svc_user.config import UserSettings
-from tests.conftest import unique
+from tests.support import unique
 
 STRONG_PASSWORD = "Correct-Horse-42!"
 
