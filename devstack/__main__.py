@@ -37,6 +37,11 @@ def print_addresses(stack: LocalStack) -> None:
     user = f"127.0.0.1:{stack.port('svc_user')}"
     grpcurl = ".venv/bin/grpcurl -plaintext"
     print("\nTry:")
+    if any(spec.name == "rest_bridge" for spec in stack.specs):
+        bridge = f"http://127.0.0.1:{stack.port('rest_bridge')}"
+        print(f"  browser: {bridge}/docs")
+        print(f"  curl {bridge}/api/v1/inventory/assets")
+        print(f"  curl -N '{bridge}/api/v1/stream/prices?symbols=btc,eth'")
     print(f"  {grpcurl} {user} list")
     print(
         f'  {grpcurl} -d \'{{"username":"ada_lovelace","email":"ada@example.org",'

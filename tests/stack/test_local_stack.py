@@ -77,6 +77,7 @@ def test_up_prints_addresses_stops_everything_and_keeps_users(tmp_path: Path) ->
         for spec in existing_specs():
             assert f"127.0.0.1:{ports[spec.port_variable]}" in printed, spec.name
         assert f"grpcurl -plaintext {user_address} list" in printed
+        assert f"http://127.0.0.1:{ports['BRIDGE_PORT']}/docs" in printed
         with grpc.insecure_channel(user_address) as channel:
             user_pb2_grpc.UserServiceStub(channel).Register(
                 user_pb2.RegisterRequest(
