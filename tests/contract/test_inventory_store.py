@@ -2,39 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from moto import mock_aws
 
-from common.dynamo import ensure_table, make_client
 from svc_inventory.domain import SEED_CATALOGUE, Asset, decimal_string
 from svc_inventory.store import DynamoAssetStore
-from tests.support import unique
+from tests.contract.conftest import EngineTable
 
 BY_ID = {a.asset_id: a for a in SEED_CATALOGUE}
 
 
-@pytest.fixture(params=["dynalite", "moto"])
-def store(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[DynamoAssetStore]:
-    table = unique("assets")
-    if request.param == "dynalite":
-        client = make_client(request.getfixturevalue("dynamodb_endpoint"), "us-east-1")
-        ensure_table(client, table)
-        yield DynamoAssetStore(client, table)
-        client.delete_table(TableName=table)
-        return
-    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(variable, "moto")
-    with mock_aws():
-        client = make_client(None, "us-east-1")
-        ensure_table(client, table)
-        yield DynamoAssetStore(client, table)
+@pytest.fixture
+def store(engine_table: EngineTable) -> DynamoAssetStore:
+    return DynamoAssetStore(engine_table.client, engine_table.name)
 
 
 @pytest.fixture

@@ -3,43 +3,26 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from moto import mock_aws
 
-from common.dynamo import ensure_table, make_client
 from common.errors import InvalidArgument
 from svc_order import domain
 from svc_order.domain import Account, Change, Limits, OrderType, derived_items
 from svc_order.store import DynamoTradingStore, PageRequest, encode_page_token
-from tests.support import unique
+from tests.contract.conftest import EngineTable
 
 START = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 LIMITS = Limits()
 USER = "user-1"
 
 
-@pytest.fixture(params=["dynalite", "moto"])
-def store(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[DynamoTradingStore]:
-    table = unique("trading")
-    if request.param == "dynalite":
-        client = make_client(request.getfixturevalue("dynamodb_endpoint"), "us-east-1")
-        ensure_table(client, table)
-        yield DynamoTradingStore(client, table)
-        client.delete_table(TableName=table)
-        return
-    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(variable, "moto")
-    with mock_aws():
-        client = make_client(None, "us-east-1")
-        ensure_table(client, table)
-        yield DynamoTradingStore(client, table)
+@pytest.fixture
+def store(engine_table: EngineTable) -> DynamoTradingStore:
+    return DynamoTradingStore(engine_table.client, engine_table.name)
 
 
 def deposited(account: Account, amount: str, minutes: int, key: str | None = None) -> Change:
@@ -116,7 +99,7 @@ def test_a_version_race_has_exactly_one_winner(store: DynamoTradingStore) -> Non
 # Real engines only: moto's in-memory backend checks a condition and writes without a
 # lock (seen here: 2 winners in 1 run of 25), so it cannot referee threads. The same
 # race one write after another runs on both engines above.
-@pytest.mark.parametrize("store", ["dynalite"], indirect=True)
+@pytest.mark.parametrize("engine_table", ["dynalite"], indirect=True)
 def test_concurrent_writers_have_exactly_one_winner(store: DynamoTradingStore) -> None:
     first, rivals = _rivals(store)
     start = threading.Barrier(len(rivals))
