@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from common.errors import Aborted, InvalidArgument, NotFound, Unavailable
 from svc_order.domain import (
@@ -84,6 +85,23 @@ _ORDER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 
 AfterAccountWrite = Callable[[AppliedOperation], None]
 _Decide = Callable[[Account, datetime, str], Change]
+
+
+class _CashOperation(Protocol):
+    """domain.deposit or domain.withdraw: same arguments, opposite directions."""
+
+    def __call__(
+        self,
+        account: Account,
+        amount: Decimal,
+        /,
+        *,
+        now: datetime,
+        limits: Limits,
+        fresh_id: str,
+        idempotency_key: str | None,
+        fingerprint: str,
+    ) -> Change: ...
 
 
 class AssetNotFound(NotFound):
@@ -248,30 +266,25 @@ class OrderService:
         return self._account(user_id)
 
     def deposit(self, user_id: str, amount: str, idempotency_key: str | None) -> AppliedOperation:
-        value = parse_amount(amount)
-        key = self._key(idempotency_key)
-        fingerprint = request_fingerprint("deposit", {"amount": format_cash(value)})
-
-        def decide(account: Account, now: datetime, fresh_id: str) -> Change:
-            return deposit(
-                account,
-                value,
-                now=now,
-                limits=self._limits,
-                fresh_id=fresh_id,
-                idempotency_key=key,
-                fingerprint=fingerprint,
-            )
-
-        return self._apply(user_id, key, fingerprint, decide)
+        return self._move_cash(deposit, "deposit", user_id, amount, idempotency_key)
 
     def withdraw(self, user_id: str, amount: str, idempotency_key: str | None) -> AppliedOperation:
+        return self._move_cash(withdraw, "withdraw", user_id, amount, idempotency_key)
+
+    def _move_cash(
+        self,
+        operation: _CashOperation,
+        kind: str,
+        user_id: str,
+        amount: str,
+        idempotency_key: str | None,
+    ) -> AppliedOperation:
         value = parse_amount(amount)
         key = self._key(idempotency_key)
-        fingerprint = request_fingerprint("withdraw", {"amount": format_cash(value)})
+        fingerprint = request_fingerprint(kind, {"amount": format_cash(value)})
 
         def decide(account: Account, now: datetime, fresh_id: str) -> Change:
-            return withdraw(
+            return operation(
                 account,
                 value,
                 now=now,
