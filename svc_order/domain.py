@@ -126,44 +126,43 @@ class InvalidIdempotencyKey(_FieldError):
     field = "idempotency_key"
 
 
-class LimitOrdersUnsupported(OrderRuleError):
+class _Refusal(OrderRuleError):
+    """Well-formed input that the rules refuse in the account's current state."""
+
     kind = ErrorKind.FAILED_PRECONDITION
+
+
+class LimitOrdersUnsupported(_Refusal):
     reason = "LIMIT_ORDERS_UNSUPPORTED"
     field = "order_type"
 
 
-class DailyLimitExceeded(OrderRuleError):
-    kind = ErrorKind.FAILED_PRECONDITION
+class DailyLimitExceeded(_Refusal):
     reason = "DAILY_LIMIT_EXCEEDED"
     field = "amount"
 
 
-class InsufficientFunds(OrderRuleError):
-    kind = ErrorKind.FAILED_PRECONDITION
+class InsufficientFunds(_Refusal):
     reason = "INSUFFICIENT_FUNDS"
     field = "amount"
 
 
-class InsufficientHoldings(OrderRuleError):
-    kind = ErrorKind.FAILED_PRECONDITION
+class InsufficientHoldings(_Refusal):
     reason = "INSUFFICIENT_HOLDINGS"
     field = "quantity"
 
 
-class OrderValueTooHigh(OrderRuleError):
-    kind = ErrorKind.FAILED_PRECONDITION
+class OrderValueTooHigh(_Refusal):
     reason = "ORDER_VALUE_TOO_HIGH"
     field = "quantity"
 
 
-class ProtectionPriceBreached(OrderRuleError):
-    kind = ErrorKind.FAILED_PRECONDITION
+class ProtectionPriceBreached(_Refusal):
     reason = "PROTECTION_PRICE_BREACHED"
     field = "price"
 
 
-class AssetNotTradable(OrderRuleError):
-    kind = ErrorKind.FAILED_PRECONDITION
+class AssetNotTradable(_Refusal):
     reason = "ASSET_NOT_TRADABLE"
     field = "asset_id"
 
