@@ -1,9 +1,10 @@
 """The one server interceptor every service runs.
 
-For each call, in this order: take or make the request id, note the deadline, verify
-the caller (unless the contract marks the RPC public), run the handler, turn typed
-errors into statuses with details (an unexpected exception becomes INTERNAL, logged,
-with no stack trace sent), and write one access log line.
+For each call of any kind (unary, or streaming either way), in this order: take or
+make the request id, note the deadline, verify the caller (unless the contract marks
+the RPC public; a streaming request before its first message is read), run the
+handler, turn typed errors into statuses with details (an unexpected exception
+becomes INTERNAL, logged, with no stack trace sent), and write one access log line.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         policy = policy_for(method)
         # Health and reflection lie outside our contracts and stay open to probes.
         needs_auth = policy is not None and not policy.public
+        # Every kind of RPC passes through the same checks: a streaming request is
+        # authenticated before its first message is read, a streaming answer before its
+        # first message is sent.
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(method, needs_auth, handler.unary_unary),
@@ -70,7 +74,20 @@ class ServiceInterceptor(grpc.ServerInterceptor):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-        return handler
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                self._wrap_unary(method, needs_auth, handler.stream_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                self._wrap_stream(method, needs_auth, handler.stream_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        # A handler of no known kind is never served unchecked.
+        return grpc.unary_unary_rpc_method_handler(_refuse_unknown_kind)
 
     def _enter(self, needs_auth: bool, context: grpc.ServicerContext) -> None:
         metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
@@ -96,6 +113,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         context.abort_with_status(status)
 
     def _wrap_unary(self, method: str, needs_auth: bool, behavior: Behavior) -> Behavior:
+        # request is one message (unary) or an iterator of them (client streaming).
         def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
             try:
@@ -126,6 +144,10 @@ class ServiceInterceptor(grpc.ServerInterceptor):
                 raise
 
         return wrapped
+
+
+def _refuse_unknown_kind(_request: Any, context: grpc.ServicerContext) -> None:
+    context.abort(grpc.StatusCode.UNIMPLEMENTED, "unsupported kind of RPC")
 
 
 def _is_abort(error: Exception, context: grpc.ServicerContext) -> bool:
