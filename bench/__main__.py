@@ -86,15 +86,15 @@ def store_calls(stack: LocalStack, count: int) -> list[Callable[[], None]]:
     client = make_client(stack.env["DYNAMODB_ENDPOINT"], stack.env["AWS_REGION"], 64)
     store = DynamoTradingStore(client, stack.env.get("TABLE_PREFIX", "") + "trading")
     limits = domain.Limits(max_order_value=Decimal("1000000"))
+    order = domain.OrderRequest(domain.OrderType.MARKET_BUY, "BTC", Decimal(QUANTITY))
     calls: list[Callable[[], None]] = []
     for _ in range(count):
         user_id = f"store-bench-{uuid.uuid4().hex}"
         funded = domain.deposit(
             domain.new_account(user_id, datetime.now(UTC)),
             Decimal("1000000"),
-            now=datetime.now(UTC),
-            limits=domain.Limits(daily_deposit_limit=Decimal("1000000")),
-            fresh_id=uuid.uuid4().hex,
+            domain.Request(datetime.now(UTC), uuid.uuid4().hex),
+            domain.Limits(daily_deposit_limit=Decimal("1000000")),
         )
         store.save_account(funded.account, 0)
         store.put_derived(user_id, domain.derived_items(funded.operation))
@@ -103,16 +103,12 @@ def store_calls(stack: LocalStack, count: int) -> list[Callable[[], None]]:
             account = store.get_account(user_id)
             assert account is not None
             now = datetime.now(UTC)
-            change = domain.market_buy(
+            change = domain.place_order(
                 account,
-                asset_id="BTC",
-                quantity=Decimal(QUANTITY),
-                quote_price=STORE_PRICE,
-                quote_is_active=True,
-                protection_price=None,
-                now=now,
-                limits=limits,
-                fresh_id=uuid.uuid4().hex,
+                order,
+                domain.MarketQuote(STORE_PRICE),
+                domain.Request(now, uuid.uuid4().hex),
+                limits,
             )
             if not store.save_account(change.account, account.version):
                 raise RuntimeError("lost a race nobody else was running")

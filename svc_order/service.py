@@ -24,7 +24,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Protocol
 
 from common.errors import Aborted, InvalidArgument, NotFound, Unavailable
 from svc_order.domain import (
@@ -36,17 +35,18 @@ from svc_order.domain import (
     Holding,
     InvalidOrderType,
     Limits,
+    MarketQuote,
     OrderRecord,
+    OrderRequest,
     OrderType,
     Portfolio,
+    Request,
     deposit,
     derived_items,
     find_replay,
     format_cash,
     format_price,
     format_quantity,
-    market_buy,
-    market_sell,
     market_value,
     new_account,
     parse_amount,
@@ -55,6 +55,7 @@ from svc_order.domain import (
     parse_order_type,
     parse_price,
     parse_quantity,
+    place_order,
     request_fingerprint,
     value_portfolio,
     withdraw,
@@ -87,21 +88,8 @@ AfterAccountWrite = Callable[[AppliedOperation], None]
 _Decide = Callable[[Account, datetime, str], Change]
 
 
-class _CashOperation(Protocol):
-    """domain.deposit or domain.withdraw: same arguments, opposite directions."""
-
-    def __call__(
-        self,
-        account: Account,
-        amount: Decimal,
-        /,
-        *,
-        now: datetime,
-        limits: Limits,
-        fresh_id: str,
-        idempotency_key: str | None,
-        fingerprint: str,
-    ) -> Change: ...
+# domain.deposit or domain.withdraw: same arguments, opposite directions.
+_CashOperation = Callable[[Account, Decimal, Request, Limits], Change]
 
 
 class AssetNotFound(NotFound):
@@ -284,15 +272,7 @@ class OrderService:
         fingerprint = request_fingerprint(kind, {"amount": format_cash(value)})
 
         def decide(account: Account, now: datetime, fresh_id: str) -> Change:
-            return operation(
-                account,
-                value,
-                now=now,
-                limits=self._limits,
-                fresh_id=fresh_id,
-                idempotency_key=key,
-                fingerprint=fingerprint,
-            )
+            return operation(account, value, Request(now, fresh_id, key, fingerprint), self._limits)
 
         return self._apply(user_id, key, fingerprint, decide)
 
@@ -331,7 +311,7 @@ class OrderService:
                 "price": "" if protection is None else format_price(protection.normalize()),
             },
         )
-        trade = market_buy if kind is OrderType.MARKET_BUY else market_sell
+        order = OrderRequest(kind, asset, amount, protection)
         # Asked before the account is read so the two overlap; awaited only once a
         # replay is ruled out, so a replay works even while inventory is down.
         pending = [self._quotes.request_quotes([asset])]
@@ -342,25 +322,19 @@ class OrderService:
                 source = pending.pop() if pending else self._quotes.request_quotes([asset])
                 held_quote[:] = [self._tradable_quote(asset, source())]
             quote = held_quote[0]
-            return trade(
+            return place_order(
                 account,
-                asset_id=asset,
-                quantity=amount,
-                quote_price=quote.price,
-                quote_is_active=quote.is_active,
-                protection_price=protection,
-                now=now,
-                limits=self._limits,
-                fresh_id=fresh_id,
-                idempotency_key=key,
-                fingerprint=fingerprint,
+                order,
+                MarketQuote(quote.price, quote.is_active),
+                Request(now, fresh_id, key, fingerprint),
+                self._limits,
             )
 
         operation = self._apply(user_id, key, fingerprint, decide)
-        order = derived_items(operation).order
-        if order is None:
+        record = derived_items(operation).order
+        if record is None:
             raise ValueError("an order's operation must be a trade")
-        return order
+        return record
 
     def list_orders(
         self,

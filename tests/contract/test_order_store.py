@@ -11,7 +11,16 @@ import pytest
 
 from common.errors import InvalidArgument
 from svc_order import domain
-from svc_order.domain import Account, Change, Limits, OrderType, derived_items
+from svc_order.domain import (
+    Account,
+    Change,
+    Limits,
+    MarketQuote,
+    OrderRequest,
+    OrderType,
+    Request,
+    derived_items,
+)
 from svc_order.store import DynamoTradingStore, PageRequest, encode_page_token
 from tests.contract.conftest import EngineTable
 
@@ -26,28 +35,19 @@ def store(engine_table: EngineTable) -> DynamoTradingStore:
 
 
 def deposited(account: Account, amount: str, minutes: int, key: str | None = None) -> Change:
-    return domain.deposit(
-        account,
-        Decimal(amount),
-        now=START + timedelta(minutes=minutes),
-        limits=LIMITS,
-        fresh_id=f"fresh-{account.version}",
-        idempotency_key=key,
-        fingerprint="body" if key else "",
+    request = Request(
+        START + timedelta(minutes=minutes), f"fresh-{account.version}", key, "body" if key else ""
     )
+    return domain.deposit(account, Decimal(amount), request, LIMITS)
 
 
 def bought(account: Account, asset_id: str, minutes: int) -> Change:
-    return domain.market_buy(
+    return domain.place_order(
         account,
-        asset_id=asset_id,
-        quantity=Decimal("0.001"),
-        quote_price=Decimal("50000.00"),
-        quote_is_active=True,
-        protection_price=None,
-        now=START + timedelta(minutes=minutes),
-        limits=LIMITS,
-        fresh_id=f"fresh-{account.version}",
+        OrderRequest(OrderType.MARKET_BUY, asset_id, Decimal("0.001")),
+        MarketQuote(Decimal("50000.00")),
+        Request(START + timedelta(minutes=minutes), f"fresh-{account.version}"),
+        LIMITS,
     )
 
 

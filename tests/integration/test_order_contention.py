@@ -17,7 +17,7 @@ from common.dynamo import make_client
 from common.errors import Aborted
 from svc_order import domain
 from svc_order.config import OrderSettings
-from svc_order.domain import Account, Limits, derived_items
+from svc_order.domain import Account, Limits, Request, derived_items
 from svc_order.quotes import Quote
 from svc_order.service import OrderService
 from svc_order.store import DynamoTradingStore, PageRequest
@@ -40,11 +40,7 @@ class RivalWriter(DynamoTradingStore):
                 account.user_id, datetime.now(UTC)
             )
             rival = domain.deposit(
-                current,
-                Decimal("1.00"),
-                now=datetime.now(UTC),
-                limits=Limits(),
-                fresh_id=str(uuid.uuid4()),
+                current, Decimal("1.00"), Request(datetime.now(UTC), str(uuid.uuid4())), Limits()
             )
             assert super().save_account(rival.account, current.version)
             self.put_derived(account.user_id, derived_items(rival.operation))

@@ -25,11 +25,14 @@ from svc_order.domain import (
     InvalidQuantity,
     LimitOrdersUnsupported,
     Limits,
+    MarketQuote,
     OperationKind,
+    OrderRequest,
     OrderRuleError,
     OrderType,
     OrderValueTooHigh,
     ProtectionPriceBreached,
+    Request,
 )
 
 D = Decimal
@@ -43,7 +46,7 @@ def funded(cash: str, now: datetime = NOON) -> Account:
         return account
     # Fund on an earlier day so the day's deposit counter starts at zero.
     return domain.deposit(
-        account, D(cash), now=now - timedelta(days=1), limits=Limits(D("1000000")), fresh_id="f0"
+        account, D(cash), Request(now - timedelta(days=1), "f0"), Limits(D("1000000"))
     ).account
 
 
@@ -51,20 +54,12 @@ def deposit(
     account: Account, amount: str, now: datetime = NOON, key: str | None = None, body: str = "b"
 ) -> Change:
     return domain.deposit(
-        account,
-        D(amount),
-        now=now,
-        limits=LIMITS,
-        fresh_id=f"fresh-{account.version}",
-        idempotency_key=key,
-        fingerprint=body,
+        account, D(amount), Request(now, f"fresh-{account.version}", key, body), LIMITS
     )
 
 
 def withdraw(account: Account, amount: str, now: datetime = NOON) -> Change:
-    return domain.withdraw(
-        account, D(amount), now=now, limits=LIMITS, fresh_id=f"fresh-{account.version}"
-    )
+    return domain.withdraw(account, D(amount), Request(now, f"fresh-{account.version}"), LIMITS)
 
 
 def buy(
@@ -77,16 +72,18 @@ def buy(
     protection: str | None = None,
     limits: Limits = LIMITS,
 ) -> Change:
-    return domain.market_buy(
+    order = OrderRequest(
+        OrderType.MARKET_BUY,
+        asset,
+        D(quantity),
+        None if protection is None else D(protection),
+    )
+    return domain.place_order(
         account,
-        asset_id=asset,
-        quantity=D(quantity),
-        quote_price=D(price),
-        quote_is_active=active,
-        protection_price=None if protection is None else D(protection),
-        now=NOON,
-        limits=limits,
-        fresh_id=f"fresh-{account.version}",
+        order,
+        MarketQuote(D(price), active),
+        Request(NOON, f"fresh-{account.version}"),
+        limits,
     )
 
 
@@ -99,16 +96,18 @@ def sell(
     active: bool = True,
     protection: str | None = None,
 ) -> Change:
-    return domain.market_sell(
+    order = OrderRequest(
+        OrderType.MARKET_SELL,
+        asset,
+        D(quantity),
+        None if protection is None else D(protection),
+    )
+    return domain.place_order(
         account,
-        asset_id=asset,
-        quantity=D(quantity),
-        quote_price=D(price),
-        quote_is_active=active,
-        protection_price=None if protection is None else D(protection),
-        now=NOON,
-        limits=LIMITS,
-        fresh_id=f"fresh-{account.version}",
+        order,
+        MarketQuote(D(price), active),
+        Request(NOON, f"fresh-{account.version}"),
+        LIMITS,
     )
 
 
@@ -361,9 +360,9 @@ def test_a_clock_running_behind_does_not_reopen_the_limit() -> None:
 
 def test_limits_are_configurable() -> None:
     small = Limits(daily_deposit_limit=D("100"), daily_withdraw_limit=D("50"))
-    account = domain.deposit(funded("0"), D("100"), now=NOON, limits=small, fresh_id="a").account
+    account = domain.deposit(funded("0"), D("100"), Request(NOON, "a"), small).account
     with pytest.raises(DailyLimitExceeded):
-        domain.withdraw(account, D("51"), now=NOON, limits=small, fresh_id="b")
+        domain.withdraw(account, D("51"), Request(NOON, "b"), small)
     with pytest.raises(ValueError, match="positive"):
         Limits(max_order_value=D(0))
 
@@ -387,16 +386,12 @@ def test_buy_takes_the_cost_and_adds_the_holding() -> None:
 
 def test_buying_more_keeps_the_holdings_creation_time() -> None:
     account = buy(funded("10000"), "0.1", "100").account
-    later = domain.market_buy(
+    later = domain.place_order(
         account,
-        asset_id="BTC",
-        quantity=D("0.2"),
-        quote_price=D("100"),
-        quote_is_active=True,
-        protection_price=None,
-        now=NOON + timedelta(hours=1),
-        limits=LIMITS,
-        fresh_id="later",
+        OrderRequest(OrderType.MARKET_BUY, "BTC", D("0.2")),
+        MarketQuote(D("100")),
+        Request(NOON + timedelta(hours=1), "later"),
+        LIMITS,
     ).account
     assert later.quantity_of("BTC") == D("0.3")
     assert later.holdings["BTC"].created_at == NOON

@@ -19,8 +19,12 @@ from svc_order.domain import (
     Change,
     IdempotencyConflict,
     Limits,
+    MarketQuote,
     OperationKind,
+    OrderRequest,
     OrderRuleError,
+    OrderType,
+    Request,
 )
 
 D = Decimal
@@ -77,6 +81,9 @@ class TradingAccount(RuleBasedStateMachine):
         if key is not None:
             self.by_key[key] = change.operation
 
+    def request(self, key: str | None, fingerprint: str) -> Request:
+        return Request(self.now, f"fresh-{self.applied}", key, fingerprint)
+
     def remembered(self, key: str | None) -> AppliedOperation | None:
         """The model's answer: the key's operation while its 24 h window is open."""
         operation = self.by_key.get(key) if key is not None else None
@@ -115,13 +122,7 @@ class TradingAccount(RuleBasedStateMachine):
             {"amount": domain.format_cash(amount)},
             key,
             lambda fingerprint: domain.deposit(
-                self.account,
-                amount,
-                now=self.now,
-                limits=LIMITS,
-                fresh_id=f"fresh-{self.applied}",
-                idempotency_key=key,
-                fingerprint=fingerprint,
+                self.account, amount, self.request(key, fingerprint), LIMITS
             ),
         )
 
@@ -132,13 +133,7 @@ class TradingAccount(RuleBasedStateMachine):
             {"amount": domain.format_cash(amount)},
             key,
             lambda fingerprint: domain.withdraw(
-                self.account,
-                amount,
-                now=self.now,
-                limits=LIMITS,
-                fresh_id=f"fresh-{self.applied}",
-                idempotency_key=key,
-                fingerprint=fingerprint,
+                self.account, amount, self.request(key, fingerprint), LIMITS
             ),
         )
 
@@ -148,18 +143,12 @@ class TradingAccount(RuleBasedStateMachine):
             "order",
             {"order_type": "market_buy", "asset_id": asset, "quantity": str(quantity)},
             key,
-            lambda fingerprint: domain.market_buy(
+            lambda fingerprint: domain.place_order(
                 self.account,
-                asset_id=asset,
-                quantity=quantity,
-                quote_price=price,
-                quote_is_active=True,
-                protection_price=None,
-                now=self.now,
-                limits=LIMITS,
-                fresh_id=f"fresh-{self.applied}",
-                idempotency_key=key,
-                fingerprint=fingerprint,
+                OrderRequest(OrderType.MARKET_BUY, asset, quantity),
+                MarketQuote(price),
+                self.request(key, fingerprint),
+                LIMITS,
             ),
         )
 
@@ -178,18 +167,12 @@ class TradingAccount(RuleBasedStateMachine):
             "order",
             {"order_type": "market_sell", "asset_id": asset, "quantity": str(quantity)},
             key,
-            lambda fingerprint: domain.market_sell(
+            lambda fingerprint: domain.place_order(
                 self.account,
-                asset_id=asset,
-                quantity=quantity,
-                quote_price=price,
-                quote_is_active=True,
-                protection_price=None,
-                now=self.now,
-                limits=LIMITS,
-                fresh_id=f"fresh-{self.applied}",
-                idempotency_key=key,
-                fingerprint=fingerprint,
+                OrderRequest(OrderType.MARKET_SELL, asset, quantity),
+                MarketQuote(price),
+                self.request(key, fingerprint),
+                LIMITS,
             ),
         )
 
@@ -242,31 +225,22 @@ def test_a_buy_and_a_sale_of_the_same_quantity_never_create_money(
     start = domain.deposit(
         domain.new_account("user-1", START),
         D("1000000"),
-        now=START,
-        limits=Limits(D("1000000")),
-        fresh_id="fund",
+        Request(START, "fund"),
+        Limits(D("1000000")),
     ).account
-    bought = domain.market_buy(
+    bought = domain.place_order(
         start,
-        asset_id="BTC",
-        quantity=quantity,
-        quote_price=price,
-        quote_is_active=True,
-        protection_price=None,
-        now=START,
-        limits=limits,
-        fresh_id="buy",
+        OrderRequest(OrderType.MARKET_BUY, "BTC", quantity),
+        MarketQuote(price),
+        Request(START, "buy"),
+        limits,
     ).account
-    sold = domain.market_sell(
+    sold = domain.place_order(
         bought,
-        asset_id="BTC",
-        quantity=quantity,
-        quote_price=price,
-        quote_is_active=True,
-        protection_price=None,
-        now=START,
-        limits=limits,
-        fresh_id="sell",
+        OrderRequest(OrderType.MARKET_SELL, "BTC", quantity),
+        MarketQuote(price),
+        Request(START, "sell"),
+        limits,
     ).account
     assert sold.cash <= start.cash
     assert start.cash - sold.cash <= D("0.01")

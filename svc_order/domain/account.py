@@ -1,0 +1,173 @@
+"""A user's trading account, the one item every change rewrites, and its replay record.
+
+A change reads an `Account`, decides in `operations`, and the store writes the returned
+`Account` back on the condition that `version` is still the one read (DESIGN.md, "one
+conditional write per change").
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from svc_order.domain.errors import IdempotencyConflict
+from svc_order.domain.ids import utc
+from svc_order.domain.values import OrderType
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+# The account item carries the recent keyed operations; the bound keeps it far below
+# DynamoDB's 400 KB item limit. A user with more keyed operations than this in 24 h can
+# lose replay protection for the oldest ones: a documented trade-off of one-item writes.
+MAX_RECENT_OPERATIONS = 100
+
+
+@dataclass(frozen=True)
+class Limits:
+    daily_deposit_limit: Decimal = Decimal("10000.00")
+    daily_withdraw_limit: Decimal = Decimal("5000.00")
+    max_order_value: Decimal = Decimal("10000.00")
+
+    def __post_init__(self) -> None:
+        for name in ("daily_deposit_limit", "daily_withdraw_limit", "max_order_value"):
+            value: Decimal = getattr(self, name)
+            if not value.is_finite() or value <= 0:
+                raise ValueError(f"{name} must be a positive amount, got {value}")
+
+
+class OperationKind(enum.StrEnum):
+    """What an operation did; the values are the ledger's transaction types."""
+
+    DEPOSIT = "DEPOSIT"
+    WITHDRAWAL = "WITHDRAWAL"
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def takes_cash(self) -> bool:
+        return self in (OperationKind.WITHDRAWAL, OperationKind.BUY)
+
+
+@dataclass(frozen=True)
+class Holding:
+    quantity: Decimal
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Trade:
+    """The order part of a buy or sell."""
+
+    order_type: OrderType
+    asset_id: str
+    quantity: Decimal
+    price: Decimal
+
+
+@dataclass(frozen=True)
+class AppliedOperation:
+    """One applied change: enough to answer the request again and derive its items."""
+
+    operation_id: str
+    kind: OperationKind
+    # Cash moved, never negative: the amount, or the order's total_amount.
+    amount: Decimal
+    cash_after: Decimal
+    created_at: datetime
+    idempotency_key: str | None = None
+    fingerprint: str = ""
+    trade: Trade | None = None
+
+    @property
+    def cash_delta(self) -> Decimal:
+        return -self.amount if self.kind.takes_cash else self.amount
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user's trading account: the single storage item every change rewrites.
+
+    `version` is 0 for an account never stored; each change increments it by one and the
+    store writes on the condition that the stored version is still the one read.
+    `day` is the UTC date that `deposited_today` and `withdrawn_today` count.
+    `recent` holds keyed operations of the last 24 h, oldest first, at most
+    MAX_RECENT_OPERATIONS. `last_operation` is the newest change, keyed or not, so that
+    its derived items can be completed after a crash between the two writes.
+    """
+
+    user_id: str
+    cash: Decimal
+    holdings: Mapping[str, Holding]
+    version: int
+    day: date
+    deposited_today: Decimal
+    withdrawn_today: Decimal
+    created_at: datetime
+    updated_at: datetime
+    recent: tuple[AppliedOperation, ...] = ()
+    last_operation: AppliedOperation | None = None
+
+    def quantity_of(self, asset_id: str) -> Decimal:
+        holding = self.holdings.get(asset_id)
+        return holding.quantity if holding else Decimal(0)
+
+
+@dataclass(frozen=True)
+class Change:
+    """An operation's result: the account to write and the operation it records."""
+
+    account: Account
+    operation: AppliedOperation
+
+
+def new_account(user_id: str, now: datetime) -> Account:
+    """The state of a user who has no account item yet: no cash, nothing held."""
+    now = utc(now)
+    return Account(
+        user_id=user_id,
+        cash=Decimal("0.00"),
+        holdings={},
+        version=0,
+        day=now.date(),
+        deposited_today=Decimal("0.00"),
+        withdrawn_today=Decimal("0.00"),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _is_recent(operation: AppliedOperation, now: datetime) -> bool:
+    return now - operation.created_at < IDEMPOTENCY_WINDOW
+
+
+def find_replay(
+    account: Account, idempotency_key: str | None, fingerprint: str, now: datetime
+) -> AppliedOperation | None:
+    """The operation recorded for this key in the last 24 h, to answer again unchanged.
+
+    Raises IdempotencyConflict when the key was used for a different request body.
+    """
+    if idempotency_key is None:
+        return None
+    now = utc(now)
+    for operation in reversed(account.recent):
+        if operation.idempotency_key == idempotency_key and _is_recent(operation, now):
+            if operation.fingerprint != fingerprint:
+                raise IdempotencyConflict(
+                    "this Idempotency-Key was already used for a different request; "
+                    "use a new key for a new request"
+                )
+            return operation
+    return None
+
+
+def remember(
+    recent: tuple[AppliedOperation, ...], operation: AppliedOperation, now: datetime
+) -> tuple[AppliedOperation, ...]:
+    kept = tuple(entry for entry in recent if _is_recent(entry, now))
+    if operation.idempotency_key is not None:
+        kept += (operation,)
+    return kept[-MAX_RECENT_OPERATIONS:]

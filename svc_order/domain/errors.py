@@ -1,0 +1,110 @@
+"""The order rules' refusals: typed errors that the error interceptor maps to statuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common.errors import DomainError, ErrorKind, FieldViolation
+
+
+class OrderRuleError(DomainError):
+    """A request the order rules refuse; the message is safe to show to the user.
+
+    `kind` tells the error interceptor the status code, `reason` is the stable code
+    clients see, `field` names the request field at fault when there is one.
+    """
+
+    field: str | None = None
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        if self.field is not None and not self.violations:
+            # Clients show rule refusals next to the field, as they do bad input.
+            self.violations = (FieldViolation(self.field, message),)
+
+
+class FieldError(OrderRuleError):
+    """Bad input in one request field, reported as a field violation too."""
+
+    kind = ErrorKind.INVALID_ARGUMENT
+    field = "value"
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"{self.field} {problem}")
+        self.violations = (FieldViolation(self.field, problem),)
+
+
+class InvalidAmount(FieldError):
+    reason = "INVALID_AMOUNT"
+    field = "amount"
+
+
+class InvalidQuantity(FieldError):
+    reason = "INVALID_QUANTITY"
+    field = "quantity"
+
+
+class InvalidPrice(FieldError):
+    reason = "INVALID_PRICE"
+    field = "price"
+
+
+class InvalidOrderType(FieldError):
+    reason = "INVALID_ORDER_TYPE"
+    field = "order_type"
+
+
+class InvalidAssetId(FieldError):
+    reason = "INVALID_ASSET_ID"
+    field = "asset_id"
+
+
+class InvalidIdempotencyKey(FieldError):
+    reason = "INVALID_IDEMPOTENCY_KEY"
+    field = "idempotency_key"
+
+
+class Refusal(OrderRuleError):
+    """Well-formed input that the rules refuse in the account's current state."""
+
+    kind = ErrorKind.FAILED_PRECONDITION
+
+
+class LimitOrdersUnsupported(Refusal):
+    reason = "LIMIT_ORDERS_UNSUPPORTED"
+    field = "order_type"
+
+
+class DailyLimitExceeded(Refusal):
+    reason = "DAILY_LIMIT_EXCEEDED"
+    field = "amount"
+
+
+class InsufficientFunds(Refusal):
+    reason = "INSUFFICIENT_FUNDS"
+    field = "amount"
+
+
+class InsufficientHoldings(Refusal):
+    reason = "INSUFFICIENT_HOLDINGS"
+    field = "quantity"
+
+
+class OrderValueTooHigh(Refusal):
+    reason = "ORDER_VALUE_TOO_HIGH"
+    field = "quantity"
+
+
+class ProtectionPriceBreached(Refusal):
+    reason = "PROTECTION_PRICE_BREACHED"
+    field = "price"
+
+
+class AssetNotTradable(Refusal):
+    reason = "ASSET_NOT_TRADABLE"
+    field = "asset_id"
+
+
+class IdempotencyConflict(OrderRuleError):
+    kind = ErrorKind.ALREADY_EXISTS
+    reason = "IDEMPOTENCY_CONFLICT"

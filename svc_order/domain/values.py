@@ -1,0 +1,217 @@
+"""Values of requests and how money is written and rounded: parsing, checks, formats.
+
+Text formats (what `format_*` produce and the API shows):
+- cash: exactly 2 decimals, "1000.00";
+- quantities: exactly 8 decimals, "0.10000000" (the API's own example is "0.00100000");
+- prices: as quoted, in plain notation (never an exponent);
+- percentages: 2 decimals.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, localcontext
+
+from svc_order.domain.errors import (
+    FieldError,
+    InvalidAmount,
+    InvalidAssetId,
+    InvalidIdempotencyKey,
+    InvalidOrderType,
+    InvalidPrice,
+    InvalidQuantity,
+    LimitOrdersUnsupported,
+)
+
+CENT = Decimal("0.01")
+QUANTITY_QUANTUM = Decimal("0.00000001")
+
+MAX_AMOUNT = Decimal("1000000")
+MAX_PRICE = Decimal("1000000")
+MIN_QUANTITY = Decimal("0.001")
+# No asset trades in billions of units within a 10,000.00 order cap; the bound keeps
+# every quantity (with its 8 decimals) well inside DynamoDB's 38 significant digits.
+MAX_QUANTITY = Decimal("1000000000")
+CASH_PLACES = 2
+QUANTITY_PLACES = 8
+PRICE_PLACES = 8
+MAX_IDEMPOTENCY_KEY_LENGTH = 128
+
+# Plain decimal notation only: no sign other than "-", no exponent, no NaN/Infinity, and
+# ASCII digits only (Decimal() would accept other scripts' digits).
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+_MAX_DECIMAL_TEXT_LENGTH = 40
+_ASSET_ID = re.compile(r"[A-Za-z0-9]{1,10}")
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]+")
+
+
+class OrderType(enum.StrEnum):
+    MARKET_BUY = "market_buy"
+    MARKET_SELL = "market_sell"
+    LIMIT_BUY = "limit_buy"
+    LIMIT_SELL = "limit_sell"
+
+
+def decimal_places(value: Decimal) -> int:
+    """Decimals that carry information: trailing zeros do not count ("10.500" has 1)."""
+    _, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):
+        raise ValueError(f"{value} is not a finite number")
+    places = -exponent
+    for digit in reversed(digits):
+        if places <= 0 or digit != 0:
+            break
+        places -= 1
+    return max(places, 0)
+
+
+def _parse_decimal_text(raw: str, error: type[FieldError]) -> Decimal:
+    text = raw.strip()
+    if not text:
+        raise error("is required")
+    if len(text) > _MAX_DECIMAL_TEXT_LENGTH or not _DECIMAL_TEXT.fullmatch(text):
+        raise error("must be a plain decimal number, such as 12.34")
+    return Decimal(text)
+
+
+def check_amount(value: Decimal) -> Decimal:
+    """A deposit or withdrawal amount, returned with exactly 2 decimals."""
+    if not value.is_finite():
+        raise InvalidAmount("must be a number")
+    if value <= 0:
+        raise InvalidAmount("must be greater than 0")
+    if value > MAX_AMOUNT:
+        raise InvalidAmount(f"must be at most {format_cash(MAX_AMOUNT)}")
+    if decimal_places(value) > CASH_PLACES:
+        raise InvalidAmount(f"must have at most {CASH_PLACES} decimals")
+    return value.quantize(CENT)
+
+
+def parse_amount(raw: str) -> Decimal:
+    """Amount text ("100", "100.5", "100.50"; not "1e3", "NaN", "-5", "0.001")."""
+    return check_amount(_parse_decimal_text(raw, InvalidAmount))
+
+
+def check_quantity(value: Decimal) -> Decimal:
+    """An order quantity, returned with exactly 8 decimals."""
+    if not value.is_finite():
+        raise InvalidQuantity("must be a number")
+    if value < MIN_QUANTITY:
+        raise InvalidQuantity(f"must be at least {MIN_QUANTITY}")
+    if value > MAX_QUANTITY:
+        raise InvalidQuantity(f"must be at most {MAX_QUANTITY}")
+    if decimal_places(value) > QUANTITY_PLACES:
+        raise InvalidQuantity(f"must have at most {QUANTITY_PLACES} decimals")
+    return value.quantize(QUANTITY_QUANTUM)
+
+
+def parse_quantity(raw: str) -> Decimal:
+    return check_quantity(_parse_decimal_text(raw, InvalidQuantity))
+
+
+def check_price(value: Decimal) -> Decimal:
+    """A protection (or, later, limit) price given by the user."""
+    if not value.is_finite():
+        raise InvalidPrice("must be a number")
+    if value <= 0:
+        raise InvalidPrice("must be greater than 0")
+    if value > MAX_PRICE:
+        raise InvalidPrice(f"must be at most {format_cash(MAX_PRICE)}")
+    if decimal_places(value) > PRICE_PLACES:
+        raise InvalidPrice(f"must have at most {PRICE_PLACES} decimals")
+    return value
+
+
+def parse_price(raw: str) -> Decimal:
+    return check_price(_parse_decimal_text(raw, InvalidPrice))
+
+
+def parse_order_type(raw: str) -> OrderType:
+    """The order type; only market orders execute today, limit orders are refused."""
+    try:
+        order_type = OrderType(raw.strip())
+    except ValueError:
+        choices = ", ".join(t.value for t in OrderType)
+        raise InvalidOrderType(f"must be one of {choices}") from None
+    if order_type in (OrderType.LIMIT_BUY, OrderType.LIMIT_SELL):
+        raise LimitOrdersUnsupported(
+            "limit orders are not available yet; place a market order, optionally with "
+            "a protection price"
+        )
+    return order_type
+
+
+def parse_asset_id(raw: str) -> str:
+    """1 to 10 letters or digits, upper-cased ("btc" -> "BTC")."""
+    text = raw.strip()
+    if not _ASSET_ID.fullmatch(text):
+        raise InvalidAssetId("must be 1 to 10 letters or digits")
+    return text.upper()
+
+
+def parse_idempotency_key(raw: str) -> str:
+    """An Idempotency-Key: 1 to 128 visible ASCII characters.
+
+    The bound matters: keys are stored in the account item, whose size is limited.
+    """
+    if len(raw) > MAX_IDEMPOTENCY_KEY_LENGTH or not _IDEMPOTENCY_KEY.fullmatch(raw):
+        raise InvalidIdempotencyKey(
+            f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters"
+        )
+    return raw
+
+
+def _quantize_exactly(value: Decimal, quantum: Decimal) -> Decimal:
+    quantized = value.quantize(quantum)
+    if quantized != value:
+        # Formatting must never round money silently: round explicitly before.
+        raise ValueError(f"{value} has more decimals than {quantum}")
+    return quantized
+
+
+def format_cash(value: Decimal) -> str:
+    """Cash with exactly 2 decimals ("1000.00"); refuses a sub-cent value."""
+    return f"{_quantize_exactly(value, CENT):f}"
+
+
+def format_quantity(value: Decimal) -> str:
+    """A quantity with exactly 8 decimals ("0.10000000")."""
+    return f"{_quantize_exactly(value, QUANTITY_QUANTUM):f}"
+
+
+def format_price(value: Decimal) -> str:
+    """A price as quoted, in plain notation ("50000.00", never "5E+4")."""
+    return f"{value:f}"
+
+
+def format_percentage(value: Decimal) -> str:
+    return f"{value.quantize(CENT, rounding=ROUND_HALF_EVEN):f}"
+
+
+def _exact_product(a: Decimal, b: Decimal) -> Decimal:
+    # The default context keeps 28 digits; a long quantity times a long price could be
+    # rounded before the rounding to the cent, which could then go the wrong way.
+    with localcontext() as ctx:
+        ctx.prec = len(a.as_tuple().digits) + len(b.as_tuple().digits) + 1
+        return a * b
+
+
+def notional(quantity: Decimal, price: Decimal) -> Decimal:
+    """quantity × price, exactly (no rounding)."""
+    return _exact_product(quantity, price)
+
+
+def buy_cost(quantity: Decimal, price: Decimal) -> Decimal:
+    """What a buy costs: quantity × price rounded up to the cent."""
+    return notional(quantity, price).quantize(CENT, rounding=ROUND_CEILING)
+
+
+def sell_proceeds(quantity: Decimal, price: Decimal) -> Decimal:
+    """What a sale pays: quantity × price rounded down to the cent."""
+    return notional(quantity, price).quantize(CENT, rounding=ROUND_FLOOR)
+
+
+def market_value(quantity: Decimal, price: Decimal) -> Decimal:
+    """A holding's value, rounded down to the cent: what selling it would at most pay."""
+    return sell_proceeds(quantity, price)
