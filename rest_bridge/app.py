@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from trading.v1 import inventory_pb2, order_pb2, user_pb2
 
 from rest_bridge.config import BridgeSettings
+from rest_bridge.cookie_auth import CookieAuthMiddleware
 from rest_bridge.dispatch import Dispatcher
 from rest_bridge.errors import ApiError, error_response
 from rest_bridge.health import health_report
@@ -24,6 +25,7 @@ from rest_bridge.openapi import build_openapi, docs_page
 from rest_bridge.ratelimit import LoginThrottle, RateLimiter, RedisOutage
 from rest_bridge.routes import discover_routes
 from rest_bridge.subjects import TokenSubjects
+from rest_bridge.webapp import mount_web_app
 
 USER_SERVICE = user_pb2.DESCRIPTOR.services_by_name["UserService"].full_name
 INVENTORY_SERVICE = inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name
@@ -128,9 +130,13 @@ def create_app(settings: BridgeSettings, channels: Mapping[str, grpc.Channel]) -
         response.headers.update(exc.headers or {})
         return response
 
+    # Last: its fallback answers every path the routes above leave (the web app).
+    mount_web_app(app, settings.web_dist_dir)
     app.add_exception_handler(HTTPException, http_error)
 
     protected = {(r.http_method, r.path) for r in routes if not r.public}
+    # Innermost: browsers' refresh token in an HttpOnly cookie (rest_bridge/cookie_auth.py).
+    app.add_middleware(CookieAuthMiddleware)
     app.add_middleware(
         GuardMiddleware,
         max_body_bytes=settings.bridge_max_body_bytes,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Annotated, Self
 
 from pydantic import Field, field_validator, model_validator
@@ -77,6 +78,10 @@ class BridgeSettings(CommonSettings):
     )
     health_timeout_seconds: float = Field(
         1.0, gt=0, description="Deadline of each dependency probe of GET /health."
+    )
+    web_dist_dir: Path = Field(
+        Path(__file__).resolve().parent.parent / "web" / "dist",
+        description="The built web app served at / (./dev up builds it there).",
     )
 
     @field_validator("trusted_proxies", mode="before")

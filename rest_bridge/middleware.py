@@ -133,7 +133,10 @@ class EnvelopeMiddleware:
                 out["X-Content-Type-Options"] = "nosniff"
                 out["Referrer-Policy"] = "no-referrer"
                 out["X-Frame-Options"] = "DENY"
-                out["Content-Security-Policy"] = _DOCS_CSP if info.route == DOCS_PATH else _API_CSP
+                # A response with a policy of its own (the web app's) keeps it.
+                out.setdefault(
+                    "Content-Security-Policy", _DOCS_CSP if info.route == DOCS_PATH else _API_CSP
+                )
                 if private:
                     out["Cache-Control"] = "no-store"
                 for name, value in info.rate_headers.items():

@@ -1,0 +1,200 @@
+"""Cookie mode of the token routes, for browsers: the refresh token never reaches script.
+
+A client that sends ``X-Auth-Cookie: 1`` on login or refresh gets the access token in the
+body as usual, but the refresh token moves out of the body into a cookie that script
+cannot read (``HttpOnly``), that no other site can make the browser send
+(``SameSite=Strict``), that travels only to the refresh route (``Path``) and only over TLS
+when the bridge is reached over TLS (``Secure``). Refresh reads the cookie only when the
+request carries that same header: a cross-site form cannot set a custom header, and a
+cross-origin script needs a CORS preflight that only configured origins pass, so the
+cookie alone never refreshes anything (CSRF). Logout clears the cookie whatever the
+answer; a refused refresh clears it too (the token is spent or revoked).
+
+Clients without the header see the JSON API of shared/API.md unchanged. The layer sits
+inside the envelope and the guard, so request ids, rate limits and the login throttle
+apply as to every other call.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from http.cookies import SimpleCookie
+from typing import Any
+
+import jwt
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rest_bridge.errors import ApiError, error_response
+from rest_bridge.middleware import request_info
+
+MODE_HEADER = "x-auth-cookie"
+COOKIE_NAME = "trading_refresh"
+LOGIN_PATH = "/api/v1/auth/login"
+REFRESH_PATH = "/api/v1/auth/refresh"
+LOGOUT_PATH = "/api/v1/auth/logout"
+# The only path the browser sends the cookie to.
+COOKIE_PATH = REFRESH_PATH
+_MAX_BODY = 64 * 1024  # a refresh body is a few hundred bytes; the guard caps the rest
+
+
+def set_cookie_header(token: str, *, secure: bool, now: float | None = None) -> str:
+    """The Set-Cookie value carrying ``token``; it lives as long as the token itself
+    (its ``exp``; a token without one makes a session cookie)."""
+    parts = [f"{COOKIE_NAME}={token}", f"Path={COOKIE_PATH}", "HttpOnly", "SameSite=Strict"]
+    expires = _expiry(token)
+    if expires is not None:
+        parts.append(f"Max-Age={max(0, int(expires - (now or time.time())))}")
+    if secure:
+        parts.append("Secure")
+    return "; ".join(parts)
+
+
+def clear_cookie_header(*, secure: bool) -> str:
+    parts = [f"{COOKIE_NAME}=", f"Path={COOKIE_PATH}", "HttpOnly", "SameSite=Strict", "Max-Age=0"]
+    if secure:
+        parts.append("Secure")
+    return "; ".join(parts)
+
+
+def _expiry(token: str) -> float | None:
+    # Read, not trusted: svc_user verifies the token when it comes back; the bridge
+    # only needs to know how long the browser should keep it.
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    exp = claims.get("exp")
+    return float(exp) if isinstance(exp, int | float) else None
+
+
+def _cookie(headers: Headers) -> str | None:
+    jar: SimpleCookie = SimpleCookie()
+    for value in headers.getlist("cookie"):
+        try:
+            jar.load(value)
+        except Exception:  # noqa: S112 - a malformed cookie header is just no cookie
+            continue
+    morsel = jar.get(COOKIE_NAME)
+    return morsel.value if morsel is not None and morsel.value else None
+
+
+class CookieAuthMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path")
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self._app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        cookie_mode = headers.get(MODE_HEADER) == "1"
+        secure = scope.get("scheme") == "https"
+        if path == LOGOUT_PATH:
+            await self._app(scope, receive, _clearing(send, secure))
+        elif path == LOGIN_PATH and cookie_mode:
+            await self._app(scope, receive, _moving_token(send, secure))
+        elif path == REFRESH_PATH and cookie_mode:
+            await self._refresh(scope, receive, send, headers, secure)
+        else:
+            await self._app(scope, receive, send)
+
+    async def _refresh(
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers, secure: bool
+    ) -> None:
+        body = await _read_body(receive)
+        token = _cookie(headers)
+        try:
+            document = json.loads(body) if body.strip() else {}
+        except ValueError:
+            document = None
+        if isinstance(document, dict) and not document.get("refresh_token"):
+            if token is None:
+                error = ApiError(
+                    401, "REFRESH_COOKIE_MISSING", "no session to refresh; sign in again"
+                )
+                response = error_response(error, request_info(scope).request_id)
+                await response(scope, receive, _clearing(send, secure))
+                return
+            document["refresh_token"] = token
+            body = json.dumps(document).encode()
+        # Anything else (an explicit token, a malformed body) goes on unchanged, so the
+        # route answers it exactly as it would without cookie mode.
+        scope = dict(scope)
+        scope["headers"] = [
+            (name, value)
+            for name, value in scope["headers"]
+            if name not in (b"content-length", b"content-type")
+        ] + [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self._app(scope, replay, _moving_token(send, secure))
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > _MAX_BODY:
+            break
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _clearing(send: Send, secure: bool) -> Send:
+    async def clearing_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            MutableHeaders(scope=message).append("Set-Cookie", clear_cookie_header(secure=secure))
+        await send(message)
+
+    return clearing_send
+
+
+def _moving_token(send: Send, secure: bool) -> Send:
+    """Holds back the (small) token response, moves refresh_token into the cookie on
+    success, and clears the cookie when the route refused."""
+    start: dict[str, Any] = {}
+    chunks: list[bytes] = []
+
+    async def moving_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            start.update(message)
+            return
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        body = b"".join(chunks)
+        out = MutableHeaders(scope=start)
+        status = int(start["status"])
+        if status == 200:
+            document = json.loads(body)
+            token = document.pop("refresh_token", "")
+            body = json.dumps(document).encode()
+            if token:
+                out.append("Set-Cookie", set_cookie_header(token, secure=secure))
+        elif status == 401:
+            out.append("Set-Cookie", clear_cookie_header(secure=secure))
+        out["content-length"] = str(len(body))
+        await send(start)
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    return moving_send

@@ -1,0 +1,102 @@
+"""The web app (web/dist, built by ./dev up) served at / with a single-page-app fallback.
+
+- ``/assets/*`` are content-hashed by the build: cached for a year, ``immutable``.
+- Any other path that is not a file and not one of the bridge's own (``/api/``,
+  ``/health``, ``/metrics``, ``/docs``, ``/openapi.json``) answers ``index.html`` so
+  that the app's router shows the page; ``index.html`` is ``no-store``, so a new build
+  is picked up at the next load.
+- A strict Content-Security-Policy: scripts only from this origin (no inline script at
+  all), styles from this origin plus the one nonce of this response (for the few
+  ``<style>`` elements UI libraries insert at run time; the build leaves the placeholder
+  ``__CSP_NONCE__`` in ``index.html`` and this module puts a fresh random value there),
+  connections only to this origin, no framing, no plugins, no ``<base>``.
+
+The files are looked up at request time, so a rebuild needs no restart of the bridge.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from pathlib import Path, PurePosixPath
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.routing import Route
+
+NONCE_PLACEHOLDER = "__CSP_NONCE__"
+# Paths the app never claims: an unknown one there stays the bridge's JSON 404 (and
+# another method on it is no 405 of the fallback's).
+RESERVED_PREFIXES = ("api/", "health", "metrics", "docs", "openapi.json")
+_APP_PATH = "(?!" + "|".join(re.escape(prefix) for prefix in RESERVED_PREFIXES) + ").*"
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def app_csp(nonce: str) -> str:
+    return "; ".join(
+        (
+            "default-src 'self'",
+            "script-src 'self'",
+            f"style-src 'self' 'nonce-{nonce}'",
+            "img-src 'self' data:",
+            "font-src 'self'",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        )
+    )
+
+
+def _file(dist: Path, path: str) -> Path | None:
+    """The file of ``path`` inside ``dist``; None for anything that leaves it."""
+    parts = PurePosixPath(path).parts
+    if any(part in ("..", ".") or part.startswith("\\") for part in parts):
+        return None
+    candidate = (dist / PurePosixPath(*parts)) if parts else dist
+    try:
+        resolved = candidate.resolve()
+    except OSError:
+        return None
+    if not resolved.is_relative_to(dist.resolve()) or not resolved.is_file():
+        return None
+    return resolved
+
+
+def _index(dist: Path) -> Response:
+    index = dist / "index.html"
+    if not index.is_file():
+        raise HTTPException(404, "the web app is not built: ./dev up builds it into web/dist")
+    nonce = secrets.token_urlsafe(18)
+    html = index.read_text(encoding="utf-8").replace(NONCE_PLACEHOLDER, nonce)
+    return HTMLResponse(
+        html, headers={"Cache-Control": "no-store", "Content-Security-Policy": app_csp(nonce)}
+    )
+
+
+def mount_web_app(app: FastAPI, dist: Path) -> None:
+    """Adds the app's routes; call it after every other route (the fallback matches
+    every path)."""
+
+    async def serve(request: Request) -> Response:
+        path = request.path_params.get("path", "")
+        if path in ("", "index.html"):
+            return _index(dist)
+        found = _file(dist, path)
+        if found is not None:
+            cache = IMMUTABLE if path.startswith("assets/") else "no-cache"
+            return FileResponse(found, headers={"Cache-Control": cache})
+        # A missing file (it has an extension) is a 404, not the app: a stale hashed
+        # asset must fail loudly instead of being parsed as HTML.
+        if "." in PurePosixPath(path).name or path.startswith("assets/"):
+            raise HTTPException(404, "Not Found")
+        return _index(dist)
+
+    fallback = Route("/{path:path}", serve, methods=["GET", "HEAD"], include_in_schema=False)
+    # Starlette compiles the template to one regex: narrow the catch-all to app paths.
+    fallback.path_regex = re.compile("^/(?P<path>" + _APP_PATH + ")$")
+    app.router.add_route("/", serve, methods=["GET", "HEAD"], include_in_schema=False)
+    app.router.routes.append(fallback)

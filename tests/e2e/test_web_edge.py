@@ -1,0 +1,227 @@
+"""What the bridge does for the browser app: cookie-mode tokens and the served app."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rest_bridge.cookie_auth import COOKIE_NAME, COOKIE_PATH
+from tests.e2e.conftest import Bridge, new_registration
+
+COOKIE_MODE = {"X-Auth-Cookie": "1"}
+REFRESH = "/api/v1/auth/refresh"
+
+
+def register(http: httpx.Client) -> dict[str, str]:
+    body = new_registration()
+    assert http.post("/api/v1/auth/register", json=body).status_code == 201
+    return {"username": body["username"], "password": body["password"]}
+
+
+def set_cookie(response: httpx.Response) -> str:
+    values = [v for v in response.headers.get_list("set-cookie") if v.startswith(COOKIE_NAME)]
+    assert len(values) == 1, response.headers
+    return values[0]
+
+
+def cookie_value(header: str) -> str:
+    return header.split(";", 1)[0].split("=", 1)[1]
+
+
+def refresh_with(http: httpx.Client, token: str, **headers: str) -> httpx.Response:
+    return http.post(REFRESH, headers={**headers, "Cookie": f"{COOKIE_NAME}={token}"}, content=b"")
+
+
+def test_cookie_login_moves_the_refresh_token_into_a_strict_http_only_cookie(
+    http: httpx.Client,
+) -> None:
+    response = http.post("/api/v1/auth/login", json=register(http), headers=COOKIE_MODE)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["access_token"]
+    assert "refresh_token" not in body
+    header = set_cookie(response)
+    attributes = {part.strip().split("=")[0].lower(): part for part in header.split(";")}
+    assert f"Path={COOKIE_PATH}" in header
+    assert {"httponly", "samesite", "max-age"} <= set(attributes)
+    assert "SameSite=Strict" in header
+    assert "secure" not in attributes  # plain HTTP here; over TLS it is Secure
+    max_age = int(attributes["max-age"].split("=")[1])
+    assert 29 * 86400 < max_age <= 30 * 86400  # the refresh token's own lifetime
+    assert cookie_value(header)
+
+
+def test_login_without_cookie_mode_is_unchanged(http: httpx.Client) -> None:
+    response = http.post("/api/v1/auth/login", json=register(http))
+    assert response.status_code == 200
+    assert response.json()["refresh_token"]
+    assert "set-cookie" not in response.headers
+
+
+def test_cookie_refresh_rotates_the_cookie_and_a_spent_one_is_refused(
+    http: httpx.Client,
+) -> None:
+    login = http.post("/api/v1/auth/login", json=register(http), headers=COOKIE_MODE)
+    first = cookie_value(set_cookie(login))
+    refreshed = refresh_with(http, first, **COOKIE_MODE)
+    assert refreshed.status_code == 200, refreshed.text
+    assert refreshed.json()["access_token"]
+    assert "refresh_token" not in refreshed.json()
+    second = cookie_value(set_cookie(refreshed))
+    assert second
+    assert second != first
+    profile = http.get(
+        "/api/v1/auth/profile",
+        headers={"Authorization": f"Bearer {refreshed.json()['access_token']}"},
+    )
+    assert profile.status_code == 200
+    # Reuse of the spent cookie: refused, the cookie cleared, and the family revoked.
+    reused = refresh_with(http, first, **COOKIE_MODE)
+    assert reused.status_code == 401
+    assert "Max-Age=0" in set_cookie(reused)
+    assert refresh_with(http, second, **COOKIE_MODE).status_code == 401
+
+
+def test_the_cookie_alone_refreshes_nothing(http: httpx.Client) -> None:
+    """CSRF: a cross-site form can send the cookie but not the custom header."""
+    login = http.post("/api/v1/auth/login", json=register(http), headers=COOKIE_MODE)
+    token = cookie_value(set_cookie(login))
+    forged = http.post(
+        REFRESH,
+        headers={"Cookie": f"{COOKIE_NAME}={token}"},
+        content=b"refresh_token=x",
+    )
+    assert forged.status_code in (401, 415, 422)
+    forged_json = refresh_with(http, token)
+    assert forged_json.status_code in (401, 415, 422)
+    assert "access_token" not in forged_json.text
+    # The cookie is still good for the app itself.
+    assert refresh_with(http, token, **COOKIE_MODE).status_code == 200
+
+
+def test_cookie_refresh_without_a_cookie_is_401(http: httpx.Client) -> None:
+    response = http.post(REFRESH, headers=COOKIE_MODE, content=b"")
+    assert response.status_code == 401
+    assert response.json()["code"] == "REFRESH_COOKIE_MISSING"
+    assert response.json()["request_id"] == response.headers["X-Request-ID"]
+
+
+def test_logout_clears_the_cookie_and_ends_its_family(http: httpx.Client) -> None:
+    login = http.post("/api/v1/auth/login", json=register(http), headers=COOKIE_MODE)
+    token = cookie_value(set_cookie(login))
+    access = login.json()["access_token"]
+    logout = http.post("/api/v1/auth/logout", headers={"Authorization": f"Bearer {access}"})
+    assert logout.status_code == 200
+    cleared = set_cookie(logout)
+    assert "Max-Age=0" in cleared
+    assert f"Path={COOKIE_PATH}" in cleared
+    assert refresh_with(http, token, **COOKIE_MODE).status_code == 401
+
+
+# The served app ----------------------------------------------------------------------
+
+INDEX = (
+    '<!doctype html><html><head><meta property="csp-nonce" nonce="__CSP_NONCE__">'
+    '<script type="module" src="/assets/index-abc123.js"></script></head>'
+    '<body><div id="root"></div></body></html>'
+)
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("dist")
+    (root / "assets").mkdir()
+    (root / "index.html").write_text(INDEX)
+    (root / "assets" / "index-abc123.js").write_text("console.log('app')")
+    (root / "favicon.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    (root.parent / "secret.txt").write_text("not served")
+    return root
+
+
+@pytest.fixture(scope="module")
+def web(start_bridge: Callable[..., Bridge], dist: Path) -> httpx.Client:
+    return start_bridge(web_dist_dir=dist).client()
+
+
+def nonce_of(response: httpx.Response) -> str:
+    match = re.search(r"'nonce-([^']+)'", response.headers["Content-Security-Policy"])
+    assert match
+    return match.group(1)
+
+
+def test_index_is_no_store_with_a_fresh_nonce_each_time(web: httpx.Client) -> None:
+    first, second = web.get("/"), web.get("/")
+    assert first.status_code == 200
+    assert first.headers["content-type"].startswith("text/html")
+    assert first.headers["Cache-Control"] == "no-store"
+    policy = first.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    assert "unsafe-eval" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert nonce_of(first) != nonce_of(second)
+    assert f'nonce="{nonce_of(first)}"' in first.text
+    assert "__CSP_NONCE__" not in first.text
+
+
+@pytest.mark.parametrize("path", ["/market", "/assets-of-mine", "/orders/abc", "/trade/BTC"])
+def test_app_paths_fall_back_to_the_index(web: httpx.Client, path: str) -> None:
+    response = web.get(path)
+    assert response.status_code == 200
+    assert '<div id="root">' in response.text
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_hashed_assets_are_cached_for_a_year(web: httpx.Client) -> None:
+    response = web.get("/assets/index-abc123.js")
+    assert response.status_code == 200
+    assert response.text == "console.log('app')"
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert web.get("/favicon.svg").headers["Cache-Control"] == "no-cache"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/assets/index-old999.js", "/missing.png", "/..%2fsecret.txt", "/assets/..%2f..%2fsecret.txt"],
+)
+def test_missing_files_and_escapes_are_404(web: httpx.Client, path: str) -> None:
+    response = web.get(path)
+    assert response.status_code == 404
+    assert "not served" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/nothing"),
+        ("POST", "/api/v1/nothing"),
+        ("GET", "/healthz"),
+        ("GET", "/docsx"),
+    ],
+)
+def test_the_bridge_paths_stay_json_404(web: httpx.Client, method: str, path: str) -> None:
+    response = web.request(method, path)
+    assert response.status_code == 404
+    assert response.json()["code"] == "NOT_FOUND"
+
+
+def test_the_bridge_routes_keep_working_beside_the_app(web: httpx.Client) -> None:
+    assert web.get("/docs").status_code == 200
+    assert web.get("/openapi.json").json()["openapi"].startswith("3")
+    assert web.get("/metrics").status_code == 200
+    assert web.get("/health").status_code in (200, 503)
+    assets = web.get("/api/v1/inventory/assets")
+    assert assets.status_code == 200
+    assert assets.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+
+
+def test_without_a_build_the_root_says_how_to_build(
+    start_bridge: Callable[..., Bridge], tmp_path: Path
+) -> None:
+    response = start_bridge(web_dist_dir=tmp_path / "none").client().get("/")
+    assert response.status_code == 404
+    assert "./dev up" in response.json()["detail"]
