@@ -33,6 +33,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from common.dynamo import Item, from_attributes, is_condition_failure, to_attributes, to_value
 from common.errors import InvalidArgument
+from svc_order.audit import Books
 from svc_order.domain import (
     Account,
     AppliedOperation,
@@ -55,6 +56,9 @@ TRADE_PREFIX = "TRADE#"
 # A batch the engine only partly took is sent again this many times, backing off.
 BATCH_ATTEMPTS = 8
 BATCH_BACKOFF_SECONDS = 0.01
+# Reads of one user's items are repeated until the account's version holds still
+# around them at most this many times (the audit and the export see one moment).
+STABLE_READ_ATTEMPTS = 20
 # A page token holds one sort key; anything longer was not made by us.
 _MAX_PAGE_TOKEN_LENGTH = 512
 
@@ -82,6 +86,10 @@ class PageRequest:
     offset: int = 0
 
 
+class UnstableRead(RuntimeError):
+    """The account kept changing while its items were read."""
+
+
 class TradingStore(Protocol):
     def get_account(self, user_id: str) -> Account | None: ...
     def save_account(self, account: Account, read_version: int) -> bool: ...
@@ -101,6 +109,7 @@ class TradingStore(Protocol):
     def list_asset_entries(
         self, user_id: str, asset_id: str, page: PageRequest
     ) -> Page[AssetEntry]: ...
+    def books(self, user_id: str) -> Books: ...
 
 
 # --- Items ----------------------------------------------------------------------------
@@ -526,3 +535,83 @@ class DynamoTradingStore:
         has_more = len(taken) > page.limit
         token = encode_page_token(shown[-1]["sk"]) if has_more else ""
         return Page(tuple(convert(item) for item in shown), token)
+
+    # Whole accounts: the audit and the export -----------------------------------
+
+    def user_ids(self) -> Iterator[str]:
+        """Every user with an account item or any other item, each once: a full Scan.
+
+        For operators' tools only; requests never scan.
+        """
+        seen: set[str] = set()
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "ProjectionExpression": "pk",
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._db.scan(**request)
+            for found in response["Items"]:
+                pk = from_attributes(found)["pk"]
+                _, _, user_id = pk.partition("#")
+                if pk.startswith(("ACCOUNT#", "USER#")) and user_id not in seen:
+                    seen.add(user_id)
+                    yield user_id
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def books(self, user_id: str) -> Books:
+        """Every record of one user as of one moment.
+
+        The account item is read before and after the user's other items; when its
+        version moved in between (a change landed), the read is repeated, so the
+        records belong to one version of the account. UnstableRead after
+        STABLE_READ_ATTEMPTS tries.
+        """
+        for _ in range(STABLE_READ_ATTEMPTS):
+            before = self._get(_account_key(user_id))
+            books = self._read_books(user_id, before)
+            after = self._get(_account_key(user_id))
+            if (before or {}).get("version") == (after or {}).get("version"):
+                return books
+        raise UnstableRead(f"the account of {user_id} kept changing while it was read")
+
+    def _read_books(self, user_id: str, account: Item | None) -> Books:
+        books = Books(user_id)
+        if account is not None:
+            try:
+                books.account = account_from_item(account)
+            except (KeyError, ValueError, TypeError, ArithmeticError):
+                books.unreadable.append(f"ACCOUNT#{user_id}")
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": to_attributes({":pk": _user_pk(user_id)}),
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._db.query(**request)
+            for found in response["Items"]:
+                _add_to_books(books, from_attributes(found))
+            if "LastEvaluatedKey" not in response:
+                return books
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def _add_to_books(books: Books, item: Item) -> None:
+    """Files one item of a user's partition; items of other kinds are left out."""
+    sk: str = item["sk"]
+    try:
+        if sk.startswith(ORDER_ID_PREFIX):
+            order = order_from_item(item)
+            books.orders_by_id[order.order_id] = order
+        elif sk.startswith(ORDER_PREFIX):
+            order = order_from_item(item)
+            books.orders_by_time[order.order_id] = order
+        elif sk.startswith(CASH_PREFIX):
+            books.cash_entries.append(cash_from_item(item))
+        elif sk.startswith(TRADE_PREFIX):
+            books.asset_entries.append(asset_entry_from_item(item))
+    except (KeyError, ValueError, TypeError, ArithmeticError):
+        books.unreadable.append(f"{item['pk']} {sk}")

@@ -1,0 +1,72 @@
+"""Where the stores are: the same variables the services read (README, Configuration)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.dynamo import make_client
+from devstack.engines import ROOT, start_dynalite
+
+
+class StoreSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    dynamodb_endpoint: str | None = Field(
+        None, description="DynamoDB-compatible endpoint; unset means AWS itself."
+    )
+    aws_region: str = Field("us-east-1", description="Region of the DynamoDB client.")
+    table_prefix: str = Field("", description="Prefix of every table name.")
+    users_table: str = Field("users", description="svc_user's table (after the prefix).")
+    assets_table: str = Field("assets", description="svc_inventory's table (after the prefix).")
+    trading_table: str = Field("trading", description="svc_order's table (after the prefix).")
+    # Only for `--local` (./dev): where the local stack keeps and serves its store.
+    data_dir: Path = Field(ROOT / ".data", description="The local stack's data folder.")
+    dynalite_port: int = Field(8001, description="Port of the local stack's dynalite.")
+
+    def tables(self) -> dict[str, str]:
+        """Every table of the platform: owner -> full name."""
+        return {
+            "users": self.table_prefix + self.users_table,
+            "assets": self.table_prefix + self.assets_table,
+            "trading": self.table_prefix + self.trading_table,
+        }
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def store_client(settings: StoreSettings, *, local: bool) -> Iterator[Any]:
+    """A DynamoDB client for the settings' store.
+
+    `local` (what ./dev passes) without DYNAMODB_ENDPOINT means the local stack's store:
+    its running dynalite, or, when the stack is down, a dynalite started on its data
+    folder for as long as the client is used.
+    """
+    if settings.dynamodb_endpoint or not local:
+        yield make_client(settings.dynamodb_endpoint, settings.aws_region)
+        return
+    # dynalite takes any credentials, but the client must have some.
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    if _listening(settings.dynalite_port):
+        yield make_client(f"http://127.0.0.1:{settings.dynalite_port}", settings.aws_region)
+        return
+    engine = start_dynalite(settings.data_dir / "dynalite")
+    try:
+        yield make_client(engine.url, settings.aws_region)
+    finally:
+        engine.stop()
