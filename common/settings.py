@@ -41,6 +41,11 @@ class CommonSettings(BaseSettings):
     default_deadline_seconds: float = Field(
         5.0, gt=0, description="Deadline of an outgoing call when the caller has none."
     )
+    grpc_client_retries: bool = Field(
+        True,
+        description="Retry retryable RPCs in the gRPC channel; off in the mesh, where"
+        " the sidecar retries (retries live in exactly one layer).",
+    )
     shutdown_drain_seconds: float = Field(
         1.0, ge=0, description="Time NOT_SERVING is reported before the server stops."
     )

@@ -23,8 +23,12 @@ def no_keys(_kid: str) -> None:
     RPCs are all public, which therefore never asks."""
 
 
-def user_service_channel(address: str, *, default_deadline: float) -> grpc.Channel:
-    return make_channel(address, services=[USER_SERVICE_NAME], default_deadline=default_deadline)
+def user_service_channel(
+    address: str, *, default_deadline: float, retries: bool = True
+) -> grpc.Channel:
+    return make_channel(
+        address, services=[USER_SERVICE_NAME], default_deadline=default_deadline, retries=retries
+    )
 
 
 def user_service_keys(channel: grpc.Channel) -> KeyResolver:

@@ -24,6 +24,7 @@ def open_channels(settings: BridgeSettings) -> dict[str, grpc.Channel]:
             address,
             services=[service],
             default_deadline=settings.bridge_default_timeout_seconds,
+            retries=settings.grpc_client_retries,
         )
         for service, address in addresses.items()
         if address

@@ -19,6 +19,7 @@ from rest_bridge.cookie_auth import CookieAuthMiddleware
 from rest_bridge.dispatch import Dispatcher
 from rest_bridge.errors import ApiError, error_response
 from rest_bridge.health import health_report
+from rest_bridge.jwks import JWKS_PATH, jwks_endpoint
 from rest_bridge.metrics import BridgeMetrics
 from rest_bridge.middleware import DOCS_PATH, EnvelopeMiddleware, GuardMiddleware, request_info
 from rest_bridge.openapi import build_openapi, docs_page
@@ -119,6 +120,14 @@ def create_app(settings: BridgeSettings, channels: Mapping[str, grpc.Channel]) -
         ("/metrics", metrics_page),
         ("/openapi.json", openapi),
         (DOCS_PATH, docs_html),
+        (
+            JWKS_PATH,
+            jwks_endpoint(
+                channels.get(USER_SERVICE),
+                timeout=settings.bridge_default_timeout_seconds,
+                retry_after=settings.bridge_unavailable_retry_after_seconds,
+            ),
+        ),
     ):
         app.router.add_route(path, endpoint, methods=["GET"], include_in_schema=False)
 

@@ -87,6 +87,7 @@ def build(settings: InventorySettings) -> InventoryServer:
                 user_service_channel(
                     settings.user_service_addr,
                     default_deadline=settings.default_deadline_seconds,
+                    retries=settings.grpc_client_retries,
                 )
             )
             if settings.user_service_addr

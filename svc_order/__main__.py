@@ -43,10 +43,14 @@ def build(
 ) -> OrderServer:
     """The running server; `after_account_write` lets tests inject a crash."""
     to_inventory = inventory_channel(
-        settings.inventory_service_addr, default_deadline=settings.default_deadline_seconds
+        settings.inventory_service_addr,
+        default_deadline=settings.default_deadline_seconds,
+        retries=settings.grpc_client_retries,
     )
     to_users = user_service_channel(
-        settings.user_service_addr, default_deadline=settings.default_deadline_seconds
+        settings.user_service_addr,
+        default_deadline=settings.default_deadline_seconds,
+        retries=settings.grpc_client_retries,
     )
     service = OrderService(
         store=DynamoTradingStore(

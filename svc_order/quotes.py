@@ -66,10 +66,15 @@ def _quote_from_message(message: inventory_pb2.Quote) -> Quote:
     )
 
 
-def inventory_channel(address: str, *, default_deadline: float) -> grpc.Channel:
+def inventory_channel(
+    address: str, *, default_deadline: float, retries: bool = True
+) -> grpc.Channel:
     """The channel to svc_inventory: deadlines, retries and request ids come with it."""
     return make_channel(
-        address, services=[INVENTORY_SERVICE_NAME], default_deadline=default_deadline
+        address,
+        services=[INVENTORY_SERVICE_NAME],
+        default_deadline=default_deadline,
+        retries=retries,
     )
 
 
