@@ -22,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from common.interceptors import ServiceInterceptor
+from common.redis_clients import redis_client
 from common.revocation import RevocationList
 from common.settings import CommonSettings
 from common.tokens import AccessTokenVerifier, KeyResolver
@@ -108,6 +109,11 @@ def start_server(
     running.set_serving(True)
     log.info("serving", extra={"port": bound, "services": list(service_names)})
     return running
+
+
+def revocation_list(settings: CommonSettings) -> RevocationList:
+    """The revocation list in the settings' Redis, with the settings' Redis budget."""
+    return RevocationList(redis_client(settings.redis_url, settings.redis_timeout_seconds))
 
 
 def start_service(

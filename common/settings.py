@@ -52,6 +52,9 @@ class CommonSettings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         5.0, ge=0, description="Time in-flight RPCs get to finish at stop."
     )
+    redis_timeout_seconds: float = Field(
+        0.5, gt=0, description="Budget of one Redis command (connect, send, answer); no retry."
+    )
     log_level: str = Field("INFO", description="Log level of the JSON log lines.")
 
     @field_validator("redis_url")

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from trading.v1 import inventory_pb2, order_pb2, user_pb2
 
+from common.redis_clients import async_redis_client
 from rest_bridge.config import BridgeSettings
 from rest_bridge.cookie_auth import CookieAuthMiddleware
 from rest_bridge.dispatch import Dispatcher
@@ -56,9 +57,9 @@ _EXPOSED_HEADERS = [
 ]
 
 
-def redis_for_bridge(url: str) -> aioredis.Redis:
-    # Short timeouts: a dead Redis must cost a request milliseconds, not seconds.
-    return aioredis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+def redis_for_bridge(url: str, timeout_seconds: float) -> aioredis.Redis:
+    # Short timeouts, no retries: a dead Redis must cost a request milliseconds.
+    return async_redis_client(url, timeout_seconds)
 
 
 def create_app(settings: BridgeSettings, channels: Mapping[str, grpc.Channel]) -> FastAPI:
@@ -67,7 +68,7 @@ def create_app(settings: BridgeSettings, channels: Mapping[str, grpc.Channel]) -
     routes = discover_routes()
     metrics = BridgeMetrics()
     outage = RedisOutage()
-    redis = redis_for_bridge(settings.redis_url)
+    redis = redis_for_bridge(settings.redis_url, settings.redis_timeout_seconds)
     prefix = settings.rate_limit_key_prefix
     throttle = LoginThrottle(
         redis,

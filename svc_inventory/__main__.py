@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 
 from common.dynamo import ensure_table, make_client
 from common.logs import configure_logging
-from common.revocation import RevocationList, redis_client
-from common.server import RunningServer, serve_until_signalled, start_service
+from common.server import RunningServer, revocation_list, serve_until_signalled, start_service
 from common.user_keys import no_keys, user_service_channel, user_service_keys
 from svc_inventory.broadcast import PriceBroadcaster
 from svc_inventory.cache import RedisQuoteCache, cache_client
@@ -93,7 +92,7 @@ def build(settings: InventorySettings) -> InventoryServer:
             if settings.user_service_addr
             else no_keys
         ),
-        revocations=RevocationList(redis_client(settings.redis_url)),
+        revocations=revocation_list(settings),
     )
     ticker = PeriodicTask("price-ticker", service.refresh_prices, settings.tick_seconds)
     ticker.start()

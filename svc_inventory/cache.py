@@ -20,6 +20,7 @@ from typing import Protocol
 
 import redis
 
+from common.redis_clients import redis_client
 from svc_inventory.domain import Quote, decimal_string
 
 log = logging.getLogger(__name__)
@@ -55,12 +56,7 @@ class QuoteCache(Protocol):
 
 
 def cache_client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=CACHE_SOCKET_TIMEOUT_SECONDS,
-        socket_connect_timeout=CACHE_SOCKET_TIMEOUT_SECONDS,
-        health_check_interval=30,
-    )
+    return redis_client(url, CACHE_SOCKET_TIMEOUT_SECONDS)
 
 
 def quote_to_json(quote: Quote) -> str:

@@ -15,8 +15,7 @@ import grpc
 
 from common.dynamo import make_client
 from common.logs import configure_logging
-from common.revocation import RevocationList, redis_client
-from common.server import RunningServer, serve_until_signalled, start_service
+from common.server import RunningServer, revocation_list, serve_until_signalled, start_service
 from common.user_keys import user_service_channel, user_service_keys
 from svc_order.config import OrderSettings
 from svc_order.domain import Limits
@@ -75,7 +74,7 @@ def build(
         service_names=[SERVICE_NAME],
         register=register(OrderServicer(service)),
         resolve_key=user_service_keys(to_users),
-        revocations=RevocationList(redis_client(settings.redis_url)),
+        revocations=revocation_list(settings),
     )
     fields = {f.name: getattr(running, f.name) for f in dataclasses.fields(RunningServer)}
     return OrderServer(**fields, channels=(to_inventory, to_users))

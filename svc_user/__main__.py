@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from common.dynamo import make_client
 from common.logs import configure_logging
-from common.revocation import RevocationList, redis_client
-from common.server import RunningServer, serve_until_signalled, start_service
+from common.revocation import RevocationKeeper
+from common.server import RunningServer, revocation_list, serve_until_signalled, start_service
 from common.settings import read_secret_file
 from svc_user.config import UserSettings
 from svc_user.credentials import PasswordHasher, TokenIssuer, load_private_key
@@ -28,7 +28,7 @@ def build(settings: UserSettings) -> RunningServer:
         access_ttl_seconds=settings.access_token_ttl_seconds,
         refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
     )
-    revocations = RevocationList(redis_client(settings.redis_url))
+    revocations = revocation_list(settings)
     service = UserService(
         store=DynamoUserStore(
             make_client(settings.dynamodb_endpoint, settings.aws_region, settings.grpc_max_workers),
@@ -45,6 +45,9 @@ def build(settings: UserSettings) -> RunningServer:
         clock=lambda: datetime.now(UTC),
         new_id=lambda: uuid.uuid4().hex,
     )
+    # Restores Redis's revocation list from the record at start and whenever Redis
+    # lost it; until then every service refuses tokens with 503 (fail closed).
+    RevocationKeeper(revocations, service.revocations_in_force).start()
     return start_service(
         settings,
         port=settings.user_grpc_port,

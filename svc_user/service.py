@@ -10,7 +10,7 @@ from datetime import datetime
 
 from common.context import Identity
 from common.errors import Aborted
-from common.revocation import RevocationList
+from common.revocation import Revocation, RevocationList
 from common.tokens import REFRESH, decode_token
 from svc_user.credentials import PasswordHasher, TokenIssuer, TokenPair
 from svc_user.domain import (
@@ -166,16 +166,27 @@ class UserService:
         return self._issue(user, session_id, new_refresh_id, self._clock())
 
     def logout(self, caller: Identity) -> None:
-        now = int(self._clock().timestamp())
-        self._revocations.revoke_token(caller.token_id, caller.expires_at - now)
+        self._revoke(Revocation("token", caller.token_id, caller.expires_at))
         self._end_session(caller.user_id, caller.session_id)
 
     def _end_session(self, user_id: str, session_id: str) -> None:
-        # Redis refuses the session's access tokens at once, everywhere; the store
-        # refuses its refresh tokens for good. Access tokens die within their TTL,
-        # which is as long as the Redis entry needs to live.
-        self._revocations.revoke_session(session_id, self._tokens.access_ttl_seconds)
+        # Every service refuses the session's access tokens at once (Redis); the
+        # session item refuses its refresh tokens for good. Access tokens die within
+        # their TTL, which is as long as the revocation needs to be in force.
+        now = int(self._clock().timestamp())
+        self._revoke(Revocation("session", session_id, now + self._tokens.access_ttl_seconds))
         self._store.revoke_session(user_id, session_id)
+
+    def _revoke(self, revocation: Revocation) -> None:
+        # The record first: Redis is only the fast path and may lose its data, and is
+        # then restored from the record (revocations_in_force).
+        self._store.record_revocation(revocation)
+        self._revocations.revoke(revocation)
+
+    def revocations_in_force(self) -> list[Revocation]:
+        """The record of every revocation that still refuses a token."""
+        now = int(self._clock().timestamp())
+        return self._store.revocations_in_force(now, self._tokens.access_ttl_seconds)
 
     def _issue(self, user: User, session_id: str, refresh_id: str, now: datetime) -> TokenPair:
         return self._tokens.issue(

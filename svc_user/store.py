@@ -5,6 +5,13 @@ Table layout (one table, `pk`/`sk`):
     USER#<id>          SESSION#<sid>   one refresh family
     USERNAME#<name>    CLAIM           who holds a username
     EMAIL#<email>      CLAIM           who holds an email address
+    REVOKED#<h>#<n>    <kind>#<id>     a revoked token or session, in force until
+                                       `expires_at`; h = expiry hour, n = shard
+
+The REVOKED items are the record of revocations; Redis holds a copy for the fast
+path and is restored from them when it loses its data. Grouping by expiry hour lets a
+restore read only the hours still in force; the shards spread the writes of one hour
+over several partitions. `ttl` (= expires_at) lets DynamoDB's TTL delete them later.
 
 Every change is one conditional write to one item. A claim whose user item never
 appeared (a registration that crashed half-way) may be taken over once it is older
@@ -14,16 +21,24 @@ than `stale_claim_seconds`, so no name is stuck for good.
 from __future__ import annotations
 
 import contextlib
+import zlib
 from datetime import UTC, date, datetime
 from typing import Any, Literal, Protocol
 
 from common.dynamo import Item, from_attributes, is_condition_failure, to_attributes, to_value
+from common.revocation import Revocation
 from svc_user.domain import Session, User
 
 ClaimKind = Literal["USERNAME", "EMAIL"]
 
 PROFILE = "PROFILE"
 CLAIM = "CLAIM"
+REVOCATION_SHARDS = 4
+_HOUR = 3600
+
+
+def _revocation_partition(expiry_hour: int, shard: int) -> str:
+    return f"REVOKED#{expiry_hour}#{shard}"
 
 
 class UserStore(Protocol):
@@ -40,6 +55,10 @@ class UserStore(Protocol):
     ) -> bool: ...
     def revoke_session(self, user_id: str, session_id: str) -> None: ...
     def list_sessions(self, user_id: str) -> list[Session]: ...
+    def record_revocation(self, revocation: Revocation) -> None: ...
+    def revocations_in_force(self, now: int, horizon_seconds: int) -> list[Revocation]:
+        """Every recorded revocation with now < expires_at <= now + horizon_seconds."""
+        ...
 
 
 def _epoch(moment: datetime) -> int:
@@ -233,18 +252,47 @@ class DynamoUserStore:
                 raise
 
     def list_sessions(self, user_id: str) -> list[Session]:
-        sessions: list[Session] = []
+        items = self._query_all(
+            "pk = :pk AND begins_with(sk, :prefix)",
+            {":pk": f"USER#{user_id}", ":prefix": "SESSION#"},
+        )
+        return [session_from_item(item) for item in items]
+
+    def record_revocation(self, revocation: Revocation) -> None:
+        shard = zlib.crc32(revocation.subject_id.encode()) % REVOCATION_SHARDS
+        item = {
+            "pk": _revocation_partition(revocation.expires_at // _HOUR, shard),
+            "sk": f"{revocation.kind}#{revocation.subject_id}",
+            "kind": revocation.kind,
+            "subject_id": revocation.subject_id,
+            "expires_at": revocation.expires_at,
+            "ttl": revocation.expires_at,
+        }
+        self._db.put_item(TableName=self._table, Item=to_attributes(item))
+
+    def revocations_in_force(self, now: int, horizon_seconds: int) -> list[Revocation]:
+        found: list[Revocation] = []
+        for hour in range(now // _HOUR, (now + horizon_seconds) // _HOUR + 1):
+            for shard in range(REVOCATION_SHARDS):
+                items = self._query_all("pk = :pk", {":pk": _revocation_partition(hour, shard)})
+                found.extend(
+                    Revocation(item["kind"], item["subject_id"], int(item["expires_at"]))
+                    for item in items
+                    if int(item["expires_at"]) > now
+                )
+        return found
+
+    def _query_all(self, condition: str, values: dict[str, Any]) -> list[Item]:
         request: dict[str, Any] = {
             "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": to_attributes(
-                {":pk": f"USER#{user_id}", ":prefix": "SESSION#"}
-            ),
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": to_attributes(values),
             "ConsistentRead": True,
         }
+        items: list[Item] = []
         while True:
             page = self._db.query(**request)
-            sessions.extend(session_from_item(from_attributes(i)) for i in page["Items"])
+            items.extend(from_attributes(i) for i in page["Items"])
             if "LastEvaluatedKey" not in page:
-                return sessions
+                return items
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]

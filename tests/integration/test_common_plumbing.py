@@ -19,7 +19,8 @@ from common.channels import make_channel
 from common.context import deadline_var, request_id_var
 from common.errors import Unavailable
 from common.grpc_errors import error_info
-from common.revocation import RevocationList, redis_client
+from common.redis_clients import redis_client
+from common.revocation import RevocationList
 from common.server import RunningServer, start_server
 from common.settings import read_secret_file, refuse_placeholder
 from common.tokens import AccessTokenVerifier, JwksKeyResolver

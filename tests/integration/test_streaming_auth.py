@@ -14,7 +14,8 @@ import pytest
 from trading.v1 import user_pb2, user_pb2_grpc
 
 from common.context import current_identity
-from common.revocation import RevocationList, redis_client
+from common.redis_clients import redis_client
+from common.revocation import RevocationList
 from common.server import RunningServer, start_server
 from common.tokens import AccessTokenVerifier
 from common.user_keys import user_service_channel, user_service_keys

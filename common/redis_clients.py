@@ -1,0 +1,37 @@
+"""The one way a process opens a Redis client: short timeouts and no retries.
+
+redis-py retries a timed-out or failed command three times by default; against a
+stalled Redis (SIGSTOP, a full network buffer) that turned one check into seconds and
+ate the caller's whole deadline. Here every command fails within `timeout_seconds`
+(the setting REDIS_TIMEOUT_SECONDS), once, and the caller decides: fail closed with 503
+and Retry-After (revocations, login throttle), fail open (rate limits), or read the
+store instead (quote cache).
+"""
+
+from __future__ import annotations
+
+import redis
+import redis.asyncio as aioredis
+
+# Budget of one Redis command: connect, send, answer.
+REDIS_TIMEOUT_SECONDS = 0.5
+
+
+def redis_client(url: str, timeout_seconds: float = REDIS_TIMEOUT_SECONDS) -> redis.Redis:
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
+        health_check_interval=30,
+        retry=None,
+    )
+
+
+def async_redis_client(url: str, timeout_seconds: float = REDIS_TIMEOUT_SECONDS) -> aioredis.Redis:
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
+        health_check_interval=30,
+        retry=None,
+    )
