@@ -1,7 +1,8 @@
 """The one way a service opens a channel to another.
 
 Every outgoing call gets a deadline (what is left of the caller's, at most a default),
-the request id and, when there is one, the caller's Authorization. Retries live in
+the request id, the W3C trace context (`traceparent`) and, when there is one, the
+caller's Authorization. Retries live in
 the channel's service config, and only for RPCs the contract marks retryable (reads
 and calls that carry an idempotency key); in the mesh, Istio retries instead and
 `retries=False` turns these off.
@@ -17,6 +18,7 @@ import grpc
 
 from common.context import REQUEST_ID_HEADER, identity_var, request_id_var, time_remaining
 from common.methods import retryable_methods
+from common.telemetry import trace_headers, traced_channel
 
 
 class _CallDetails(NamedTuple):
@@ -65,6 +67,9 @@ class _PropagatingInterceptor(
         request_id = request_id_var.get()
         if request_id and REQUEST_ID_HEADER not in keys:
             metadata.append((REQUEST_ID_HEADER, request_id))
+        # Usually set already by the tracing interceptor's client span; server
+        # streams have none, so their trace is carried here.
+        metadata.extend((k, v) for k, v in trace_headers().items() if k not in keys)
         identity = identity_var.get()
         if identity is not None and "authorization" not in keys:
             metadata.append(("authorization", f"Bearer {identity.raw_token}"))
@@ -110,4 +115,7 @@ def make_channel(
     if retries:
         options.append(("grpc.service_config", _retry_config(services)))
     channel = grpc.insecure_channel(target, options=options)
-    return grpc.intercept_channel(channel, _PropagatingInterceptor(default_deadline))
+    # Tracing outermost: its client span covers the retries and carries `traceparent`.
+    return traced_channel(
+        grpc.intercept_channel(channel, _PropagatingInterceptor(default_deadline))
+    )

@@ -26,6 +26,7 @@ from common.context import (
 from common.errors import DomainError, Unauthenticated
 from common.grpc_errors import internal_status, to_grpc_status
 from common.methods import policy_for
+from common.telemetry import annotate_request
 from common.tokens import AccessTokenVerifier
 
 log = logging.getLogger("rpc")
@@ -93,6 +94,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
         request_id = sane_request_id(metadata.get(REQUEST_ID_HEADER))
         request_id_var.set(request_id)
+        annotate_request(request_id)
         context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
         remaining = context.time_remaining()
         # A call without a deadline reports about 9.2e18 s remaining; that means none.

@@ -1,4 +1,5 @@
-"""JSON log lines, one object per line, each carrying the request id."""
+"""JSON log lines, one object per line, each carrying the request id and, inside a
+span, its `trace_id` and `span_id` (hex, as trace viewers show them)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from common.context import request_id_var
+from common.telemetry import current_ids
 
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
@@ -29,6 +31,9 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             line["request_id"] = request_id
+        ids = current_ids()
+        if ids is not None:
+            line["trace_id"], line["span_id"] = ids
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 line[key] = value

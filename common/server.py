@@ -25,6 +25,7 @@ from common.interceptors import ServiceInterceptor
 from common.redis_clients import redis_client
 from common.revocation import RevocationList
 from common.settings import CommonSettings
+from common.telemetry import server_tracing
 from common.tokens import AccessTokenVerifier, KeyResolver
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,8 @@ def start_server(
 ) -> RunningServer:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-        interceptors=[ServiceInterceptor(verifier)],
+        # The tracing span encloses everything the service interceptor does and logs.
+        interceptors=[server_tracing(), ServiceInterceptor(verifier)],
         options=[
             ("grpc.max_receive_message_length", _MESSAGE_LIMIT),
             ("grpc.max_send_message_length", _MESSAGE_LIMIT),

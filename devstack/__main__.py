@@ -34,6 +34,13 @@ def print_addresses(stack: LocalStack) -> None:
     print(f"  dynalite       {env['DYNAMODB_ENDPOINT']}")
     print(f"  redis          {env['REDIS_URL']}")
     print(f"  data and logs  {stack.data_dir}")
+    otlp = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        print("  traces         off (OTEL_SDK_DISABLED)")
+    elif otlp:
+        print(f"  traces         OTLP to {otlp}")
+    else:
+        print(f"  traces         {env['TRACES_FILE']}  (./dev trace REQUEST_ID)")
     user = f"127.0.0.1:{stack.port('svc_user')}"
     grpcurl = ".venv/bin/grpcurl -plaintext"
     print("\nTry:")

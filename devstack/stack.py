@@ -28,6 +28,7 @@ from devstack.engines import (
     start_dynalite,
     start_redis,
 )
+from devstack.trace import default_traces_file, rotate
 
 START_TIMEOUT_SECONDS = 60
 
@@ -63,6 +64,17 @@ SPECS = (
 def existing_specs() -> list[ProcessSpec]:
     """The services that exist in this checkout, in start order."""
     return [s for s in SPECS if (ROOT / s.name / "__main__.py").is_file()]
+
+
+def tracing_environment(data_dir: Path) -> dict[str, str]:
+    """Spans to a file under the data folder (unless OTLP is configured, which the
+    services then prefer), written within half a second so `./dev trace` sees them."""
+    traces_file = Path(os.environ.get("TRACES_FILE") or default_traces_file(data_dir))
+    rotate(traces_file)
+    return {
+        "TRACES_FILE": str(traces_file),
+        "OTEL_BSP_SCHEDULE_DELAY": os.environ.get("OTEL_BSP_SCHEDULE_DELAY", "500"),
+    }
 
 
 def signing_key(directory: Path) -> Path:
@@ -121,6 +133,7 @@ class LocalStack:
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "generated")]),
             "JWT_PRIVATE_KEY_FILE": str(signing_key(key_dir)),
+            **tracing_environment(persisted or self.log_dir),
             **self.overrides,
         }
         for spec in self.specs:

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from common.channels import make_channel
 from common.logs import configure_logging
+from common.telemetry import configure_tracing
 from rest_bridge.app import INVENTORY_SERVICE, ORDER_SERVICE, USER_SERVICE, create_app
 from rest_bridge.config import BridgeSettings
 
@@ -54,6 +55,7 @@ def http_server(app: FastAPI, settings: BridgeSettings) -> uvicorn.Server:
 def main() -> None:
     settings = BridgeSettings()
     configure_logging("rest_bridge", settings.log_level)
+    configure_tracing("rest_bridge")
     http_server(build_app(settings), settings).run()
 
 

@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from trading.v1 import inventory_pb2, order_pb2, user_pb2
 
 from common.redis_clients import async_redis_client
+from common.telemetry import trace_http_app
 from rest_bridge.config import BridgeSettings
 from rest_bridge.cookie_auth import CookieAuthMiddleware
 from rest_bridge.dispatch import Dispatcher
@@ -178,4 +179,5 @@ def create_app(settings: BridgeSettings, channels: Mapping[str, grpc.Channel]) -
         trusted_proxies=settings.trusted_proxies,
         metrics=metrics,
     )
+    trace_http_app(app)
     return app

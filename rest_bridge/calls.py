@@ -8,6 +8,7 @@ feeds a bounded queue; the call is cancelled when the reader stops or falls behi
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -62,7 +63,14 @@ class StreamReader:
         self._call = call
         self._loop = loop
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=max_queued)
-        self._thread = threading.Thread(target=self._pump, name="sse-reader", daemon=True)
+        # The reader thread runs in the caller's context, so the stream's client span
+        # belongs to the request's trace.
+        self._thread = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(self._pump,),
+            name="sse-reader",
+            daemon=True,
+        )
         self._ended = False
 
     def start(self) -> None:

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.context import REQUEST_ID_HEADER, request_id_var, sane_request_id
+from common.telemetry import annotate_request
 from rest_bridge.config import Network
 from rest_bridge.errors import ApiError, error_response
 from rest_bridge.metrics import UNMATCHED_ROUTE, BridgeMetrics
@@ -120,6 +121,7 @@ class EnvelopeMiddleware:
             route=route_template(self._routes, scope),
         )
         scope[SCOPE_KEY] = info
+        annotate_request(info.request_id)
         method = scope["method"]
         private = "authorization" in headers or self._protected(method, info.route)
         response_started = False
@@ -141,8 +143,15 @@ class EnvelopeMiddleware:
                     out["Cache-Control"] = "no-store"
                 for name, value in info.rate_headers.items():
                     out.setdefault(name, value)
-                self._metrics.observe(
-                    method, info.route, message["status"], time.perf_counter() - started
+                elapsed = time.perf_counter() - started
+                self._metrics.observe(method, info.route, message["status"], elapsed)
+                log.debug(
+                    "http answered",
+                    extra={
+                        "route": info.route,
+                        "status": message["status"],
+                        "ms": round(elapsed * 1000, 2),
+                    },
                 )
             await send(message)
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from common.dynamo import ensure_table, make_client
 from common.logs import configure_logging
 from common.server import RunningServer, revocation_list, serve_until_signalled, start_service
+from common.telemetry import configure_tracing
 from common.user_keys import no_keys, user_service_channel, user_service_keys
 from svc_inventory.broadcast import PriceBroadcaster
 from svc_inventory.cache import RedisQuoteCache, cache_client
@@ -103,6 +104,7 @@ def build(settings: InventorySettings) -> InventoryServer:
 def main() -> None:
     settings = InventorySettings()
     configure_logging("svc_inventory", settings.log_level)
+    configure_tracing("svc_inventory")
     serve_until_signalled(build(settings))
 
 

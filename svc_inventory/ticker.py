@@ -7,6 +7,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from common.telemetry import untraced
+
 log = logging.getLogger(__name__)
 
 
@@ -40,7 +42,8 @@ class PeriodicTask:
         while not self._stopping.is_set():
             started = time.monotonic()
             try:
-                self._step()
+                with untraced():
+                    self._step()
             except Exception:
                 log.exception("periodic step failed", extra={"task": self._thread.name})
             self._stopping.wait(max(0.0, self._interval - (time.monotonic() - started)))

@@ -16,6 +16,7 @@ import grpc
 from common.dynamo import make_client
 from common.logs import configure_logging
 from common.server import RunningServer, revocation_list, serve_until_signalled, start_service
+from common.telemetry import configure_tracing
 from common.user_keys import user_service_channel, user_service_keys
 from svc_order.config import OrderSettings
 from svc_order.domain import Limits
@@ -83,6 +84,7 @@ def build(
 def main() -> None:
     settings = OrderSettings()
     configure_logging("svc_order", settings.log_level)
+    configure_tracing("svc_order")
     serve_until_signalled(build(settings))
 
 

@@ -10,6 +10,7 @@ from common.logs import configure_logging
 from common.revocation import RevocationKeeper
 from common.server import RunningServer, revocation_list, serve_until_signalled, start_service
 from common.settings import read_secret_file
+from common.telemetry import configure_tracing
 from svc_user.config import UserSettings
 from svc_user.credentials import PasswordHasher, TokenIssuer, load_private_key
 from svc_user.server import SERVICE_NAME, UserServicer, register
@@ -61,6 +62,7 @@ def build(settings: UserSettings) -> RunningServer:
 def main() -> None:
     settings = UserSettings()
     configure_logging("svc_user", settings.log_level)
+    configure_tracing("svc_user")
     serve_until_signalled(build(settings))
 
 

@@ -1,0 +1,118 @@
+"""What an operator sees of one request under `./dev up`: its trace across every
+process (`./dev trace`), the trace id in each process's log lines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devstack.engines import ROOT, free_port
+from devstack.stack import SPECS
+from tests.stack.test_local_stack import _start, _stop, _wait_up
+from tests.support import unique
+
+PASSWORD = "Correct-Horse-42!"
+
+
+def _trace(request_id: str, spans_file: Path) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "devstack.trace", request_id, "--file", str(spans_file)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout
+
+
+def _order_through_bridge(bridge: str) -> str:
+    name = unique()
+    with httpx.Client(base_url=bridge, timeout=30) as http:
+        registered = http.post(
+            "/api/v1/auth/register",
+            json={
+                "username": name,
+                "email": f"{name}@example.org",
+                "password": PASSWORD,
+                "first_name": "ada",
+                "last_name": "lovelace",
+            },
+        )
+        assert registered.status_code == 201, registered.text
+        login = http.post("/api/v1/auth/login", json={"username": name, "password": PASSWORD})
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        deposit = http.post(
+            "/api/v1/balance/deposit",
+            json={"amount": 1000},
+            headers={**auth, "Idempotency-Key": unique("dep")},
+        )
+        assert deposit.status_code == 201, deposit.text
+        order = http.post(
+            "/api/v1/orders",
+            json={"order_type": "market_buy", "asset_id": "BTC", "quantity": "0.001"},
+            headers=auth,
+        )
+        assert order.status_code == 201, order.text
+        return order.headers["X-Request-ID"]
+
+
+@pytest.mark.slow
+def test_one_order_is_one_trace_across_processes_and_logs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ports = {"DYNALITE_PORT": str(free_port()), "REDIS_PORT": str(free_port())}
+    ports.update({spec.port_variable: str(free_port()) for spec in SPECS})
+    # Debug lines include each process's per-call line, where the trace id must be.
+    ports["LOG_LEVEL"] = "DEBUG"
+    for variable in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SDK_DISABLED", "TRACES_FILE"):
+        monkeypatch.delenv(variable, raising=False)
+    stack = _start(tmp_path, ports)
+    try:
+        printed = _wait_up(stack)
+        spans_file = tmp_path / "traces" / "spans.jsonl"
+        assert str(spans_file) in printed
+        request_id = _order_through_bridge(f"http://127.0.0.1:{ports['BRIDGE_PORT']}")
+
+        wanted = (
+            "POST /api/v1/orders",
+            "/trading.v1.OrderService/PlaceOrder",
+            "/trading.v1.InventoryService/GetQuotes",
+            "DynamoDB.BatchWriteItem",
+            "EXISTS",  # the revocation check in Redis
+            "MGET",  # the quote cache in Redis
+        )
+        deadline = time.monotonic() + 20
+        waterfall = ""
+        while time.monotonic() < deadline:
+            waterfall = _trace(request_id, spans_file)
+            if all(name in waterfall for name in wanted):
+                break
+            time.sleep(0.2)
+        assert all(name in waterfall for name in wanted), waterfall
+        header = waterfall.splitlines()[0].split()
+        assert header[0] == "trace"
+        assert header[3] == request_id
+        trace_id = header[1]
+        assert "trace " not in "\n".join(waterfall.splitlines()[1:]), "more than one trace"
+        # The bridge's client span and svc_order's server span: one hop, one trace.
+        processes = {line.split()[2] for line in waterfall.splitlines()[2:]}
+        assert processes == {"rest_bridge", "svc_order", "svc_inventory"}
+
+        spans = [json.loads(line) for line in spans_file.read_text().splitlines()]
+        mine = [s for s in spans if s["context"]["trace_id"] == f"0x{trace_id}"]
+        assert all(s["attributes"].get("request.id") == request_id for s in mine)
+
+        for process in ("rest_bridge", "svc_order", "svc_inventory"):
+            lines = (tmp_path / "logs" / f"{process}.log").read_text().splitlines()
+            records = [json.loads(line) for line in lines if line.startswith("{")]
+            assert any(r.get("trace_id") == trace_id for r in records), process
+    finally:
+        code, survivors = _stop(stack)
+    assert code == 0
+    assert survivors == []
