@@ -22,6 +22,7 @@ from common.context import REQUEST_ID_HEADER
 from rest_bridge.calls import open_stream, unary_call
 from rest_bridge.config import BridgeSettings
 from rest_bridge.errors import ApiError, error_response, from_rpc_error, unauthenticated
+from rest_bridge.media import require_json
 from rest_bridge.metrics import BridgeMetrics
 from rest_bridge.middleware import bearer_token, request_info
 from rest_bridge.ratelimit import LoginThrottle, RedisOutage
@@ -108,6 +109,8 @@ class Dispatcher:
             try:
                 metadata = self._metadata(route, request)
                 body = await request.body() if route.body else b""
+                if route.body:
+                    require_json(request.headers.get("content-type"), body)
                 message = build_request(
                     route,
                     path_params=request.path_params,

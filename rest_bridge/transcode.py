@@ -1,23 +1,32 @@
-"""JSON and query strings to request messages, response messages to JSON.
+"""HTTP request parts to request messages, response messages to JSON.
 
-Bodies are parsed with Decimal for every JSON number, so a number sent for a decimal
-string field (an amount, a quantity) arrives as its exact decimal text and never
-passes through a binary float. Unknown fields are refused, naming the field.
+The proto3 JSON mapping, checked field by field before anything is parsed, so that
+every refusal names its field without reading protobuf's error text:
+- a known field is accepted under its proto name or its lowerCamel JSON name, once:
+  both spellings, or one key repeated, is a violation (never "the last one wins");
+- unknown fields and unknown query parameters are ignored, as grpc-gateway does, so
+  old clients' extras (`access_token` on logout, `?_=` cache busters) do no harm;
+- types follow the mapping: text fields take JSON strings, booleans `true`/`false`,
+  integers a whole number (or its decimal string), messages objects, repeated fields
+  arrays; `null` leaves a field unset. A JSON number is accepted for a text field only
+  when the contract marks it `(trading.v1.decimal)` (amounts, prices, quantities),
+  and only as a plain decimal of bounded size, which arrives as its exact text.
+Numbers are judged from their text (`json_text.JsonNumber`) and never expanded.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
+from trading.v1 import options_pb2
 
+from rest_bridge.json_text import JsonError, JsonNumber, JsonObject, read_json
 from rest_bridge.routes import Route
 
 INTEGER_TYPES = frozenset(
@@ -35,12 +44,27 @@ INTEGER_TYPES = frozenset(
     }
 )
 FLOAT_TYPES = frozenset({FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE})
+TEXT_TYPES = frozenset({FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES})
+# Messages whose JSON form is not an object; protobuf parses their text.
+WELL_KNOWN_SCALARS = frozenset(
+    {
+        "google.protobuf.Timestamp",
+        "google.protobuf.Duration",
+        "google.protobuf.FieldMask",
+    }
+)
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
 
-_UNKNOWN_FIELD = re.compile(r'has no field named "([^"]+)" at "([^"]*)"')
-_BAD_VALUE = re.compile(r"Failed to parse (\w+) field")
-_AT_PATH = re.compile(r" at ([\w.]+)\.?$")
+# The largest decimal a JSON number may carry for a decimal field: 30 digits before
+# and after the point, no exponent. Larger or exponent forms are refused unread.
+MAX_DECIMAL_DIGITS = 30
+PLAIN_DECIMAL = re.compile(rf"-?\d{{1,{MAX_DECIMAL_DIGITS}}}(?:\.\d{{1,{MAX_DECIMAL_DIGITS}}})?")
+# A whole number as proto3 JSON writes it (64-bit ones as strings); 20 digits hold
+# every 64-bit value, so nothing longer is converted.
+WHOLE_NUMBER = re.compile(r"-?\d{1,20}")
+# Floats are parsed from bounded text only.
+MAX_FLOAT_TEXT = 40
 
 
 @dataclass(frozen=True)
@@ -53,110 +77,209 @@ class BadInput(Exception):
         return "; ".join(f"{field}: {description}" for field, description in self.violations)
 
 
-def _is_repeated(field: FieldDescriptor) -> bool:
-    return bool(field.is_repeated)
+def _bad(field: str, description: str) -> BadInput:
+    return BadInput(((field, description),))
 
 
-def _exact_numbers(value: Any, field: FieldDescriptor) -> Any:
-    """A JSON value with its Decimal numbers made what ParseDict takes for this field."""
-    if _is_repeated(field) and isinstance(value, list):
-        return [_scalar(item, field) for item in value]
-    return _scalar(value, field)
+def is_decimal(field: FieldDescriptor) -> bool:
+    """True when the contract marks the field as decimal text (money, price, quantity)."""
+    return bool(field.GetOptions().Extensions[options_pb2.decimal])
 
 
-def _scalar(value: Any, field: FieldDescriptor) -> Any:
-    if field.message_type is not None and isinstance(value, dict):
-        return _with_exact_numbers(value, field.message_type)
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, JsonNumber):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, JsonObject):
+        return "an object"
+    return "an array"
+
+
+def _wrong_type(path: str, wanted: str, value: Any) -> BadInput:
+    return _bad(path, f"must be {wanted}, not {_type_name(value)}")
+
+
+def _whole_number(path: str, value: Any, field: FieldDescriptor) -> int:
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise _wrong_type(path, "a whole number", value)
+    if not WHOLE_NUMBER.fullmatch(value):
+        raise _bad(path, "must be a whole number")
+    number = int(value)
+    if field.type in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32) or (
+        field.type == FieldDescriptor.TYPE_SFIXED32
+    ):
+        low, high = -(2**31), 2**31 - 1
+    elif field.type in (FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_FIXED32):
+        low, high = 0, 2**32 - 1
+    elif field.type in (FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64):
+        low, high = 0, 2**64 - 1
+    else:
+        low, high = -(2**63), 2**63 - 1
+    if not low <= number <= high:
+        raise _bad(path, f"must be between {low} and {high}")
+    return number
+
+
+def _scalar(path: str, value: Any, field: FieldDescriptor) -> Any:
+    """One JSON value checked against one non-repeated field, as ParseDict takes it."""
+    if field.message_type is not None:
+        if field.message_type.full_name in WELL_KNOWN_SCALARS:
+            if not isinstance(value, str) or isinstance(value, JsonNumber):
+                raise _wrong_type(path, "a string", value)
+            return str(value)
+        if not isinstance(value, JsonObject):
+            raise _wrong_type(path, "an object", value)
+        return _message(path, value, field.message_type)
+    if field.enum_type is not None:
+        if isinstance(value, JsonNumber):
+            return _whole_number(path, value, field)
+        if not isinstance(value, str):
+            raise _wrong_type(path, "a string", value)
+        if field.enum_type.values_by_name.get(value) is None:
+            names = ", ".join(v.name for v in field.enum_type.values)
+            raise _bad(path, f"must be one of {names}")
+        return str(value)
+    if field.type == FieldDescriptor.TYPE_BOOL:
+        if not isinstance(value, bool):
+            raise _wrong_type(path, "true or false", value)
         return value
-    if field.type == FieldDescriptor.TYPE_STRING:
-        # The number's own digits, never a float's: 0.1 stays "0.1", 1e2 becomes "100".
-        return str(value) if isinstance(value, int) else format(value, "f")
-    if field.type in INTEGER_TYPES and isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+    if field.type in INTEGER_TYPES:
+        return _whole_number(path, value, field)
     if field.type in FLOAT_TYPES:
-        return float(value)
-    return value
+        if isinstance(value, bool) or not isinstance(value, str) or len(value) > MAX_FLOAT_TEXT:
+            raise _wrong_type(path, "a number", value)
+        try:
+            return float(value)
+        except ValueError:
+            raise _bad(path, "must be a number") from None
+    # Text: a string, or for a decimal field a plain decimal JSON number.
+    if isinstance(value, JsonNumber):
+        if not is_decimal(field):
+            raise _wrong_type(path, "a string", value)
+        if not PLAIN_DECIMAL.fullmatch(value):
+            raise _bad(
+                path,
+                f"must be a plain decimal number of at most {MAX_DECIMAL_DIGITS} digits "
+                "before and after the point, without an exponent",
+            )
+        return str(value)
+    if not isinstance(value, str):
+        raise _wrong_type(path, "a string", value)
+    return str(value)
 
 
-def _with_exact_numbers(data: dict[str, Any], message: Descriptor) -> dict[str, Any]:
-    converted: dict[str, Any] = {}
-    for name, value in data.items():
-        field = message.fields_by_name.get(name)
-        converted[name] = value if field is None else _exact_numbers(value, field)
-    return converted
+def _field_value(path: str, value: Any, field: FieldDescriptor) -> Any:
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        if not isinstance(value, JsonObject):
+            raise _wrong_type(path, "an object", value)
+        value_field = field.message_type.fields_by_name["value"]
+        entries: dict[str, Any] = {}
+        for key, item in value:
+            if key in entries:
+                raise _bad(f"{path}.{key}", "given more than once")
+            entries[key] = _scalar(f"{path}.{key}", item, value_field)
+        return entries
+    if field.is_repeated:
+        if not isinstance(value, list) or isinstance(value, JsonObject):
+            raise _wrong_type(path, "an array", value)
+        return [_scalar(f"{path}[{index}]", item, field) for index, item in enumerate(value)]
+    return _scalar(path, value, field)
 
 
-def _parse_error(error: json_format.ParseError, root: str) -> BadInput:
-    text = str(error)
-    unknown = _UNKNOWN_FIELD.search(text)
-    if unknown:
-        location = unknown.group(2).split(".")[1:]
-        field = ".".join([*location, unknown.group(1)])
-        return BadInput(((field, "unknown field"),))
-    bad = _BAD_VALUE.search(text)
-    if bad:
-        return BadInput(((bad.group(1), "invalid value for this field"),))
-    at = _AT_PATH.search(text)
-    field = ".".join(at.group(1).split(".")[1:]) if at else ""
-    return BadInput(((field or root, "invalid value for this field"),))
+def _message(prefix: str, data: JsonObject, message: Descriptor) -> dict[str, Any]:
+    """The known fields of a JSON object, by proto name, each given at most once."""
+    fields: dict[str, Any] = {}
+    seen: set[str] = set()
+    for key, value in data:
+        field = message.fields_by_name.get(key)
+        if field is None:
+            field = next((f for f in message.fields if f.json_name == key), None)
+        if field is None:
+            continue  # unknown: ignored (see the module docs)
+        path = f"{prefix}.{field.name}" if prefix else field.name
+        if field.name in seen:
+            raise _bad(path, "given more than once (under its name or its JSON name)")
+        seen.add(field.name)
+        if value is None:
+            continue
+        fields[field.name] = _field_value(path, value, field)
+    return fields
+
+
+def body_fields(raw: bytes, message: Descriptor, prefix: str = "") -> dict[str, Any]:
+    """The known fields of a JSON object body, checked; an empty body has none."""
+    if not raw.strip():
+        return {}
+    try:
+        data = read_json(raw)
+    except JsonError as error:
+        raise _bad("body", str(error)) from None
+    if not isinstance(data, JsonObject):
+        raise _bad("body", "must be a JSON object")
+    return _message(prefix, data, message)
 
 
 def _query_value(field: FieldDescriptor, raw: str) -> Any:
-    if field.type in INTEGER_TYPES:
-        try:
-            return int(raw)
-        except ValueError:
-            raise BadInput(((field.name, "must be an integer"),)) from None
+    if field.type in INTEGER_TYPES or field.enum_type is not None:
+        if field.enum_type is not None and not WHOLE_NUMBER.fullmatch(raw):
+            return _scalar(field.name, raw, field)
+        return _whole_number(field.name, JsonNumber(raw), field)
     if field.type == FieldDescriptor.TYPE_BOOL:
         lowered = raw.lower()
         if lowered in _TRUE or lowered in _FALSE:
             return lowered in _TRUE
-        raise BadInput(((field.name, "must be true or false"),))
+        raise _bad(field.name, "must be true or false")
     if field.type in FLOAT_TYPES:
-        try:
-            return float(raw)
-        except ValueError:
-            raise BadInput(((field.name, "must be a number"),)) from None
-    if field.type == FieldDescriptor.TYPE_MESSAGE:
-        raise BadInput(((field.name, "cannot be given in the query string"),))
+        return _scalar(field.name, JsonNumber(raw), field)
     return raw
 
 
 def query_fields(
     message: Descriptor, items: Sequence[tuple[str, str]], bound: Sequence[str]
 ) -> dict[str, Any]:
-    """Request fields from query parameters; repeated fields take repeated parameters
-    or comma-separated lists."""
+    """Request fields from query parameters. Unknown parameters are ignored; a field
+    already bound by the path or the body, a message field, or a single field given
+    twice is refused. Repeated fields take repeated parameters or comma lists."""
     grouped: dict[str, list[str]] = {}
     for name, raw in items:
-        grouped.setdefault(name, []).append(raw)
+        field = message.fields_by_name.get(name)
+        if field is None:
+            field = next((f for f in message.fields if f.json_name == name), None)
+        if field is None:
+            continue
+        if field.name in bound:
+            raise _bad(field.name, "given in the path or body; leave it out of the query")
+        if field.message_type is not None:
+            raise _bad(field.name, "cannot be given in the query string")
+        grouped.setdefault(field.name, []).append(raw)
     fields: dict[str, Any] = {}
     for name, values in grouped.items():
-        field = message.fields_by_name.get(name)
-        if field is None or name in bound:
-            raise BadInput(((name, "unknown query parameter"),))
-        if _is_repeated(field):
+        field = message.fields_by_name[name]
+        if field.is_repeated:
             parts = [part for raw in values for part in raw.split(",") if part]
             fields[name] = [_query_value(field, part) for part in parts]
         elif len(values) > 1:
-            raise BadInput(((name, "given more than once"),))
+            raise _bad(name, "given more than once")
         else:
             fields[name] = _query_value(field, values[0])
     return fields
 
 
-def body_fields(raw: bytes, message: Descriptor) -> dict[str, Any]:
-    """The JSON object of a request body, numbers as their exact decimal text."""
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
-        raise BadInput((("body", "is not valid JSON"),)) from None
-    if not isinstance(data, dict):
-        raise BadInput((("body", "must be a JSON object"),))
-    return _with_exact_numbers(data, message)
+def _parse_into(request: Message, fields: Mapping[str, Any]) -> None:
+    """Each checked field into the request, one at a time, so that what protobuf still
+    refuses (a malformed timestamp) is known by the field it was parsing."""
+    for name, value in fields.items():
+        part = type(request)()
+        try:
+            json_format.ParseDict({name: value}, part)
+        except json_format.ParseError:
+            raise _bad(name, "invalid value for this field") from None
+        request.MergeFrom(part)
 
 
 def build_request(
@@ -166,7 +289,11 @@ def build_request(
     query: Sequence[tuple[str, str]],
     body: bytes,
 ) -> Message:
-    """The request message of a route from the parts of an HTTP request."""
+    """The request message of a route from the parts of an HTTP request.
+
+    With `body: "*"` the body holds every field but the path's and the query string
+    is not read; otherwise the body fills its one field and the query the others.
+    """
     message_type = route.request_type
     fields: dict[str, Any] = {}
     if route.body == "*":
@@ -174,19 +301,20 @@ def build_request(
     else:
         if route.body:
             field = message_type.fields_by_name[route.body]
-            sub = field.message_type
-            content = body_fields(body, sub) if sub is not None else json.loads(body or b"null")
-            fields[route.body] = content
+            if field.message_type is not None:
+                fields[route.body] = body_fields(body, field.message_type, route.body)
+            elif body.strip():
+                try:
+                    fields[route.body] = _field_value(route.body, read_json(body), field)
+                except JsonError as error:
+                    raise _bad("body", str(error)) from None
         fields.update(query_fields(message_type, query, (*route.path_params, route.body)))
     for name, value in path_params.items():
         if name in fields:
-            raise BadInput(((name, "given in the path; leave it out of the body"),))
+            raise _bad(name, "given in the path; leave it out of the body")
         fields[name] = value
     request: Message = route.request_class()()
-    try:
-        json_format.ParseDict(fields, request, ignore_unknown_fields=False)
-    except json_format.ParseError as error:
-        raise _parse_error(error, "body") from None
+    _parse_into(request, fields)
     return request
 
 

@@ -101,11 +101,21 @@ class InventoryService:
         """A subscription to price changes, primed with the current figures so that a
         client sees every asset it asked for at once, not only at its next change."""
         symbols = normalize_asset_ids(raw_symbols, field="symbols")
+        latest = self._latest
+        unknown = [symbol for symbol in symbols if symbol not in latest]
+        if unknown:
+            # A stream of nothing would stay open and silent: refuse it instead.
+            description = f"unknown: {', '.join(unknown)}"
+            raise InvalidArgument(
+                f"symbols {description}",
+                reason="UNKNOWN_SYMBOLS",
+                violations=(FieldViolation("symbols", description),),
+            )
         wanted = frozenset(symbols) if symbols else None
         subscription = self._broadcaster.subscribe(wanted)
         # Subscribed before reading the snapshot: a change published in between is in
         # the buffer or in the snapshot, never lost (the ticker updates, then publishes).
-        subscription.offer(self._latest.values())
+        subscription.offer(latest.values())
         return subscription
 
     # Market -------------------------------------------------------------------

@@ -70,16 +70,6 @@ def test_a_streamed_body_over_1_mib_is_413(http: httpx.Client) -> None:
     assert response.status_code == 413
 
 
-def test_an_unknown_json_field_is_422_naming_it(http: httpx.Client) -> None:
-    response = http.post(
-        "/api/v1/auth/login", json={"username": "someone_x", "password": "x", "admin": True}
-    )
-    assert response.status_code == 422
-    body = response.json()
-    assert body["violations"] == [{"field": "admin", "description": "unknown field"}]
-    assert body["request_id"] == response.headers["X-Request-ID"]
-
-
 @pytest.mark.parametrize(
     ("content", "field"),
     [(b"{not json", "body"), (b"[1, 2]", "body"), (b'{"username": {"a": 1}}', "username")],
@@ -96,7 +86,6 @@ def test_bad_query_parameters_are_422(http: httpx.Client) -> None:
     for query, field in (
         ("limit=ten", "limit"),
         ("active_only=maybe", "active_only"),
-        ("x=1", "x"),
     ):
         response = http.get(f"/api/v1/inventory/assets?{query}")
         assert response.status_code == 422, query

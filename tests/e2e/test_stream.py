@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Generator, Iterator
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import Bridge, Stack, wait_until
 
@@ -53,9 +54,19 @@ def test_a_client_that_leaves_cancels_the_grpc_stream(http: httpx.Client, stack:
     wait_until(lambda: subscribers() == before, "the gRPC stream ends with the client", 10)
 
 
-def test_a_bad_symbol_list_is_an_http_error_not_a_stream(http: httpx.Client) -> None:
-    response = http.get("/api/v1/stream/prices?unknown=1")
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [("symbols=NOPE", "NOPE"), ("symbols=btc,nope,ZZZ", "NOPE, ZZZ"), ("symbols=bad-symbol", "")],
+)
+def test_a_bad_or_unknown_symbol_is_an_http_error_not_a_stream(
+    http: httpx.Client, query: str, named: str
+) -> None:
+    response = http.get(f"/api/v1/stream/prices?{query}")
     assert response.status_code == 422
+    assert response.headers["content-type"] == "application/json"
+    [violation] = response.json()["violations"]
+    assert violation["field"] == "symbols"
+    assert named in violation["description"]
 
 
 def test_streams_past_the_bridge_limit_are_429(start_bridge: Callable[..., Bridge]) -> None:

@@ -13,6 +13,7 @@ DESCRIPTOR: _descriptor.FileDescriptor
 PUBLIC_FIELD_NUMBER: _builtins.int
 SUCCESS_HTTP_STATUS_FIELD_NUMBER: _builtins.int
 RETRYABLE_FIELD_NUMBER: _builtins.int
+DECIMAL_FIELD_NUMBER: _builtins.int
 public: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, _builtins.bool]
 """True when the RPC needs no access token. Absent means a valid,
 unrevoked access token is required: the safe default.
@@ -22,4 +23,9 @@ success_http_status: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.M
 retryable: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, _builtins.bool]
 """True when the RPC may be retried safely: a read, or a write that
 carries an idempotency key. Only these are retried by the channel.
+"""
+decimal: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, _builtins.bool]
+"""True for decimal text: money, a price, a quantity ("12.34"). Over HTTP a
+JSON number is also accepted for it, as its exact digits: a plain decimal
+of bounded size (no exponent), never passed through a binary float.
 """
