@@ -1,12 +1,52 @@
-"""`python -m ops audit|backup|restore`: see the README ("Audit the books")."""
+"""`python -m ops audit | backup FILE | restore FILE`: see the README ("Audit the books",
+"Back up and restore")."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import Any
 
 from ops.audit import audit_trading_table, print_report
+from ops.backup import (
+    BackupError,
+    no_progress,
+    progress_bar,
+    read_backup,
+    restore,
+    snapshot,
+    write_backup,
+)
 from ops.settings import StoreSettings, store_client
+
+
+def _audit(client: Any, settings: StoreSettings) -> int:
+    table = settings.tables()["trading"]
+    report = audit_trading_table(client, table)
+    print_report(report, table, sys.stdout)
+    return 0 if report.clean else 1
+
+
+def _backup(client: Any, settings: StoreSettings, path: Path, show: bool) -> int:
+    with progress_bar() if show else no_progress() as progress:
+        snapshots = snapshot(client, settings.tables(), progress)
+    counts = write_backup(path, snapshots)
+    print(f"Backed up {sum(counts.values())} items to {path}: {_counts(counts)}")
+    return 0
+
+
+def _restore(client: Any, settings: StoreSettings, path: Path, show: bool) -> int:
+    content = read_backup(path)
+    with progress_bar() if show else no_progress() as progress:
+        counts = restore(client, settings.tables(), content, progress)
+    print(f"Restored {sum(counts.values())} items from {path}: {_counts(counts)}")
+    print("Checking the restored books...")
+    return _audit(client, settings)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{table} {count}" for table, count in counts.items())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,15 +56,26 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="without DYNAMODB_ENDPOINT, use the local stack's store (what ./dev does)",
     )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("audit", help="check that every account's books balance")
+    backup = commands.add_parser("backup", help="export every table to FILE (.gz: gzip)")
+    backup.add_argument("file", type=Path)
+    restore_command = commands.add_parser("restore", help="load FILE into an empty store")
+    restore_command.add_argument("file", type=Path)
     args = parser.parse_args(argv)
     settings = StoreSettings()
-    with store_client(settings, local=args.local) as client:
-        table = settings.tables()["trading"]
-        report = audit_trading_table(client, table)
-        print_report(report, table, sys.stdout)
-        return 0 if report.clean else 1
+    show = not args.no_progress
+    try:
+        with store_client(settings, local=args.local) as client:
+            if args.command == "backup":
+                return _backup(client, settings, args.file, show)
+            if args.command == "restore":
+                return _restore(client, settings, args.file, show)
+            return _audit(client, settings)
+    except BackupError as error:
+        print(f"{args.command} failed: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

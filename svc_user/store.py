@@ -136,6 +136,11 @@ def session_from_item(item: Item) -> Session:
     )
 
 
+def claim_item(kind: ClaimKind, value: str, user_id: str, now: datetime) -> Item:
+    """The item that says `user_id` holds the username or email `value`."""
+    return {"pk": f"{kind}#{value}", "sk": CLAIM, "user_id": user_id, "claimed_at": _epoch(now)}
+
+
 class DynamoUserStore:
     def __init__(self, client: Any, table: str, stale_claim_seconds: int = 60) -> None:
         self._db = client
@@ -168,7 +173,7 @@ class DynamoUserStore:
         return True
 
     def claim(self, kind: ClaimKind, value: str, user_id: str, now: datetime) -> bool:
-        item = {"pk": f"{kind}#{value}", "sk": CLAIM, "user_id": user_id, "claimed_at": _epoch(now)}
+        item = claim_item(kind, value, user_id, now)
         if self._conditional_put(item, "attribute_not_exists(pk)"):
             return True
         current = self._get(f"{kind}#{value}", CLAIM)

@@ -1,0 +1,96 @@
+"""A backup taken while people trade is consistent: every snapshot, restored into an
+empty table, balances. A cut-short file and a non-empty target are refused."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from common.dynamo import ensure_table, make_client
+from ops import backup
+from ops.audit import audit_trading_table
+from ops.backup import BackupError, TableSnapshot, read_backup, restore, snapshot, write_backup
+from tests.integration.order_fixtures import *  # noqa: F403
+from tests.integration.order_fixtures import FakeInventory, OrderEndpoint, Trader
+from tests.support import unique
+
+
+def quiet(_table: str, _done: int, _total: int) -> None:
+    return None
+
+
+def test_snapshots_taken_during_trading_each_balance(
+    start_order_server: Callable[..., OrderEndpoint],
+    new_trader: Callable[[], Trader],
+    market: FakeInventory,
+    dynamodb_endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Small pages: trades land between them, as on a table too big for one page.
+    monkeypatch.setattr(backup, "SCAN_PAGE_ITEMS", 3)
+    client = make_client(dynamodb_endpoint, "us-east-1")
+    prefix = unique("live") + "-"
+    ensure_table(client, prefix + "trading")
+    service = start_order_server(table_prefix=prefix)
+    traders = [new_trader().via(service.stub) for _ in range(3)]
+    for trader in traders:
+        trader.deposit("5000")
+    stop = threading.Event()
+    placed = [0]
+
+    def trade(trader: Trader) -> None:
+        # Bounded: at most 60 orders per trader, or until the snapshots are done.
+        for n in range(60):
+            if stop.is_set():
+                return
+            trader.buy("BTC", "0.001") if n % 3 else trader.sell("BTC", "0.001")
+            placed[0] += 1
+
+    for trader in traders:
+        trader.buy("BTC", "0.01")
+    workers = [threading.Thread(target=trade, args=(t,)) for t in traders]
+    for worker in workers:
+        worker.start()
+    try:
+        snapshots: list[list[TableSnapshot]] = []
+        # Snapshots while every trader is still trading, 20 at most.
+        while all(worker.is_alive() for worker in workers) and len(snapshots) < 20:
+            snapshots.append(snapshot(client, {"trading": prefix + "trading"}, quiet))
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    assert placed[0] > 0
+    for n, taken in enumerate(snapshots):
+        path = tmp_path / f"snapshot-{n}.jsonl"
+        write_backup(path, taken)
+        target = unique("restored") + "-trading"
+        restore(client, {"trading": target}, read_backup(path), quiet)
+        report = audit_trading_table(client, target)
+        assert report.clean, report.discrepancies
+        assert report.accounts == len(traders)
+
+
+def test_a_cut_short_file_and_a_non_empty_store_are_refused(
+    dynamodb_endpoint: str, tmp_path: Path
+) -> None:
+    client = make_client(dynamodb_endpoint, "us-east-1")
+    source = unique("source")
+    ensure_table(client, source)
+    client.put_item(TableName=source, Item={"pk": {"S": "ASSET#BTC"}, "sk": {"S": "ASSET"}})
+    path = tmp_path / "whole.jsonl.gz"
+    write_backup(path, snapshot(client, {"assets": source}, quiet))
+    assert read_backup(path) == {"assets": [{"pk": {"S": "ASSET#BTC"}, "sk": {"S": "ASSET"}}]}
+    with pytest.raises(BackupError, match="not empty"):
+        restore(client, {"assets": source}, read_backup(path), quiet)
+
+    plain = tmp_path / "whole.jsonl"
+    write_backup(plain, snapshot(client, {"assets": source}, quiet))
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("\n".join(plain.read_text().splitlines()[:-1]) + "\n")
+    with pytest.raises(BackupError, match="cut short"):
+        read_backup(cut)
