@@ -4,7 +4,8 @@ For each call of any kind (unary, or streaming either way), in this order: take 
 make the request id, note the deadline, verify the caller (unless the contract marks
 the RPC public; a streaming request before its first message is read), run the
 handler, turn typed errors into statuses with details (an unexpected exception
-becomes INTERNAL, logged, with no stack trace sent), and write one access log line.
+becomes INTERNAL, logged, with no stack trace sent), and write one access log line;
+a call the contract marks `audit_event` also writes its one audit record (common/audit).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import unquote
 
 import grpc
 
+from common import audit
 from common.context import (
     REQUEST_ID_HEADER,
     deadline_var,
@@ -58,6 +61,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):
             return None
         method: str = handler_call_details.method
         policy = policy_for(method)
+        event = policy.audit_event if policy is not None else ""
         # Health and reflection lie outside our contracts and stay open to probes.
         needs_auth = policy is not None and not policy.public
         # Every kind of RPC passes through the same checks: a streaming request is
@@ -65,7 +69,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         # first message is sent.
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(method, needs_auth, handler.unary_unary),
+                self._wrap_unary(method, needs_auth, handler.unary_unary, event),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -77,7 +81,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):
             )
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
-                self._wrap_unary(method, needs_auth, handler.stream_unary),
+                self._wrap_unary(method, needs_auth, handler.stream_unary, event),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -94,6 +98,9 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
         request_id = sane_request_id(metadata.get(REQUEST_ID_HEADER))
         request_id_var.set(request_id)
+        identity_var.set(None)
+        audit.begin_call()
+        audit.client_address_var.set(peer_address(context.peer()))
         annotate_request(request_id)
         context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
         remaining = context.time_remaining()
@@ -114,7 +121,9 @@ class ServiceInterceptor(grpc.ServerInterceptor):
             status = internal_status(request_id_var.get())
         context.abort_with_status(status)
 
-    def _wrap_unary(self, method: str, needs_auth: bool, behavior: Behavior) -> Behavior:
+    def _wrap_unary(
+        self, method: str, needs_auth: bool, behavior: Behavior, event: str = ""
+    ) -> Behavior:
         # request is one message (unary) or an iterator of them (client streaming).
         def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
@@ -122,10 +131,14 @@ class ServiceInterceptor(grpc.ServerInterceptor):
                 self._enter(needs_auth, context)
                 response = behavior(request, context)
             except Exception as error:
+                if event:
+                    audit.record_call(event, method, request, None, reason=_reason(error))
                 if _is_abort(error, context):
                     raise
                 self._fail(context, method, error)
                 raise  # unreachable: abort_with_status raises
+            if event:
+                audit.record_call(event, method, request, response)
             log.debug(
                 "rpc ok",
                 extra={"method": method, "ms": round((time.perf_counter() - started) * 1000, 2)},
@@ -146,6 +159,23 @@ class ServiceInterceptor(grpc.ServerInterceptor):
                 raise
 
         return wrapped
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, DomainError):
+        return error.reason
+    return "INTERNAL"
+
+
+def peer_address(peer: str) -> str:
+    """The address of a gRPC peer: 'ipv4:127.0.0.1:5000' -> '127.0.0.1',
+    'ipv6:[::1]:5000' -> '::1' (brackets may come escaped); others whole."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rpartition(":")[0]
+    if kind == "ipv6":
+        return unquote(rest).rpartition(":")[0].strip("[]")
+    return peer
 
 
 def _refuse_unknown_kind(_request: Any, context: grpc.ServicerContext) -> None:

@@ -7,8 +7,10 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from common.audit import configure_audit_stream
 from common.context import request_id_var
 from common.telemetry import current_ids
 
@@ -42,7 +44,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
+def configure_logging(
+    service: str, level: str = "INFO", audit_log_file: Path | None = None
+) -> None:
+    """JSON lines on standard error; the audit records on their own stream (common.audit)."""
+    configure_audit_stream(service, audit_log_file)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()

@@ -19,6 +19,8 @@ class MethodPolicy:
     full_name: str
     public: bool
     retryable: bool
+    # The audit log's name for every call of it; "" when it is not audited.
+    audit_event: str = ""
 
 
 def _options_of(method: MethodDescriptor) -> MethodPolicy:
@@ -27,6 +29,7 @@ def _options_of(method: MethodDescriptor) -> MethodPolicy:
         full_name=method.full_name,
         public=bool(options.Extensions[options_pb2.public]),
         retryable=bool(options.Extensions[options_pb2.retryable]),
+        audit_event=str(options.Extensions[options_pb2.audit_event]),
     )
 
 

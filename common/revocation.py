@@ -27,6 +27,7 @@ from typing import Literal
 
 import redis
 
+from common import audit
 from common.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,21 @@ class RevocationList:
         try:
             self._redis.set(_key(revocation), b"1", ex=ttl)
         except redis.RedisError as error:
+            audit.record(
+                "revocation",
+                outcome=audit.FAILURE,
+                reason="REVOCATION_UNAVAILABLE",
+                kind=revocation.kind,
+                subject_id=revocation.subject_id,
+                expires_at=revocation.expires_at,
+            )
             raise _unavailable("token revocation list unavailable") from error
+        audit.record(
+            "revocation",
+            kind=revocation.kind,
+            subject_id=revocation.subject_id,
+            expires_at=revocation.expires_at,
+        )
 
     def is_revoked(self, token_id: str, session_id: str) -> bool:
         """Raises Unavailable when Redis cannot answer or lost the list."""
@@ -113,6 +128,7 @@ class RevocationList:
         done = bool(self._mark_complete(keys=[_RESTORE_LEASE_KEY, COMPLETE_KEY], args=[lease]))
         if done:
             log.info("revocation list restored", extra={"revocations": written})
+            audit.record("revocation_list_restored", revocations=written)
         return done
 
 

@@ -56,6 +56,9 @@ class CommonSettings(BaseSettings):
         0.5, gt=0, description="Budget of one Redis command (connect, send, answer); no retry."
     )
     log_level: str = Field("INFO", description="Log level of the JSON log lines.")
+    audit_log_file: Path | None = Field(
+        None, description="File the audit records are appended to; unset: standard output."
+    )
 
     @field_validator("redis_url")
     @classmethod

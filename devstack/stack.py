@@ -134,6 +134,8 @@ class LocalStack:
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "generated")]),
             "JWT_PRIVATE_KEY_FILE": str(signing_key(key_dir)),
             **tracing_environment(persisted or self.log_dir),
+            # Every process appends its audit records to one file of their own.
+            "AUDIT_LOG_FILE": str(self.log_dir / "audit.log"),
             **self.overrides,
         }
         for spec in self.specs:

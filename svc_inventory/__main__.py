@@ -103,7 +103,7 @@ def build(settings: InventorySettings) -> InventoryServer:
 
 def main() -> None:
     settings = InventorySettings()
-    configure_logging("svc_inventory", settings.log_level)
+    configure_logging("svc_inventory", settings.log_level, settings.audit_log_file)
     configure_tracing("svc_inventory")
     serve_until_signalled(build(settings))
 

@@ -83,7 +83,7 @@ def build(
 
 def main() -> None:
     settings = OrderSettings()
-    configure_logging("svc_order", settings.log_level)
+    configure_logging("svc_order", settings.log_level, settings.audit_log_file)
     configure_tracing("svc_order")
     serve_until_signalled(build(settings))
 

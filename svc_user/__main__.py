@@ -61,7 +61,7 @@ def build(settings: UserSettings) -> RunningServer:
 
 def main() -> None:
     settings = UserSettings()
-    configure_logging("svc_user", settings.log_level)
+    configure_logging("svc_user", settings.log_level, settings.audit_log_file)
     configure_tracing("svc_user")
     serve_until_signalled(build(settings))
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
+from common import audit
 from common.context import Identity
 from common.errors import Aborted
 from common.revocation import Revocation, RevocationList
@@ -151,6 +152,7 @@ class UserService:
             resolve_key=self._tokens.resolve,
         )
         user_id, session_id, spent_id = str(claims["sub"]), str(claims["sid"]), str(claims["jti"])
+        audit.note(user_id=user_id, session_id=session_id)
         session = self._store.get_session(user_id, session_id)
         if session is None or session.revoked:
             raise SessionRevoked("session has ended; log in again")
@@ -189,6 +191,7 @@ class UserService:
         return self._store.revocations_in_force(now, self._tokens.access_ttl_seconds)
 
     def _issue(self, user: User, session_id: str, refresh_id: str, now: datetime) -> TokenPair:
+        audit.note(user_id=user.user_id, session_id=session_id)
         return self._tokens.issue(
             user_id=user.user_id,
             role=user.role,

@@ -13,6 +13,7 @@ DESCRIPTOR: _descriptor.FileDescriptor
 PUBLIC_FIELD_NUMBER: _builtins.int
 SUCCESS_HTTP_STATUS_FIELD_NUMBER: _builtins.int
 RETRYABLE_FIELD_NUMBER: _builtins.int
+AUDIT_EVENT_FIELD_NUMBER: _builtins.int
 DECIMAL_FIELD_NUMBER: _builtins.int
 public: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, _builtins.bool]
 """True when the RPC needs no access token. Absent means a valid,
@@ -23,6 +24,10 @@ success_http_status: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.M
 retryable: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, _builtins.bool]
 """True when the RPC may be retried safely: a read, or a write that
 carries an idempotency key. Only these are retried by the channel.
+"""
+audit_event: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, _builtins.str]
+"""Name of the security event every call of the RPC writes to the audit log
+("login", "deposit", ...), whatever its outcome. Absent: not audited.
 """
 decimal: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, _builtins.bool]
 """True for decimal text: money, a price, a quantity ("12.34"). Over HTTP a
