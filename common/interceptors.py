@@ -19,6 +19,7 @@ from urllib.parse import unquote
 import grpc
 
 from common import audit
+from common.authorization import parse_bearer
 from common.context import (
     REQUEST_ID_HEADER,
     deadline_var,
@@ -26,7 +27,7 @@ from common.context import (
     request_id_var,
     sane_request_id,
 )
-from common.errors import DomainError, Unauthenticated
+from common.errors import DomainError
 from common.grpc_errors import internal_status, to_grpc_status
 from common.methods import policy_for
 from common.telemetry import annotate_request
@@ -37,14 +38,6 @@ log = logging.getLogger("rpc")
 NO_DEADLINE_SECONDS = 365 * 24 * 3600.0
 
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
-
-
-def bearer_token(metadata: dict[str, str]) -> str:
-    header = metadata.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("missing or malformed bearer token", reason="TOKEN_MISSING")
-    return token.strip()
 
 
 class ServiceInterceptor(grpc.ServerInterceptor):
@@ -107,7 +100,11 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         # A call without a deadline reports about 9.2e18 s remaining; that means none.
         has_deadline = remaining is not None and remaining < NO_DEADLINE_SECONDS
         deadline_var.set(time.monotonic() + remaining if has_deadline else None)
-        identity_var.set(self._verifier.verify(bearer_token(metadata)) if needs_auth else None)
+        identity_var.set(
+            self._verifier.verify(parse_bearer(metadata.get("authorization")))
+            if needs_auth
+            else None
+        )
 
     def _fail(self, context: grpc.ServicerContext, method: str, error: Exception) -> None:
         if isinstance(error, DomainError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import grpc
-import uvicorn
 from fastapi import FastAPI
 
 from common.channels import make_channel
@@ -11,6 +10,7 @@ from common.logs import configure_logging
 from common.telemetry import configure_tracing
 from rest_bridge.app import INVENTORY_SERVICE, ORDER_SERVICE, USER_SERVICE, create_app
 from rest_bridge.config import BridgeSettings
+from rest_bridge.http_server import http_server
 
 
 def open_channels(settings: BridgeSettings) -> dict[str, grpc.Channel]:
@@ -34,22 +34,6 @@ def open_channels(settings: BridgeSettings) -> dict[str, grpc.Channel]:
 
 def build_app(settings: BridgeSettings) -> FastAPI:
     return create_app(settings, open_channels(settings))
-
-
-def http_server(app: FastAPI, settings: BridgeSettings) -> uvicorn.Server:
-    """The HTTP server of the bridge. uvicorn's own X-Forwarded-For handling is off:
-    the bridge believes that header only from its configured trusted proxies."""
-    config = uvicorn.Config(
-        app,
-        host=settings.bridge_host,
-        port=settings.bridge_port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
-    )
-    return uvicorn.Server(config)
 
 
 def main() -> None:

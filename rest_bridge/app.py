@@ -25,7 +25,9 @@ from rest_bridge.jwks import JWKS_PATH, jwks_endpoint
 from rest_bridge.metrics import BridgeMetrics
 from rest_bridge.middleware import DOCS_PATH, EnvelopeMiddleware, GuardMiddleware, request_info
 from rest_bridge.openapi import build_openapi, docs_page
+from rest_bridge.paths import SegmentRoute
 from rest_bridge.ratelimit import LoginThrottle, RateLimiter, RedisOutage
+from rest_bridge.routes import Route as ContractRoute
 from rest_bridge.routes import discover_routes
 from rest_bridge.subjects import TokenSubjects
 from rest_bridge.webapp import mount_web_app
@@ -94,13 +96,21 @@ def create_app(settings: BridgeSettings, channels: Mapping[str, grpc.Channel]) -
         redoc_url=None,
         lifespan=lifespan,
     )
+    # The bridge never redirects (a redirect could change the resource or echo Host).
+    app.router.redirect_slashes = False
+    # One route per path, so that a 405 lists every method of the path in Allow.
+    by_path: dict[str, list[ContractRoute]] = {}
     for route in routes:
-        app.router.add_route(
-            route.path,
-            dispatcher.endpoint(route),
-            methods=[route.http_method],
-            name=route.full_name,
-            include_in_schema=False,
+        by_path.setdefault(route.path, []).append(route)
+    for path, group in by_path.items():
+        app.router.routes.append(
+            SegmentRoute(
+                path,
+                dispatcher.endpoint_by_method(group),
+                methods=[route.http_method for route in group],
+                name=" ".join(route.full_name for route in group),
+                include_in_schema=False,
+            )
         )
 
     async def health(_: Request) -> Response:
@@ -151,6 +161,7 @@ def create_app(settings: BridgeSettings, channels: Mapping[str, grpc.Channel]) -
     app.add_middleware(
         GuardMiddleware,
         max_body_bytes=settings.bridge_max_body_bytes,
+        body_timeout=settings.bridge_body_timeout_seconds,
         limiter=RateLimiter(redis, prefix),
         ip_limit=(settings.rate_limit_ip_per_second, settings.rate_limit_ip_burst),
         user_limit=(settings.rate_limit_user_per_second, settings.rate_limit_user_burst),
@@ -178,6 +189,7 @@ def create_app(settings: BridgeSettings, channels: Mapping[str, grpc.Channel]) -
         protected=lambda method, path: (method, path) in protected,
         trusted_proxies=settings.trusted_proxies,
         metrics=metrics,
+        max_header_bytes=settings.bridge_max_header_bytes,
     )
     trace_http_app(app)
     return app

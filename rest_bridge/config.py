@@ -47,6 +47,18 @@ class BridgeSettings(CommonSettings):
     bridge_max_body_bytes: int = Field(
         1024 * 1024, ge=1, description="Largest request body; larger ones get 413."
     )
+    bridge_max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="Largest request header block; larger ones get 431."
+    )
+    bridge_header_timeout_seconds: float = Field(
+        10.0, gt=0, description="Time a request's headers may take to arrive; then 408, closed."
+    )
+    bridge_body_timeout_seconds: float = Field(
+        10.0, gt=0, description="Longest pause inside a request body; then 408, closed."
+    )
+    bridge_idle_timeout_seconds: int = Field(
+        5, ge=1, description="Time an idle keep-alive connection is kept open."
+    )
     bridge_unavailable_retry_after_seconds: int = Field(
         1, ge=0, description="Retry-After of a 503 when the service gave none."
     )

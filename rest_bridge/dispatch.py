@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -18,13 +18,16 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from common.authorization import TokenTooLarge, parse_bearer
 from common.context import REQUEST_ID_HEADER
+from common.errors import Unauthenticated
 from rest_bridge.calls import open_stream, unary_call
 from rest_bridge.config import BridgeSettings
 from rest_bridge.errors import ApiError, error_response, from_rpc_error, unauthenticated
 from rest_bridge.media import require_json
 from rest_bridge.metrics import BridgeMetrics
-from rest_bridge.middleware import bearer_token, request_info
+from rest_bridge.middleware import request_info
+from rest_bridge.paths import path_values
 from rest_bridge.ratelimit import LoginThrottle, RedisOutage
 from rest_bridge.routes import Route
 from rest_bridge.sse import EventStreamResponse
@@ -75,13 +78,30 @@ class Dispatcher:
             return settings.bridge_default_timeout_seconds
         return min(wanted, settings.bridge_max_timeout_seconds)
 
+    @staticmethod
+    def _forwarded_token(route: Route, request: Request) -> str | None:
+        """The bearer token to forward, read by the platform's one parser. A protected
+        route refuses an unusable header with 401; a public one forwards nothing then,
+        except that a header too large to forward is 431 there."""
+        headers = request.headers.getlist("authorization")
+        try:
+            if len(headers) > 1:
+                raise Unauthenticated("more than one Authorization header", reason="TOKEN_INVALID")
+            return parse_bearer(headers[0] if headers else None)
+        except TokenTooLarge as error:
+            if route.public:
+                raise ApiError(
+                    431, "HEADER_TOO_LARGE", "the Authorization header is too large"
+                ) from None
+            raise unauthenticated(error.message, error.reason) from None
+        except Unauthenticated as error:
+            if route.public:
+                return None
+            raise unauthenticated(error.message, error.reason) from None
+
     def _metadata(self, route: Route, request: Request) -> list[tuple[str, str]]:
         metadata = [(REQUEST_ID_HEADER, request_info(request.scope).request_id)]
-        authorization = request.headers.get("authorization")
-        token = bearer_token(authorization)
-        if token is None and not route.public:
-            detail = "a bearer token is required" if not authorization else "malformed bearer token"
-            raise unauthenticated(detail, "TOKEN_MISSING" if not authorization else "TOKEN_INVALID")
+        token = self._forwarded_token(route, request)
         if token is not None:
             metadata.append(("authorization", f"Bearer {token}"))
         key = request.headers.get(IDEMPOTENCY_KEY)
@@ -95,6 +115,17 @@ class Dispatcher:
                 )
             metadata.append((IDEMPOTENCY_KEY, key))
         return metadata
+
+    def endpoint_by_method(self, routes: Sequence[Route]) -> Endpoint:
+        """One endpoint for the routes of one path, chosen by the request's method
+        (HEAD is GET without a body)."""
+        handlers = {route.http_method: self.endpoint(route) for route in routes}
+
+        async def by_method(request: Request) -> Response:
+            method = "GET" if request.method == "HEAD" else request.method
+            return await handlers[method](request)
+
+        return by_method
 
     def endpoint(self, route: Route) -> Endpoint:
         channel = self._channels.get(route.service)
@@ -113,7 +144,7 @@ class Dispatcher:
                     require_json(request.headers.get("content-type"), body)
                 message = build_request(
                     route,
-                    path_params=request.path_params,
+                    path_params=path_values(route.path, request.scope),
                     query=request.query_params.multi_items(),
                     body=body,
                 )

@@ -7,9 +7,9 @@ the body size limit and the rate limits, so that their refusals carry CORS heade
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +20,9 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from common.authorization import parse_bearer
 from common.context import REQUEST_ID_HEADER, request_id_var, sane_request_id
+from common.errors import Unauthenticated
 from common.telemetry import annotate_request
 from rest_bridge.config import Network
 from rest_bridge.errors import ApiError, error_response
@@ -34,7 +36,6 @@ DOCS_PATH = "/docs"
 _API_CSP = "default-src 'none'; frame-ancestors 'none'"
 # The docs page is one self-contained document: its own inline styles, nothing else.
 _DOCS_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
-_BEARER = re.compile(r"^Bearer ([A-Za-z0-9._~+/=-]+)$", re.IGNORECASE)
 
 
 @dataclass
@@ -51,8 +52,11 @@ def request_info(scope: Scope) -> RequestInfo:
 
 
 def bearer_token(authorization: str | None) -> str | None:
-    match = _BEARER.match(authorization or "")
-    return match.group(1) if match else None
+    """The token of a usable bearer header (common.authorization's rules), else None."""
+    try:
+        return parse_bearer(authorization)
+    except Unauthenticated:
+        return None
 
 
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -102,8 +106,10 @@ class EnvelopeMiddleware:
         protected: Callable[[str, str], bool],
         trusted_proxies: Sequence[Network],
         metrics: BridgeMetrics,
+        max_header_bytes: int,
     ) -> None:
         self._app = app
+        self._max_header_bytes = max_header_bytes
         self._routes = routes
         self._protected = protected
         self._trusted = trusted_proxies
@@ -115,6 +121,7 @@ class EnvelopeMiddleware:
             return
         started = time.perf_counter()
         headers = Headers(scope=scope)
+        header_bytes = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
         info = RequestInfo(
             request_id=sane_request_id(headers.get(REQUEST_ID_HEADER)),
             client_ip=client_ip(scope, self._trusted),
@@ -157,6 +164,13 @@ class EnvelopeMiddleware:
 
         token = request_id_var.set(info.request_id)
         try:
+            if header_bytes > self._max_header_bytes:
+                # The protocol refuses a block that trickles in past the limit; one
+                # that arrived in a single read is refused here, the same way.
+                detail = f"request headers over {self._max_header_bytes} bytes"
+                error = ApiError(431, "HEADERS_TOO_LARGE", detail)
+                await error_response(error, info.request_id)(scope, receive, send_with_headers)
+                return
             await self._app(scope, receive, send_with_headers)
         except Exception:
             log.exception("unhandled error", extra={"route": info.route})
@@ -171,6 +185,10 @@ class BodyTooLarge(Exception):
     pass
 
 
+class BodyTooSlow(Exception):
+    pass
+
+
 UserSubject = Callable[[str], Any]  # async: token -> bucket subject
 
 
@@ -180,6 +198,7 @@ class GuardMiddleware:
         app: ASGIApp,
         *,
         max_body_bytes: int,
+        body_timeout: float,
         limiter: RateLimiter,
         ip_limit: tuple[float, int],
         user_limit: tuple[float, int],
@@ -189,6 +208,7 @@ class GuardMiddleware:
     ) -> None:
         self._app = app
         self._max_body = max_body_bytes
+        self._body_timeout = body_timeout
         self._limiter = limiter
         self._ip_limit = ip_limit
         self._user_limit = user_limit
@@ -214,14 +234,21 @@ class GuardMiddleware:
             return
         received = 0
         started = False
+        body_done = False
 
         async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # only the disconnect is left to wait for, however long
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self._body_timeout)
+            except TimeoutError:
+                raise BodyTooSlow from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self._max_body:
                     raise BodyTooLarge
+                body_done = not message.get("more_body", False)
             return message
 
         async def noting_send(message: Message) -> None:
@@ -235,6 +262,13 @@ class GuardMiddleware:
             if started:
                 raise
             await self._too_large(info)(scope, receive, send)
+        except BodyTooSlow:
+            if started:
+                raise
+            detail = f"the request body paused over {self._body_timeout:g} s"
+            response = error_response(ApiError(408, "REQUEST_TIMEOUT", detail), info.request_id)
+            response.headers["Connection"] = "close"
+            await response(scope, receive, send)
 
     def _too_large(self, info: RequestInfo) -> Any:
         error = ApiError(413, "BODY_TOO_LARGE", f"request body over {self._max_body} bytes")

@@ -268,7 +268,10 @@ def validate_new_password(password: str) -> None:
 
 
 def apply_profile_changes(user: User, changes: ProfileChanges, now: datetime) -> User:
-    """The user with the changes applied, or InvalidArgument naming every bad field."""
+    """The user with the changes applied, or InvalidArgument naming every bad field.
+
+    No field given, or only the values the user already has: the same `user` object,
+    so that nothing is written and `updated_at` stays."""
     violations = _Violations()
     updates: dict[str, object] = {}
     for field in ("first_name", "last_name"):
@@ -292,6 +295,8 @@ def apply_profile_changes(user: User, changes: ProfileChanges, now: datetime) ->
     if changes.marketing_emails_consent is not None:
         updates["marketing_emails_consent"] = changes.marketing_emails_consent
     violations.raise_if_any()
+    if all(getattr(user, name) == value for name, value in updates.items()):
+        return user  # nothing changes, so neither does updated_at
     return replace(user, **updates, updated_at=now)  # type: ignore[arg-type]
 
 

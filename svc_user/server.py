@@ -113,10 +113,9 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
                 else None
             ),
         )
-        user = self._service.update_profile(current_identity(), changes)
-        return user_pb2.UpdateProfileResponse(
-            message="Profile updated successfully", user=profile_message(user)
-        )
+        user, changed = self._service.update_profile(current_identity(), changes)
+        message = "Profile updated successfully" if changed else "Nothing to update"
+        return user_pb2.UpdateProfileResponse(message=message, user=profile_message(user))
 
     def ChangePassword(
         self, request: user_pb2.ChangePasswordRequest, context: grpc.ServicerContext

@@ -209,11 +209,15 @@ class UserService:
             raise UserNotFound("user not found")
         return user
 
-    def update_profile(self, caller: Identity, changes: ProfileChanges) -> User:
+    def update_profile(self, caller: Identity, changes: ProfileChanges) -> tuple[User, bool]:
+        """The profile after the changes, and whether anything changed (when nothing
+        does, nothing is written)."""
         for _ in range(MAX_ATTEMPTS):
             user = self.profile(caller)
             now = self._clock()
             updated = apply_profile_changes(user, changes, now)
+            if updated is user:
+                return user, False
             updated = replace(updated, version=user.version + 1)
             new_email = updated.email if updated.email != user.email else None
             if new_email and not self._store.claim("EMAIL", new_email, user.user_id, now):
@@ -227,7 +231,7 @@ class UserService:
             if saved:
                 if new_email:
                     self._store.release_claim("EMAIL", user.email, user.user_id)
-                return updated
+                return updated, True
             if new_email:
                 self._store.release_claim("EMAIL", new_email, user.user_id)
         raise Aborted("profile changed concurrently; try again", reason="CONCURRENT_UPDATE")

@@ -24,9 +24,10 @@ from fastapi import FastAPI
 
 from common.dynamo import ensure_table, make_client
 from common.server import RunningServer
-from rest_bridge.__main__ import http_server, open_channels
+from rest_bridge.__main__ import open_channels
 from rest_bridge.app import create_app
 from rest_bridge.config import BridgeSettings
+from rest_bridge.http_server import http_server
 from tests.support import unique
 from tests.user_service import STRONG_PASSWORD
 

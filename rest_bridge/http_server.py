@@ -1,0 +1,130 @@
+"""The bridge's HTTP server: uvicorn with HTTP/1.1 (h11) and the limits uvicorn lacks.
+
+uvicorn bounds the idle time between requests (keep-alive) but not the time a client
+may take to send a request's headers, so a client trickling bytes ("slowloris") holds
+a connection forever; and it answers a header block over h11's size limit with a
+plain-text 400. Here:
+- the headers of a request must arrive within `bridge_header_timeout_seconds` of its
+  first byte (or of the connection's opening), else 408 and the connection closes;
+- a connection idle between requests closes after `bridge_idle_timeout_seconds`;
+- a header block over `bridge_max_header_bytes` is 431, decided as the bytes arrive.
+Both refusals have the bridge's error body. (A request body that stalls is the guard
+middleware's business: see `middleware.GuardMiddleware`.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import h11
+import uvicorn
+from fastapi import FastAPI
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from common.context import new_request_id
+from rest_bridge.config import BridgeSettings
+
+_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+
+
+def _refusal(status: int, code: str, detail: str) -> bytes:
+    body = json.dumps({"detail": detail, "code": code, "request_id": new_request_id()}).encode()
+    head = (
+        b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])
+        + b"content-type: application/json\r\n"
+        + b"connection: close\r\n"
+        + b"content-length: %d\r\n\r\n" % len(body)
+    )
+    return head + body
+
+
+class BoundedH11Protocol(H11Protocol):
+    """H11Protocol with a deadline on reading each request's headers and a 431 for a
+    header block over the limit. Set `header_timeout` and `max_header_bytes` on a
+    subclass (see `http_server`)."""
+
+    header_timeout = 10.0
+    max_header_bytes = 16 * 1024
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_clock: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_header_clock()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_clock()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE and self._header_clock is None:
+            self._start_header_clock()  # the first bytes of the next request
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._stop_header_clock()
+
+    def send_400_response(self, msg: str) -> None:
+        # h11 refuses a header block past its limit (set to ours) as a protocol error,
+        # which uvicorn would answer with a plain 400.
+        if len(self.conn.trailing_data[0]) > self.max_header_bytes:
+            self._refuse(
+                431,
+                "HEADERS_TOO_LARGE",
+                f"request headers over {self.max_header_bytes} bytes",
+            )
+            return
+        super().send_400_response(msg)
+
+    def _start_header_clock(self) -> None:
+        self._stop_header_clock()
+        self._header_clock = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _stop_header_clock(self) -> None:
+        if self._header_clock is not None:
+            self._header_clock.cancel()
+            self._header_clock = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_clock = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            if self.conn.trailing_data[0]:
+                detail = f"request headers not received within {self.header_timeout:g} s"
+                self._refuse(408, "REQUEST_TIMEOUT", detail)
+            else:
+                self.transport.close()  # a connection that never said anything
+
+    def _refuse(self, status: int, code: str, detail: str) -> None:
+        self._unset_keepalive_if_required()
+        self.transport.write(_refusal(status, code, detail))
+        self.transport.close()
+
+
+def http_server(app: FastAPI, settings: BridgeSettings) -> uvicorn.Server:
+    """The HTTP server of the bridge. uvicorn's own X-Forwarded-For handling is off:
+    the bridge believes that header only from its configured trusted proxies."""
+    protocol = type(
+        "BridgeH11Protocol",
+        (BoundedH11Protocol,),
+        {
+            "header_timeout": settings.bridge_header_timeout_seconds,
+            "max_header_bytes": settings.bridge_max_header_bytes,
+        },
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.bridge_host,
+        port=settings.bridge_port,
+        http=protocol,
+        h11_max_incomplete_event_size=settings.bridge_max_header_bytes,
+        timeout_keep_alive=settings.bridge_idle_timeout_seconds,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
+    )
+    return uvicorn.Server(config)
