@@ -18,6 +18,7 @@ import grpc
 
 from common.context import REQUEST_ID_HEADER, identity_var, request_id_var, time_remaining
 from common.methods import retryable_methods
+from common.metrics import ClientMetrics
 from common.telemetry import trace_headers, traced_channel
 
 
@@ -117,5 +118,5 @@ def make_channel(
     channel = grpc.insecure_channel(target, options=options)
     # Tracing outermost: its client span covers the retries and carries `traceparent`.
     return traced_channel(
-        grpc.intercept_channel(channel, _PropagatingInterceptor(default_deadline))
+        grpc.intercept_channel(channel, _PropagatingInterceptor(default_deadline), ClientMetrics())
     )

@@ -16,6 +16,8 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 
+from common.metrics import count_store_calls
+
 log = logging.getLogger(__name__)
 
 _serializer = TypeSerializer()
@@ -31,7 +33,8 @@ def make_client(endpoint: str | None, region: str, max_connections: int = 50) ->
         read_timeout=5,
         max_pool_connections=max_connections,
     )
-    return boto3.client("dynamodb", endpoint_url=endpoint, region_name=region, config=config)
+    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name=region, config=config)
+    return count_store_calls(client)
 
 
 def to_attributes(item: Mapping[str, Any]) -> dict[str, Any]:

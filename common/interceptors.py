@@ -30,6 +30,7 @@ from common.context import (
 from common.errors import DomainError
 from common.grpc_errors import internal_status, to_grpc_status
 from common.methods import policy_for
+from common.metrics import count_refusal
 from common.telemetry import annotate_request
 from common.tokens import AccessTokenVerifier
 
@@ -109,6 +110,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):
     def _fail(self, context: grpc.ServicerContext, method: str, error: Exception) -> None:
         if isinstance(error, DomainError):
             status = to_grpc_status(error)
+            count_refusal(method, error.reason)
             log.info(
                 "rpc refused",
                 extra={"method": method, "code": status.code.name, "reason": error.reason},

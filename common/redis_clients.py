@@ -13,25 +13,29 @@ from __future__ import annotations
 import redis
 import redis.asyncio as aioredis
 
+from common.metrics import count_redis_commands
+
 # Budget of one Redis command: connect, send, answer.
 REDIS_TIMEOUT_SECONDS = 0.5
 
 
 def redis_client(url: str, timeout_seconds: float = REDIS_TIMEOUT_SECONDS) -> redis.Redis:
-    return redis.Redis.from_url(
+    client = redis.Redis.from_url(
         url,
         socket_timeout=timeout_seconds,
         socket_connect_timeout=timeout_seconds,
         health_check_interval=30,
         retry=None,
     )
+    return count_redis_commands(client)
 
 
 def async_redis_client(url: str, timeout_seconds: float = REDIS_TIMEOUT_SECONDS) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
+    client = aioredis.Redis.from_url(
         url,
         socket_timeout=timeout_seconds,
         socket_connect_timeout=timeout_seconds,
         health_check_interval=30,
         retry=None,
     )
+    return count_redis_commands(client)

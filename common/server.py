@@ -22,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from common.interceptors import ServiceInterceptor
+from common.metrics import ServerMetrics
 from common.redis_clients import redis_client
 from common.revocation import RevocationList
 from common.settings import CommonSettings
@@ -83,7 +84,7 @@ def start_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
         # The tracing span encloses everything the service interceptor does and logs.
-        interceptors=[server_tracing(), ServiceInterceptor(verifier)],
+        interceptors=[server_tracing(), ServerMetrics(), ServiceInterceptor(verifier)],
         options=[
             ("grpc.max_receive_message_length", _MESSAGE_LIMIT),
             ("grpc.max_send_message_length", _MESSAGE_LIMIT),

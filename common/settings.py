@@ -59,6 +59,9 @@ class CommonSettings(BaseSettings):
     audit_log_file: Path | None = Field(
         None, description="File the audit records are appended to; unset: standard output."
     )
+    metrics_port: int = Field(
+        9464, ge=-1, le=65535, description="Port of the Prometheus /metrics page; -1: none."
+    )
 
     @field_validator("redis_url")
     @classmethod

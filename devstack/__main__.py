@@ -30,7 +30,7 @@ def print_addresses(stack: LocalStack) -> None:
             if spec.http
             else (f"127.0.0.1:{stack.port(spec.name)}")
         )
-        print(f"  {spec.name:14} {scheme} {address}")
+        print(f"  {spec.name:14} {scheme} {address}  metrics {stack.metrics_url(spec.name)}")
     print(f"  dynalite       {env['DYNAMODB_ENDPOINT']}")
     print(f"  redis          {env['REDIS_URL']}")
     print(f"  data and logs  {stack.data_dir}")

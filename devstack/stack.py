@@ -42,10 +42,23 @@ class ProcessSpec:
     default_table: str | None = None
     address_variable: str | None = None  # how the others find it
     http: bool = False
+    # Its own Prometheus port (METRICS_PORT of that process); the bridge serves
+    # /metrics on its HTTP port.
+    metrics_port_variable: str | None = None
+    default_metrics_port: int = -1
 
 
 SPECS = (
-    ProcessSpec("svc_user", "USER_GRPC_PORT", 50051, "USERS_TABLE", "users", "USER_SERVICE_ADDR"),
+    ProcessSpec(
+        "svc_user",
+        "USER_GRPC_PORT",
+        50051,
+        "USERS_TABLE",
+        "users",
+        "USER_SERVICE_ADDR",
+        metrics_port_variable="USER_METRICS_PORT",
+        default_metrics_port=9151,
+    ),
     ProcessSpec(
         "svc_inventory",
         "INVENTORY_GRPC_PORT",
@@ -53,9 +66,18 @@ SPECS = (
         "ASSETS_TABLE",
         "assets",
         "INVENTORY_SERVICE_ADDR",
+        metrics_port_variable="INVENTORY_METRICS_PORT",
+        default_metrics_port=9152,
     ),
     ProcessSpec(
-        "svc_order", "ORDER_GRPC_PORT", 50053, "TRADING_TABLE", "trading", "ORDER_SERVICE_ADDR"
+        "svc_order",
+        "ORDER_GRPC_PORT",
+        50053,
+        "TRADING_TABLE",
+        "trading",
+        "ORDER_SERVICE_ADDR",
+        metrics_port_variable="ORDER_METRICS_PORT",
+        default_metrics_port=9153,
     ),
     ProcessSpec("rest_bridge", "BRIDGE_PORT", 8000, http=True),
 )
@@ -141,6 +163,9 @@ class LocalStack:
         for spec in self.specs:
             port = self._port(spec.port_variable, spec.default_port)
             self.env[spec.port_variable] = str(port)
+            if spec.metrics_port_variable:
+                metrics_port = self._port(spec.metrics_port_variable, spec.default_metrics_port)
+                self.env[spec.metrics_port_variable] = str(metrics_port)
             if spec.address_variable:
                 self.env.setdefault(spec.address_variable, f"127.0.0.1:{port}")
 
@@ -156,7 +181,7 @@ class LocalStack:
         process = subprocess.Popen(
             [sys.executable, "-m", spec.name],
             cwd=ROOT,
-            env=self.env,
+            env={**self.env, "METRICS_PORT": self.env.get(spec.metrics_port_variable or "", "-1")},
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -171,6 +196,12 @@ class LocalStack:
             if progress:
                 print(f"Starting {spec.name} (log: {self.log_dir / (spec.name + '.log')})...")
             self.start_process(spec)
+
+    def metrics_url(self, name: str) -> str:
+        spec = next(s for s in self.specs if s.name == name)
+        if spec.metrics_port_variable is None:
+            return f"http://127.0.0.1:{self.port(name)}/metrics"
+        return f"http://127.0.0.1:{self.env[spec.metrics_port_variable]}/metrics"
 
     def port(self, name: str) -> int:
         spec = next(s for s in self.specs if s.name == name)

@@ -6,7 +6,7 @@ path, so an id in a URL cannot blow up the number of series.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 UNMATCHED_ROUTE = "unmatched"
@@ -53,4 +53,6 @@ class BridgeMetrics:
         self.latency.labels(method, route).observe(seconds)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        """The bridge's own families, then the process-wide ones of `common.metrics`
+        (outgoing calls, Redis commands) and the process collector."""
+        return generate_latest(self.registry) + generate_latest(REGISTRY)

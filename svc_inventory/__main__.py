@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from common.dynamo import ensure_table, make_client
 from common.logs import configure_logging
+from common.metrics import serve_metrics
 from common.server import RunningServer, revocation_list, serve_until_signalled, start_service
 from common.telemetry import configure_tracing
 from common.user_keys import no_keys, user_service_channel, user_service_keys
@@ -105,7 +106,9 @@ def main() -> None:
     settings = InventorySettings()
     configure_logging("svc_inventory", settings.log_level, settings.audit_log_file)
     configure_tracing("svc_inventory")
-    serve_until_signalled(build(settings))
+    running = build(settings)
+    serve_metrics(settings.grpc_host, settings.metrics_port)
+    serve_until_signalled(running)
 
 
 if __name__ == "__main__":

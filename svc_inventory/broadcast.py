@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
 from common.errors import ResourceExhausted, Unavailable
+from svc_inventory import metrics
 from svc_inventory.domain import Asset
 
 # Larger than any catalogue snapshot a new subscriber is primed with.
@@ -98,6 +99,7 @@ class PriceBroadcaster:
                     "too many price streams open; try again later", reason="TOO_MANY_STREAMS"
                 )
             self._subscribers.add(subscription)
+            metrics.price_streams.inc()
         return subscription
 
     def publish(self, assets: Iterable[Asset]) -> None:
@@ -116,4 +118,6 @@ class PriceBroadcaster:
 
     def _remove(self, subscription: Subscription) -> None:
         with self._lock:
-            self._subscribers.discard(subscription)
+            if subscription in self._subscribers:
+                self._subscribers.discard(subscription)
+                metrics.price_streams.dec()

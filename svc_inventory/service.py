@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from common.errors import FieldViolation, InvalidArgument, NotFound
+from svc_inventory import metrics
 from svc_inventory.broadcast import PriceBroadcaster, Subscription
 from svc_inventory.cache import QuoteCache
 from svc_inventory.domain import (
@@ -88,6 +89,8 @@ class InventoryService:
         # A miss is not written back: the ticker refreshes every entry each tick, and a
         # write-back could race it and put an older price over a newer one.
         missing = [asset_id for asset_id in asset_ids if asset_id not in cached]
+        metrics.cache_lookups.labels("hit").inc(len(asset_ids) - len(missing))
+        metrics.cache_lookups.labels("miss").inc(len(missing))
         stored = self._store.get_assets(missing) if missing else {}
         quotes: list[Quote] = []
         for asset_id in asset_ids:
@@ -150,6 +153,7 @@ class InventoryService:
         self._cache.put_many(quote_of(asset) for asset in advanced)
         previous = self._latest
         self._latest = latest
+        metrics.price_updated.set(max(a.last_updated for a in advanced).timestamp())
         # Every observation refreshes `as_of` above; streams hear only of real moves.
         self._broadcaster.publish(
             a for a in advanced if a.current_price != previous[a.asset_id].current_price

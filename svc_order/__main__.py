@@ -15,6 +15,7 @@ import grpc
 
 from common.dynamo import make_client
 from common.logs import configure_logging
+from common.metrics import serve_metrics
 from common.server import RunningServer, revocation_list, serve_until_signalled, start_service
 from common.telemetry import configure_tracing
 from common.user_keys import user_service_channel, user_service_keys
@@ -85,7 +86,9 @@ def main() -> None:
     settings = OrderSettings()
     configure_logging("svc_order", settings.log_level, settings.audit_log_file)
     configure_tracing("svc_order")
-    serve_until_signalled(build(settings))
+    running = build(settings)
+    serve_metrics(settings.grpc_host, settings.metrics_port)
+    serve_until_signalled(running)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from svc_order.domain import (
     format_price,
     format_quantity,
 )
+from svc_order.metrics import order_outcome
 from svc_order.service import OrderService, page_request
 
 SERVICE_NAME = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
@@ -146,14 +147,15 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     def PlaceOrder(
         self, request: order_pb2.PlaceOrderRequest, context: grpc.ServicerContext
     ) -> order_pb2.PlaceOrderResponse:
-        order = self._service.place_order(
-            current_identity().user_id,
-            order_type=request.order_type,
-            asset_id=request.asset_id,
-            quantity=request.quantity,
-            price=_optional(request, "price"),
-            idempotency_key=_idempotency_key(context),
-        )
+        with order_outcome(request.order_type):
+            order = self._service.place_order(
+                current_identity().user_id,
+                order_type=request.order_type,
+                asset_id=request.asset_id,
+                quantity=request.quantity,
+                price=_optional(request, "price"),
+                idempotency_key=_idempotency_key(context),
+            )
         return order_pb2.PlaceOrderResponse(data=order_message(order))
 
     def ListOrders(

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from common.errors import Aborted, InvalidArgument, NotFound, Unavailable
+from svc_order import metrics
 from svc_order.domain import (
     Account,
     AppliedOperation,
@@ -224,10 +225,12 @@ class OrderService:
             now = self._clock()
             replay = find_replay(account, key, fingerprint, now)
             if replay is not None:
+                metrics.replayed(replay)
                 return replay
             change = decide(account, now, self._new_id())
             if self._store.save_account(change.account, account.version):
                 self._write_derived(user_id, change.operation)
+                metrics.applied(change.operation)
                 return change.operation
         log.warning("account write kept losing races", extra={"user_id": user_id})
         raise Aborted(
@@ -401,6 +404,7 @@ class OrderService:
         quote = quotes.get(asset_id)
         if quote is None:
             raise AssetNotFound(f"asset {asset_id} not found")
+        metrics.quote_age.observe((self._clock() - quote.as_of).total_seconds())
         if self._is_stale(quote, self._clock()):
             raise Unavailable(
                 f"the price of {asset_id} is out of date; try again shortly",

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from common.dynamo import make_client
 from common.logs import configure_logging
+from common.metrics import serve_metrics
 from common.revocation import RevocationKeeper
 from common.server import RunningServer, revocation_list, serve_until_signalled, start_service
 from common.settings import read_secret_file
@@ -63,7 +64,9 @@ def main() -> None:
     settings = UserSettings()
     configure_logging("svc_user", settings.log_level, settings.audit_log_file)
     configure_tracing("svc_user")
-    serve_until_signalled(build(settings))
+    running = build(settings)
+    serve_metrics(settings.grpc_host, settings.metrics_port)
+    serve_until_signalled(running)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from common.context import Identity
 from common.errors import Aborted
 from common.revocation import Revocation, RevocationList
 from common.tokens import REFRESH, decode_token
+from svc_user import metrics
 from svc_user.credentials import PasswordHasher, TokenIssuer, TokenPair
 from svc_user.domain import (
     EmailTaken,
@@ -184,6 +185,7 @@ class UserService:
         # then restored from the record (revocations_in_force).
         self._store.record_revocation(revocation)
         self._revocations.revoke(revocation)
+        metrics.tokens_revoked.labels(revocation.kind).inc()
 
     def revocations_in_force(self) -> list[Revocation]:
         """The record of every revocation that still refuses a token."""

@@ -1,5 +1,6 @@
 """What an operator sees of one request under `./dev up`: its trace across every
-process (`./dev trace`), the trace id in each process's log lines."""
+process (`./dev trace`), the trace id in each process's log lines, and the metrics
+page of every process (printed at start)."""
 
 from __future__ import annotations
 
@@ -68,6 +69,9 @@ def test_one_order_is_one_trace_across_processes_and_logs(
 ) -> None:
     ports = {"DYNALITE_PORT": str(free_port()), "REDIS_PORT": str(free_port())}
     ports.update({spec.port_variable: str(free_port()) for spec in SPECS})
+    ports.update(
+        {s.metrics_port_variable: str(free_port()) for s in SPECS if s.metrics_port_variable}
+    )
     # Debug lines include each process's per-call line, where the trace id must be.
     ports["LOG_LEVEL"] = "DEBUG"
     for variable in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SDK_DISABLED", "TRACES_FILE"):
@@ -111,6 +115,20 @@ def test_one_order_is_one_trace_across_processes_and_logs(
             lines = (tmp_path / "logs" / f"{process}.log").read_text().splitlines()
             records = [json.loads(line) for line in lines if line.startswith("{")]
             assert any(r.get("trace_id") == trace_id for r in records), process
+
+        families = {
+            "svc_user": "grpc_server_handled_total",
+            "svc_inventory": "price_cache_lookups_total",
+            "svc_order": "orders_total",
+            "rest_bridge": "bridge_http_requests_total",
+        }
+        for spec in SPECS:
+            port = ports[spec.metrics_port_variable or spec.port_variable]
+            url = f"http://127.0.0.1:{port}/metrics"
+            assert f"{spec.name:14} " in printed
+            assert f"metrics {url}" in printed, spec.name
+            page = httpx.get(url, timeout=10).text
+            assert f"\n{families[spec.name]}{{" in page, spec.name
     finally:
         code, survivors = _stop(stack)
     assert code == 0

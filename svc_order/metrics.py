@@ -1,0 +1,76 @@
+"""svc_order's business metrics (Prometheus): orders, traded value, cash moved,
+idempotent replays, the age of the quotes orders trade on.
+
+Refusals by reason are counted for every service by the interceptor
+(`grpc_server_refusals_total`); here an order is only "filled" or "refused". Values are
+in US dollars, the platform's one cash currency. Labels come from our enums.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import Counter, Histogram
+
+from common.errors import DomainError
+from svc_order.domain import AppliedOperation, OrderType
+
+orders = Counter(
+    "orders_total",
+    "Orders by type and outcome (filled, refused); a replayed order is not counted again.",
+    ["order_type", "outcome"],
+)
+traded_value = Counter(
+    "orders_traded_value_usd_total",
+    "Total amount of filled orders in US dollars, by order type.",
+    ["order_type"],
+)
+cash_operations = Counter(
+    "cash_operations_total", "Deposits and withdrawals applied, by kind.", ["kind"]
+)
+cash_value = Counter(
+    "cash_operations_value_usd_total",
+    "US dollars deposited and withdrawn, by kind.",
+    ["kind"],
+)
+replays = Counter(
+    "idempotent_replays_total",
+    "Requests answered from an earlier result with the same idempotency key, by kind.",
+    ["kind"],
+)
+quote_age = Histogram(
+    "order_quote_age_seconds",
+    "Age of the quote an order is priced with, when it is checked (older than "
+    "MAX_QUOTE_AGE_SECONDS is refused as STALE_QUOTE).",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60),
+)
+
+_ORDER_TYPES = frozenset(order_type.value for order_type in OrderType)
+
+
+def applied(operation: AppliedOperation) -> None:
+    """Count a change that was just written (not a replay)."""
+    if operation.trade is not None:
+        order_type = operation.trade.order_type.value
+        orders.labels(order_type, "filled").inc()
+        traded_value.labels(order_type).inc(float(operation.amount))
+        return
+    kind = operation.kind.value.lower()
+    cash_operations.labels(kind).inc()
+    cash_value.labels(kind).inc(float(operation.amount))
+
+
+def replayed(operation: AppliedOperation) -> None:
+    replays.labels(operation.kind.value.lower()).inc()
+
+
+@contextmanager
+def order_outcome(raw_order_type: str) -> Iterator[None]:
+    """Count an order refused by a rule under its type ("invalid" for an unknown one)."""
+    try:
+        yield
+    except DomainError:
+        order_type = raw_order_type if raw_order_type in _ORDER_TYPES else "invalid"
+        orders.labels(order_type, "refused").inc()
+        raise

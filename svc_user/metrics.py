@@ -1,0 +1,13 @@
+"""svc_user's metrics (Prometheus). Login failures are the refusals of Login by reason
+(`grpc_server_refusals_total{grpc_method="Login"}`), counted by the interceptor; the
+bridge counts its throttle blocks (`bridge_login_throttle_blocks_total`)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+tokens_revoked = Counter(
+    "tokens_revoked_total",
+    "Revocations recorded: single access tokens (logout) and whole sessions, by kind.",
+    ["kind"],
+)
