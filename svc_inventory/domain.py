@@ -47,12 +47,12 @@ class InvalidAssetId(InvalidArgument, ValueError):
 
 
 class InvalidLimit(InvalidArgument, ValueError):
-    """A list limit outside 1..MAX_LIST_LIMIT (0 means the default)."""
+    """A list limit outside 1..MAX_LIST_LIMIT."""
 
     reason = "INVALID_LIMIT"
 
-    def __init__(self, limit: int) -> None:
-        description = f"must be between 1 and {MAX_LIST_LIMIT} (0 for the default)"
+    def __init__(self, limit: object) -> None:
+        description = f"must be between 1 and {MAX_LIST_LIMIT}"
         super().__init__(
             f"limit {description}; got {limit}",
             violations=(FieldViolation("limit", description),),
@@ -70,13 +70,14 @@ def normalize_asset_id(raw: str, *, field: str = "asset_id") -> str:
     return raw.upper()
 
 
-def validate_list_limit(limit: int) -> int:
-    """The number of assets a list returns; 0 (proto's unset int) is the default."""
+def validate_list_limit(limit: int | None) -> int:
+    """The number of assets a list returns; None (not given) is the default, and 0
+    is out of range like any other number outside 1..MAX_LIST_LIMIT."""
+    if limit is None:
+        return DEFAULT_LIST_LIMIT
     # bool is an int subclass; a True limit is a caller bug, not "1".
     if isinstance(limit, bool) or not isinstance(limit, int):
         raise InvalidLimit(limit)
-    if limit == 0:
-        return DEFAULT_LIST_LIMIT
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise InvalidLimit(limit)
     return limit
@@ -231,7 +232,7 @@ def apply_tick(asset: Asset, tick: MarketTick) -> Asset:
     )
 
 
-def list_assets(assets: Iterable[Asset], *, active_only: bool, limit: int) -> AssetListing:
+def list_assets(assets: Iterable[Asset], *, active_only: bool, limit: int | None) -> AssetListing:
     """Assets by market-cap rank (ties by id), filtered and cut to a valid limit.
 
     total_count and active_count count the whole catalogue, so a client can tell how

@@ -60,7 +60,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     ) -> inventory_pb2.ListAssetsResponse:
         listing = self._service.list_assets(
             active_only=request.active_only if request.HasField("active_only") else True,
-            limit=request.limit,
+            limit=request.limit if request.HasField("limit") else None,
         )
         return inventory_pb2.ListAssetsResponse(
             data=[asset_message(a) for a in listing.assets],

@@ -69,7 +69,7 @@ class InventoryService:
 
     # Catalogue ----------------------------------------------------------------
 
-    def list_assets(self, *, active_only: bool, limit: int) -> AssetListing:
+    def list_assets(self, *, active_only: bool, limit: int | None) -> AssetListing:
         page_size = validate_list_limit(limit)
         return list_assets(self._store.list_assets(), active_only=active_only, limit=page_size)
 

@@ -45,6 +45,15 @@ def _optional(message: object, field: str) -> str | None:
     return getattr(message, field) if message.HasField(field) else None  # type: ignore[attr-defined]
 
 
+def _limit(
+    request: order_pb2.ListOrdersRequest
+    | order_pb2.ListCashTransactionsRequest
+    | order_pb2.ListAssetTransactionsRequest,
+) -> int | None:
+    """A list request's limit; None when not given (0 is a given, refused value)."""
+    return request.limit if request.HasField("limit") else None
+
+
 def order_message(order: OrderRecord) -> order_pb2.Order:
     return order_pb2.Order(
         order_id=order.order_id,
@@ -135,7 +144,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     ) -> order_pb2.ListCashTransactionsResponse:
         page, total = self._service.cash_transactions(
             current_identity().user_id,
-            page_request(request.limit, request.page_token, request.offset),
+            page_request(_limit(request), request.page_token, request.offset),
         )
         return order_pb2.ListCashTransactionsResponse(
             transactions=[_cash_message(entry) for entry in page.items],
@@ -163,7 +172,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     ) -> order_pb2.ListOrdersResponse:
         page = self._service.list_orders(
             current_identity().user_id,
-            page_request(request.limit, request.page_token, request.offset),
+            page_request(_limit(request), request.page_token, request.offset),
             asset_id=_optional(request, "asset_id"),
             order_type=_optional(request, "order_type"),
         )
@@ -219,7 +228,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         page = self._service.asset_transactions(
             current_identity().user_id,
             request.asset_id,
-            page_request(request.limit, request.page_token, request.offset),
+            page_request(_limit(request), request.page_token, request.offset),
         )
         return order_pb2.ListAssetTransactionsResponse(
             data=[_asset_entry_message(entry) for entry in page.items],

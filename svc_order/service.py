@@ -115,9 +115,10 @@ class AssetBalance:
     total_value: Decimal
 
 
-def page_request(limit: int, page_token: str, offset: int) -> PageRequest:
-    """The page a list request asks for; a limit of 0 (unset) means the default."""
-    limit = limit or DEFAULT_PAGE_LIMIT
+def page_request(limit: int | None, page_token: str, offset: int) -> PageRequest:
+    """The page a list request asks for; no limit (None) means the default, and 0 is
+    out of range."""
+    limit = DEFAULT_PAGE_LIMIT if limit is None else limit
     if not 1 <= limit <= MAX_PAGE_LIMIT:
         raise InvalidArgument.field("limit", f"must be between 1 and {MAX_PAGE_LIMIT}")
     if not 0 <= offset <= MAX_OFFSET:

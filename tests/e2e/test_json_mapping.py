@@ -270,3 +270,30 @@ def test_unknown_query_parameters_are_ignored(http: httpx.Client, account: Accou
     assert http.get("/api/v1/orders?_=1&x=y", headers=account.auth).status_code == 200
     assert http.get("/api/v1/balance?_=1", headers=account.auth).status_code == 200
     assert http.get("/api/v1/auth/profile?_=1", headers=account.auth).status_code == 200
+
+
+# --- 11. limit=0 is out of range on every list ----------------------------------------
+
+LISTS = (
+    "/api/v1/inventory/assets",
+    "/api/v1/orders",
+    "/api/v1/balance/transactions",
+    "/api/v1/assets/BTC/transactions",
+)
+
+
+@pytest.mark.parametrize("path", LISTS)
+@pytest.mark.parametrize("limit", ["0", "-1", "251"])
+def test_a_limit_out_of_range_is_422_on_every_list(
+    http: httpx.Client, account: Account, path: str, limit: str
+) -> None:
+    response = http.get(path, params={"limit": limit}, headers=account.auth)
+    assert violated(response) == ["limit"]
+
+
+@pytest.mark.parametrize("path", LISTS)
+def test_no_limit_is_the_default_and_one_is_one(
+    http: httpx.Client, account: Account, path: str
+) -> None:
+    assert http.get(path, headers=account.auth).status_code == 200
+    assert http.get(path, params={"limit": "1"}, headers=account.auth).status_code == 200

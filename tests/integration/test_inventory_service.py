@@ -88,11 +88,11 @@ def test_list_assets_with_active_only_false_includes_the_inactive_ftt(inventory:
 
 
 def test_list_assets_limit_rules(inventory: Stub) -> None:
-    unset = inventory.ListAssets(inventory_pb2.ListAssetsRequest(limit=0), timeout=5)
+    unset = inventory.ListAssets(inventory_pb2.ListAssetsRequest(), timeout=5)
     assert len(unset.data) == 24  # the default of 50 holds every active asset
     top = inventory.ListAssets(inventory_pb2.ListAssetsRequest(limit=3), timeout=5)
     assert [a.asset_id for a in top.data] == ["BTC", "ETH", "USDT"]
-    for limit in (251, -1):
+    for limit in (0, 251, -1):
         code, reason, violations = _refusal(
             lambda limit=limit: inventory.ListAssets(
                 inventory_pb2.ListAssetsRequest(limit=limit), timeout=5

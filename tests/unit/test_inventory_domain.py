@@ -66,13 +66,13 @@ def test_asset_id_error_names_the_field_it_came_from() -> None:
     assert caught.value.violations[0].field == "asset_ids"
 
 
-@pytest.mark.parametrize(("limit", "expected"), [(0, DEFAULT_LIST_LIMIT), (1, 1), (250, 250)])
-def test_list_limit_accepts_the_documented_range(limit: int, expected: int) -> None:
+@pytest.mark.parametrize(("limit", "expected"), [(None, DEFAULT_LIST_LIMIT), (1, 1), (250, 250)])
+def test_list_limit_accepts_the_documented_range(limit: int | None, expected: int) -> None:
     assert validate_list_limit(limit) == expected
     assert DEFAULT_LIST_LIMIT == 50
 
 
-@pytest.mark.parametrize("limit", [-1, 251, 10_000])
+@pytest.mark.parametrize("limit", [0, -1, 251, 10_000])
 def test_list_limit_outside_the_range_is_refused(limit: int) -> None:
     with pytest.raises(InvalidLimit) as caught:
         validate_list_limit(limit)
@@ -196,7 +196,7 @@ def test_assets_refuse_naive_times_and_lower_case_ids() -> None:
 
 def test_listing_is_by_rank_and_counts_the_whole_catalogue() -> None:
     shuffled = list(reversed(SEED_CATALOGUE))
-    listing = list_assets(shuffled, active_only=True, limit=0)
+    listing = list_assets(shuffled, active_only=True, limit=None)
     ranks = [a.market_cap_rank for a in listing.assets]
     assert ranks == sorted(ranks)
     assert listing.assets[0].asset_id == "BTC"
@@ -220,7 +220,7 @@ def test_listing_can_include_inactive_assets_and_respects_the_limit() -> None:
 
 def test_listing_has_a_stable_order_for_equal_ranks() -> None:
     twins = [replace(BTC, asset_id="ZZZ"), BTC, replace(BTC, asset_id="AAA")]
-    assert [a.asset_id for a in list_assets(twins, active_only=True, limit=0).assets] == [
+    assert [a.asset_id for a in list_assets(twins, active_only=True, limit=None).assets] == [
         "AAA",
         "BTC",
         "ZZZ",

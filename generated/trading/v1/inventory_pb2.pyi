@@ -90,20 +90,27 @@ class ListAssetsRequest(_message.Message):
     active_only: _builtins.bool
     """Only assets that can be traded (default true)."""
     limit: _builtins.int
-    """1 to 250, default 50."""
+    """1 to 250; absent means 50. Explicit presence, so that 0 is refused
+    rather than read as "not given".
+    """
     def __init__(
         self,
         *,
         active_only: _builtins.bool | None = ...,
-        limit: _builtins.int = ...,
+        limit: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_active_only", b"_active_only", "active_only", b"active_only"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_active_only", b"_active_only", "_limit", b"_limit", "active_only", b"active_only", "limit", b"limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active_only", b"_active_only", "active_only", b"active_only", "limit", b"limit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active_only", b"_active_only", "_limit", b"_limit", "active_only", b"active_only", "limit", b"limit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__active_only: _TypeAlias = _typing.Literal["active_only"]  # noqa: Y015
     _WhichOneofArgType__active_only: _TypeAlias = _typing.Literal["_active_only", b"_active_only"]  # noqa: Y015
+    _WhichOneofReturnType__limit: _TypeAlias = _typing.Literal["limit"]  # noqa: Y015
+    _WhichOneofArgType__limit: _TypeAlias = _typing.Literal["_limit", b"_limit"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__active_only) -> _WhichOneofReturnType__active_only | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limit) -> _WhichOneofReturnType__limit | None: ...
 
 Global___ListAssetsRequest: _TypeAlias = ListAssetsRequest  # noqa: Y015
 

@@ -207,22 +207,24 @@ class ListCashTransactionsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     OFFSET_FIELD_NUMBER: _builtins.int
     limit: _builtins.int
-    """1 to 100, default 50."""
+    """1 to 100; absent means 50 (explicit presence: 0 is refused, not "unset")."""
     page_token: _builtins.str
     offset: _builtins.int
     """For old clients: entries to skip."""
     def __init__(
         self,
         *,
-        limit: _builtins.int = ...,
+        limit: _builtins.int | None = ...,
         page_token: _builtins.str = ...,
         offset: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_limit", b"_limit", "limit", b"limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "offset", b"offset", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_limit", b"_limit", "limit", b"limit", "offset", b"offset", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__limit: _TypeAlias = _typing.Literal["limit"]  # noqa: Y015
+    _WhichOneofArgType__limit: _TypeAlias = _typing.Literal["_limit", b"_limit"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limit) -> _WhichOneofReturnType__limit | None: ...
 
 Global___ListCashTransactionsRequest: _TypeAlias = ListCashTransactionsRequest  # noqa: Y015
 
@@ -366,6 +368,7 @@ class ListOrdersRequest(_message.Message):
     asset_id: _builtins.str
     order_type: _builtins.str
     limit: _builtins.int
+    """1 to 100; absent means 50 (explicit presence: 0 is refused, not "unset")."""
     page_token: _builtins.str
     offset: _builtins.int
     def __init__(
@@ -373,20 +376,24 @@ class ListOrdersRequest(_message.Message):
         *,
         asset_id: _builtins.str | None = ...,
         order_type: _builtins.str | None = ...,
-        limit: _builtins.int = ...,
+        limit: _builtins.int | None = ...,
         page_token: _builtins.str = ...,
         offset: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_asset_id", b"_asset_id", "_order_type", b"_order_type", "asset_id", b"asset_id", "order_type", b"order_type"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_asset_id", b"_asset_id", "_limit", b"_limit", "_order_type", b"_order_type", "asset_id", b"asset_id", "limit", b"limit", "order_type", b"order_type"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_asset_id", b"_asset_id", "_order_type", b"_order_type", "asset_id", b"asset_id", "limit", b"limit", "offset", b"offset", "order_type", b"order_type", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_asset_id", b"_asset_id", "_limit", b"_limit", "_order_type", b"_order_type", "asset_id", b"asset_id", "limit", b"limit", "offset", b"offset", "order_type", b"order_type", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__asset_id: _TypeAlias = _typing.Literal["asset_id"]  # noqa: Y015
     _WhichOneofArgType__asset_id: _TypeAlias = _typing.Literal["_asset_id", b"_asset_id"]  # noqa: Y015
+    _WhichOneofReturnType__limit: _TypeAlias = _typing.Literal["limit"]  # noqa: Y015
+    _WhichOneofArgType__limit: _TypeAlias = _typing.Literal["_limit", b"_limit"]  # noqa: Y015
     _WhichOneofReturnType__order_type: _TypeAlias = _typing.Literal["order_type"]  # noqa: Y015
     _WhichOneofArgType__order_type: _TypeAlias = _typing.Literal["_order_type", b"_order_type"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__asset_id) -> _WhichOneofReturnType__asset_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limit) -> _WhichOneofReturnType__limit | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__order_type) -> _WhichOneofReturnType__order_type | None: ...
 
@@ -643,21 +650,24 @@ class ListAssetTransactionsRequest(_message.Message):
     OFFSET_FIELD_NUMBER: _builtins.int
     asset_id: _builtins.str
     limit: _builtins.int
+    """1 to 100; absent means 50 (explicit presence: 0 is refused, not "unset")."""
     page_token: _builtins.str
     offset: _builtins.int
     def __init__(
         self,
         *,
         asset_id: _builtins.str = ...,
-        limit: _builtins.int = ...,
+        limit: _builtins.int | None = ...,
         page_token: _builtins.str = ...,
         offset: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_limit", b"_limit", "limit", b"limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_id", b"asset_id", "limit", b"limit", "offset", b"offset", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_limit", b"_limit", "asset_id", b"asset_id", "limit", b"limit", "offset", b"offset", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__limit: _TypeAlias = _typing.Literal["limit"]  # noqa: Y015
+    _WhichOneofArgType__limit: _TypeAlias = _typing.Literal["_limit", b"_limit"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limit) -> _WhichOneofReturnType__limit | None: ...
 
 Global___ListAssetTransactionsRequest: _TypeAlias = ListAssetTransactionsRequest  # noqa: Y015
 
