@@ -54,6 +54,8 @@ CALL_GRAPH: Final[Mapping[str, Mapping[str, frozenset[str]]]] = {
                 "/trading.v1.UserService/GetProfile",
                 "/trading.v1.UserService/UpdateProfile",
                 "/trading.v1.UserService/ChangePassword",
+                "/trading.v1.UserService/ExportData",
+                "/trading.v1.UserService/CloseAccount",
                 "/trading.v1.UserService/GetJwks",
                 "/grpc.health.v1.Health/Check",
             }
@@ -90,7 +92,15 @@ CALL_GRAPH: Final[Mapping[str, Mapping[str, frozenset[str]]]] = {
     SVC_INVENTORY: {
         SVC_USER: frozenset({"/trading.v1.UserService/GetJwks"}),
     },
-    SVC_USER: {},
+    # Only when ORDER_SERVICE_ADDR is set: the data export and account closing.
+    SVC_USER: {
+        SVC_ORDER: frozenset(
+            {
+                "/trading.v1.OrderService/ExportTradingAccount",
+                "/trading.v1.OrderService/CloseTradingAccount",
+            }
+        ),
+    },
     OPERATOR: {callee: REFLECTION_PATHS | HEALTH_PATHS for callee in SERVES},
 }
 

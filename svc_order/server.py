@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -10,10 +11,12 @@ from trading.v1 import order_pb2, order_pb2_grpc
 
 from common.context import current_identity
 from common.server import Registrar
+from svc_order.audit import Books
 from svc_order.domain import (
     AppliedOperation,
     AssetEntry,
     CashEntry,
+    Holding,
     OrderRecord,
     cash_transaction_id_of,
     format_cash,
@@ -109,6 +112,40 @@ def _withdraw_response(operation: AppliedOperation) -> order_pb2.WithdrawRespons
         timestamp=_timestamp(operation.created_at),
         current_balance=format_cash(operation.cash_after),
     )
+
+
+def _holding_message(asset_id: str, holding: Holding) -> order_pb2.HeldAsset:
+    return order_pb2.HeldAsset(
+        asset_id=asset_id,
+        quantity=format_quantity(holding.quantity),
+        created_at=_timestamp(holding.created_at),
+        updated_at=_timestamp(holding.updated_at),
+    )
+
+
+def export_message(books: Books) -> order_pb2.TradingAccountExport:
+    """The account and every record of `books`, oldest first."""
+    account = books.account
+    message = order_pb2.TradingAccountExport(
+        cash_balance=format_cash(account.cash if account else Decimal("0.00")),
+        holdings=[
+            _holding_message(asset_id, holding)
+            for asset_id, holding in sorted((account.holdings if account else {}).items())
+        ],
+        ledger=[_cash_message(e) for e in sorted(books.cash_entries, key=lambda e: e.created_at)],
+        orders=[
+            order_message(o)
+            for o in sorted(books.orders_by_id.values(), key=lambda o: o.created_at)
+        ],
+        trades=[
+            _asset_entry_message(e) for e in sorted(books.asset_entries, key=lambda e: e.created_at)
+        ],
+    )
+    if account is not None and account.version:
+        message.created_at.CopyFrom(_timestamp(account.created_at))
+    if account is not None and account.closed_at is not None:
+        message.closed_at.CopyFrom(_timestamp(account.closed_at))
+    return message
 
 
 class OrderServicer(order_pb2_grpc.OrderServiceServicer):
@@ -235,6 +272,19 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             has_more=page.has_more,
             next_page_token=page.next_page_token,
         )
+
+    def ExportTradingAccount(
+        self, request: order_pb2.ExportTradingAccountRequest, context: grpc.ServicerContext
+    ) -> order_pb2.ExportTradingAccountResponse:
+        books = self._service.export(current_identity().user_id)
+        return order_pb2.ExportTradingAccountResponse(account=export_message(books))
+
+    def CloseTradingAccount(
+        self, request: order_pb2.CloseTradingAccountRequest, context: grpc.ServicerContext
+    ) -> order_pb2.CloseTradingAccountResponse:
+        account = self._service.close(current_identity().user_id)
+        closed_at = account.closed_at or account.updated_at
+        return order_pb2.CloseTradingAccountResponse(closed_at=_timestamp(closed_at))
 
 
 def register(servicer: OrderServicer) -> Registrar:

@@ -27,6 +27,7 @@ from decimal import Decimal
 
 from common.errors import Aborted, InvalidArgument, NotFound, Unavailable
 from svc_order import metrics
+from svc_order.audit import Books
 from svc_order.domain import (
     Account,
     AppliedOperation,
@@ -42,6 +43,7 @@ from svc_order.domain import (
     OrderType,
     Portfolio,
     Request,
+    close_account,
     deposit,
     derived_items,
     find_replay,
@@ -286,6 +288,28 @@ class OrderService:
         return (
             self._store.list_cash_entries(user_id, page),
             self._store.count_cash_entries(user_id),
+        )
+
+    # The whole account: export and closing -------------------------------------
+
+    def export(self, user_id: str) -> Books:
+        """Every record of the user's trading account, as of one moment."""
+        self._account(user_id)
+        return self._store.books(user_id)
+
+    def close(self, user_id: str) -> Account:
+        """Closes the account (domain.close_account); the closed account. Idempotent."""
+        stripe = zlib.crc32(user_id.encode()) % len(self._user_locks)
+        with self._user_locks[stripe]:
+            for attempt in range(self._write_attempts):
+                if attempt:
+                    self._back_off(attempt)
+                account = self._account(user_id)
+                closed = close_account(account, self._clock())
+                if closed is account or self._store.save_account(closed, account.version):
+                    return closed
+        raise Aborted(
+            "the account changed concurrently too often; try again", reason="CONCURRENT_UPDATE"
         )
 
     # Orders --------------------------------------------------------------------

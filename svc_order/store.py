@@ -201,6 +201,8 @@ def account_to_item(account: Account) -> Item:
     }
     if account.last_operation is not None:
         item["last_operation"] = _operation_to_map(account.last_operation)
+    if account.closed_at is not None:
+        item["closed_at"] = _iso(account.closed_at)
     return item
 
 
@@ -225,6 +227,7 @@ def account_from_item(item: Mapping[str, Any]) -> Account:
         updated_at=_moment(item["updated_at"]),
         recent=tuple(_operation_from_map(entry) for entry in item["recent"]),
         last_operation=None if last is None else _operation_from_map(last),
+        closed_at=_moment(item["closed_at"]) if "closed_at" in item else None,
     )
 
 

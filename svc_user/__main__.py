@@ -17,6 +17,7 @@ from svc_user.credentials import PasswordHasher, TokenIssuer, load_private_key
 from svc_user.server import SERVICE_NAME, UserServicer, register
 from svc_user.service import UserService
 from svc_user.store import DynamoUserStore
+from svc_user.trading import OrderServiceAccounts, order_channel
 
 
 def build(settings: UserSettings) -> RunningServer:
@@ -46,6 +47,15 @@ def build(settings: UserSettings) -> RunningServer:
         revocations=revocations,
         clock=lambda: datetime.now(UTC),
         new_id=lambda: uuid.uuid4().hex,
+        trading=OrderServiceAccounts(
+            order_channel(
+                settings.order_service_addr,
+                default_deadline=settings.default_deadline_seconds,
+                retries=settings.grpc_client_retries,
+            )
+        )
+        if settings.order_service_addr
+        else None,
     )
     # Restores Redis's revocation list from the record at start and whenever Redis
     # lost it; until then every service refuses tokens with 503 (fail closed).

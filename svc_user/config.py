@@ -26,3 +26,8 @@ class UserSettings(CommonSettings):
         2, ge=1, description="Hashes computed at once (each holds its memory and a core)."
     )
     users_table: str = Field("users", description="Table of svc_user (before the prefix).")
+    order_service_addr: str | None = Field(
+        None,
+        description="host:port of svc_order, for the data export and account closing "
+        "(unset: both answer UNAVAILABLE SERVICE_NOT_CONFIGURED).",
+    )

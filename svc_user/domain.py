@@ -77,6 +77,34 @@ class User:
     created_at: datetime
     updated_at: datetime
     version: int
+    # Set when the account was closed: the fields above are then a tombstone.
+    closed_at: datetime | None = None
+
+
+# What a closed account's personal fields become (API.md: account/close).
+TOMBSTONE = "(erased)"
+
+
+def tombstone(user: User, now: datetime) -> User:
+    """The user with every personal field erased, closed at `now`.
+
+    Kept: the id (the financial records are keyed by it), the role and the creation
+    time. The password hash goes too: nothing can log in as a closed account.
+    """
+    return replace(
+        user,
+        username=TOMBSTONE,
+        email=TOMBSTONE,
+        password_hash=TOMBSTONE,
+        first_name=TOMBSTONE,
+        last_name=TOMBSTONE,
+        phone=None,
+        date_of_birth=None,
+        marketing_emails_consent=False,
+        updated_at=now,
+        version=user.version + 1,
+        closed_at=now,
+    )
 
 
 @dataclass(frozen=True)

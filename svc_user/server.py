@@ -125,6 +125,31 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         )
         return user_pb2.ChangePasswordResponse(message="Password changed successfully")
 
+    def ExportData(
+        self, request: user_pb2.ExportDataRequest, context: grpc.ServicerContext
+    ) -> user_pb2.ExportDataResponse:
+        export = self._service.export(current_identity())
+        return user_pb2.ExportDataResponse(
+            profile=profile_message(export.user),
+            sessions=[
+                user_pb2.SessionRecord(
+                    session_id=session.session_id,
+                    created_at=_timestamp(session.created_at),
+                    expires_at=_timestamp(session.expires_at),
+                    revoked=session.revoked,
+                )
+                for session in export.sessions
+            ],
+            trading=export.trading,
+            exported_at=_timestamp(export.exported_at),
+        )
+
+    def CloseAccount(
+        self, request: user_pb2.CloseAccountRequest, context: grpc.ServicerContext
+    ) -> user_pb2.CloseAccountResponse:
+        self._service.close_account(current_identity(), request.current_password)
+        return user_pb2.CloseAccountResponse(message="Account closed")
+
     def GetJwks(
         self, request: user_pb2.GetJwksRequest, context: grpc.ServicerContext
     ) -> user_pb2.GetJwksResponse:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
+
+from trading.v1 import order_pb2
 
 from common import audit
 from common.context import Identity
@@ -28,13 +30,27 @@ from svc_user.domain import (
     WrongPassword,
     apply_profile_changes,
     sessions_to_revoke,
+    tombstone,
     validate_login,
     validate_new_password,
     validate_registration,
 )
 from svc_user.store import UserStore
+from svc_user.trading import NoTradingAccounts, TradingAccounts
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DataExport:
+    """Everything held about one user (API.md: GET /api/v1/auth/export)."""
+
+    user: User
+    sessions: list[Session]
+    # The trading account as svc_order exports it (opaque here; server.py embeds it).
+    trading: order_pb2.TradingAccountExport
+    exported_at: datetime
+
 
 # Writes that lose a version race are retried this many times before ABORTED.
 MAX_ATTEMPTS = 5
@@ -52,6 +68,7 @@ class UserService:
         revocations: RevocationList,
         clock: Callable[[], datetime],
         new_id: Callable[[], str],
+        trading: TradingAccounts | None = None,
     ) -> None:
         self._store = store
         self._hasher = hasher
@@ -59,6 +76,7 @@ class UserService:
         self._revocations = revocations
         self._clock = clock
         self._new_id = new_id
+        self._trading: TradingAccounts = trading or NoTradingAccounts()
 
     # Registration -------------------------------------------------------------
 
@@ -257,6 +275,42 @@ class UserService:
             self._store.list_sessions(user.user_id), caller.session_id
         ):
             self._end_session(user.user_id, session.session_id)
+
+    # Your data: export and closing ---------------------------------------------
+
+    def export(self, caller: Identity) -> DataExport:
+        """Everything held about the caller: profile, sessions, the trading account."""
+        user = self.profile(caller)
+        sessions = sorted(self._store.list_sessions(user.user_id), key=lambda s: s.created_at)
+        return DataExport(user, sessions, self._trading.export(), self._clock())
+
+    def close_account(self, caller: Identity, current_password: str) -> int:
+        """Closes the caller's account; the number of sessions it ended.
+
+        In this order, so that a crash at any step leaves a state a retry finishes:
+        the password; the trading account (refused while money or assets are in it:
+        Aborted ACCOUNT_NOT_EMPTY); the tombstone; the username and email freed;
+        every session and the calling token revoked.
+        """
+        user = self.profile(caller)
+        if not self._hasher.verify(user.password_hash, current_password):
+            raise WrongPassword("current password is wrong")
+        self._trading.close()
+        for _ in range(MAX_ATTEMPTS):
+            if self._store.replace_user(tombstone(user, self._clock()), user.version):
+                break
+            user = self.profile(caller)
+        else:
+            raise Aborted("profile changed concurrently; try again", reason="CONCURRENT_UPDATE")
+        self._store.release_claim("USERNAME", user.username, user.user_id)
+        self._store.release_claim("EMAIL", user.email, user.user_id)
+        self._revoke(Revocation("token", caller.token_id, caller.expires_at))
+        ended = [s for s in self._store.list_sessions(user.user_id) if not s.revoked]
+        for session in ended:
+            self._end_session(user.user_id, session.session_id)
+        audit.note(sessions_revoked=len(ended))
+        log.info("account closed", extra={"user_id": user.user_id})
+        return len(ended)
 
     def jwks(self) -> list[dict[str, str]]:
         return self._tokens.jwks()

@@ -90,6 +90,7 @@ def user_to_item(user: User) -> Item:
         "created_at": _iso(user.created_at),
         "updated_at": _iso(user.updated_at),
         "version": user.version,
+        "closed_at": _iso(user.closed_at) if user.closed_at else None,
     }
 
 
@@ -109,6 +110,7 @@ def user_from_item(item: Item) -> User:
         created_at=datetime.fromisoformat(item["created_at"]),
         updated_at=datetime.fromisoformat(item["updated_at"]),
         version=int(item["version"]),
+        closed_at=datetime.fromisoformat(item["closed_at"]) if item.get("closed_at") else None,
     )
 
 

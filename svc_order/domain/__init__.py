@@ -30,7 +30,10 @@ from svc_order.domain.account import (
     new_account,
     remember,
 )
+from svc_order.domain.closing import close_account
 from svc_order.domain.errors import (
+    AccountClosed,
+    AccountNotEmpty,
     AssetNotTradable,
     DailyLimitExceeded,
     FieldError,
@@ -131,6 +134,8 @@ __all__ = [
     "QUANTITY_QUANTUM",
     "STATUS_COMPLETED",
     "Account",
+    "AccountClosed",
+    "AccountNotEmpty",
     "AppliedOperation",
     "AssetEntry",
     "AssetNotTradable",
@@ -172,6 +177,7 @@ __all__ = [
     "check_amount",
     "check_price",
     "check_quantity",
+    "close_account",
     "decimal_places",
     "deposit",
     "derived_items",

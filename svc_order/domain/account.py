@@ -96,6 +96,7 @@ class Account:
     `recent` holds keyed operations of the last 24 h, oldest first, at most
     MAX_RECENT_OPERATIONS. `last_operation` is the newest change, keyed or not, so that
     its derived items can be completed after a crash between the two writes.
+    `closed_at` is set once the account is closed (`closing`); it then takes no change.
     """
 
     user_id: str
@@ -109,6 +110,7 @@ class Account:
     updated_at: datetime
     recent: tuple[AppliedOperation, ...] = ()
     last_operation: AppliedOperation | None = None
+    closed_at: datetime | None = None
 
     def quantity_of(self, asset_id: str) -> Decimal:
         holding = self.holdings.get(asset_id)

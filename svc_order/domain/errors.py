@@ -108,3 +108,17 @@ class AssetNotTradable(Refusal):
 class IdempotencyConflict(OrderRuleError):
     kind = ErrorKind.ALREADY_EXISTS
     reason = "IDEMPOTENCY_CONFLICT"
+
+
+class AccountClosed(Refusal):
+    reason = "ACCOUNT_CLOSED"
+
+
+class AccountNotEmpty(OrderRuleError):
+    """Closing needs zero cash and nothing held; the message says what to move first.
+
+    ABORTED, which the REST surface answers 409 (API.md: account/close).
+    """
+
+    kind = ErrorKind.ABORTED
+    reason = "ACCOUNT_NOT_EMPTY"

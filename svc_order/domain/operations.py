@@ -25,6 +25,7 @@ from svc_order.domain.account import (
     remember,
 )
 from svc_order.domain.errors import (
+    AccountClosed,
     AssetNotTradable,
     DailyLimitExceeded,
     InsufficientFunds,
@@ -85,6 +86,11 @@ class MarketQuote:
 
     price: Decimal
     is_active: bool = True
+
+
+def _refuse_closed(account: Account) -> None:
+    if account.closed_at is not None:
+        raise AccountClosed("this account is closed and takes no deposit, withdrawal or order")
 
 
 def _refuse_seen_key(account: Account, request: Request) -> None:
@@ -153,6 +159,7 @@ def _commit(
 
 
 def deposit(account: Account, amount: Decimal, request: Request, limits: Limits) -> Change:
+    _refuse_closed(account)
     _refuse_seen_key(account, request)
     amount = check_amount(amount)
     counters = _counters_for(account, request.now)
@@ -175,6 +182,7 @@ def deposit(account: Account, amount: Decimal, request: Request, limits: Limits)
 
 
 def withdraw(account: Account, amount: Decimal, request: Request, limits: Limits) -> Change:
+    _refuse_closed(account)
     _refuse_seen_key(account, request)
     amount = check_amount(amount)
     if amount > account.cash:
@@ -247,6 +255,7 @@ def place_order(
     (proceeds rounded down). Refusals: InvalidQuantity, InsufficientFunds,
     InsufficientHoldings, AssetNotTradable, ProtectionPriceBreached, OrderValueTooHigh.
     """
+    _refuse_closed(account)
     _refuse_seen_key(account, request)
     if order.order_type in (OrderType.LIMIT_BUY, OrderType.LIMIT_SELL):
         raise LimitOrdersUnsupported(

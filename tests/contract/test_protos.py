@@ -23,6 +23,8 @@ API_ROUTES = {
     ("get", "/api/v1/auth/profile"),
     ("put", "/api/v1/auth/profile"),
     ("post", "/api/v1/auth/password"),
+    ("get", "/api/v1/auth/export"),
+    ("post", "/api/v1/auth/account/close"),
     ("get", "/api/v1/inventory/assets"),
     ("get", "/api/v1/inventory/assets/{asset_id}"),
     ("get", "/api/v1/stream/prices"),

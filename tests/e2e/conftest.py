@@ -28,6 +28,7 @@ from rest_bridge.__main__ import open_channels
 from rest_bridge.app import create_app
 from rest_bridge.config import BridgeSettings
 from rest_bridge.http_server import http_server
+from svc_user.config import UserSettings
 from tests.support import unique
 from tests.user_service import STRONG_PASSWORD
 
@@ -79,10 +80,15 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack(
-    user_server: RunningServer, dynamodb_endpoint: str, redis_url: str, table_prefix: str
+    user_server: RunningServer,
+    user_settings: UserSettings,
+    dynamodb_endpoint: str,
+    redis_url: str,
+    table_prefix: str,
 ) -> Iterator[Stack]:
     from svc_inventory.__main__ import build as build_inventory
     from svc_order.__main__ import build as build_order
+    from svc_user.__main__ import build as build_user
     from tests.integration.inventory_fixtures import inventory_settings
     from tests.integration.order_fixtures import order_settings
 
@@ -109,7 +115,15 @@ def stack(
     order = build_order(settings)
     wait_until(lambda: grpc_serving(inventory.port), "svc_inventory reports SERVING")
     wait_until(lambda: grpc_serving(order.port), "svc_order reports SERVING")
-    yield Stack(user_server, inventory, order)
+    # The bridge's svc_user reaches svc_order (data export, account closing); the
+    # session's first svc_user, which svc_order and svc_inventory ask for keys, shares
+    # its table and signing key.
+    user = build_user(
+        user_settings.model_copy(update={"order_service_addr": f"127.0.0.1:{order.port}"})
+    )
+    wait_until(lambda: grpc_serving(user.port), "svc_user reports SERVING")
+    yield Stack(user, inventory, order)
+    user.server.stop(0).wait()
     order.server.stop(0).wait()
     inventory.shutdown()
 

@@ -87,6 +87,16 @@ class OrderServiceStub:
                 request_serializer=trading_dot_v1_dot_order__pb2.ListAssetTransactionsRequest.SerializeToString,
                 response_deserializer=trading_dot_v1_dot_order__pb2.ListAssetTransactionsResponse.FromString,
                 _registered_method=True)
+        self.ExportTradingAccount = channel.unary_unary(
+                '/trading.v1.OrderService/ExportTradingAccount',
+                request_serializer=trading_dot_v1_dot_order__pb2.ExportTradingAccountRequest.SerializeToString,
+                response_deserializer=trading_dot_v1_dot_order__pb2.ExportTradingAccountResponse.FromString,
+                _registered_method=True)
+        self.CloseTradingAccount = channel.unary_unary(
+                '/trading.v1.OrderService/CloseTradingAccount',
+                request_serializer=trading_dot_v1_dot_order__pb2.CloseTradingAccountRequest.SerializeToString,
+                response_deserializer=trading_dot_v1_dot_order__pb2.CloseTradingAccountResponse.FromString,
+                _registered_method=True)
 
 
 class OrderServiceServicer:
@@ -162,6 +172,24 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportTradingAccount(self, request, context):
+        """Everything svc_order holds about the caller, for svc_user's data export
+        (GET /api/v1/auth/export). Not on the REST surface.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseTradingAccount(self, request, context):
+        """Closes the caller's trading account when its cash and holdings are zero;
+        afterwards it takes no deposit, withdrawal or order. Closing a closed account
+        answers the same. ABORTED ACCOUNT_NOT_EMPTY, naming what to withdraw or
+        sell, otherwise. Called by svc_user's CloseAccount; not on the REST surface.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -214,6 +242,16 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.ListAssetTransactions,
                     request_deserializer=trading_dot_v1_dot_order__pb2.ListAssetTransactionsRequest.FromString,
                     response_serializer=trading_dot_v1_dot_order__pb2.ListAssetTransactionsResponse.SerializeToString,
+            ),
+            'ExportTradingAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportTradingAccount,
+                    request_deserializer=trading_dot_v1_dot_order__pb2.ExportTradingAccountRequest.FromString,
+                    response_serializer=trading_dot_v1_dot_order__pb2.ExportTradingAccountResponse.SerializeToString,
+            ),
+            'CloseTradingAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseTradingAccount,
+                    request_deserializer=trading_dot_v1_dot_order__pb2.CloseTradingAccountRequest.FromString,
+                    response_serializer=trading_dot_v1_dot_order__pb2.CloseTradingAccountResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -489,6 +527,60 @@ class OrderService:
             '/trading.v1.OrderService/ListAssetTransactions',
             trading_dot_v1_dot_order__pb2.ListAssetTransactionsRequest.SerializeToString,
             trading_dot_v1_dot_order__pb2.ListAssetTransactionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportTradingAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.v1.OrderService/ExportTradingAccount',
+            trading_dot_v1_dot_order__pb2.ExportTradingAccountRequest.SerializeToString,
+            trading_dot_v1_dot_order__pb2.ExportTradingAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseTradingAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.v1.OrderService/CloseTradingAccount',
+            trading_dot_v1_dot_order__pb2.CloseTradingAccountRequest.SerializeToString,
+            trading_dot_v1_dot_order__pb2.CloseTradingAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,

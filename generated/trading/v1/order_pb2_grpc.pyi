@@ -53,6 +53,16 @@ class OrderServiceStub:
     """The caller's holding of one asset."""
     ListAssetTransactions: _grpc.UnaryUnaryMultiCallable[_order_pb2.ListAssetTransactionsRequest, _order_pb2.ListAssetTransactionsResponse]
     """Buys and sells of one asset, newest first."""
+    ExportTradingAccount: _grpc.UnaryUnaryMultiCallable[_order_pb2.ExportTradingAccountRequest, _order_pb2.ExportTradingAccountResponse]
+    """Everything svc_order holds about the caller, for svc_user's data export
+    (GET /api/v1/auth/export). Not on the REST surface.
+    """
+    CloseTradingAccount: _grpc.UnaryUnaryMultiCallable[_order_pb2.CloseTradingAccountRequest, _order_pb2.CloseTradingAccountResponse]
+    """Closes the caller's trading account when its cash and holdings are zero;
+    afterwards it takes no deposit, withdrawal or order. Closing a closed account
+    answers the same. ABORTED ACCOUNT_NOT_EMPTY, naming what to withdraw or
+    sell, otherwise. Called by svc_user's CloseAccount; not on the REST surface.
+    """
 
 @_typing.type_check_only
 class OrderServiceAsyncStub(OrderServiceStub):
@@ -79,6 +89,16 @@ class OrderServiceAsyncStub(OrderServiceStub):
     """The caller's holding of one asset."""
     ListAssetTransactions: _aio.UnaryUnaryMultiCallable[_order_pb2.ListAssetTransactionsRequest, _order_pb2.ListAssetTransactionsResponse]  # type: ignore[assignment]
     """Buys and sells of one asset, newest first."""
+    ExportTradingAccount: _aio.UnaryUnaryMultiCallable[_order_pb2.ExportTradingAccountRequest, _order_pb2.ExportTradingAccountResponse]  # type: ignore[assignment]
+    """Everything svc_order holds about the caller, for svc_user's data export
+    (GET /api/v1/auth/export). Not on the REST surface.
+    """
+    CloseTradingAccount: _aio.UnaryUnaryMultiCallable[_order_pb2.CloseTradingAccountRequest, _order_pb2.CloseTradingAccountResponse]  # type: ignore[assignment]
+    """Closes the caller's trading account when its cash and holdings are zero;
+    afterwards it takes no deposit, withdrawal or order. Closing a closed account
+    answers the same. ABORTED ACCOUNT_NOT_EMPTY, naming what to withdraw or
+    sell, otherwise. Called by svc_user's CloseAccount; not on the REST surface.
+    """
 
 class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
     """Cash balances, market orders, portfolio and history of the calling user.
@@ -162,5 +182,27 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_order_pb2.ListAssetTransactionsResponse, _abc.Awaitable[_order_pb2.ListAssetTransactionsResponse]]:
         """Buys and sells of one asset, newest first."""
+
+    @_abc_1.abstractmethod
+    def ExportTradingAccount(
+        self,
+        request: _order_pb2.ExportTradingAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_pb2.ExportTradingAccountResponse, _abc.Awaitable[_order_pb2.ExportTradingAccountResponse]]:
+        """Everything svc_order holds about the caller, for svc_user's data export
+        (GET /api/v1/auth/export). Not on the REST surface.
+        """
+
+    @_abc_1.abstractmethod
+    def CloseTradingAccount(
+        self,
+        request: _order_pb2.CloseTradingAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_pb2.CloseTradingAccountResponse, _abc.Awaitable[_order_pb2.CloseTradingAccountResponse]]:
+        """Closes the caller's trading account when its cash and holdings are zero;
+        afterwards it takes no deposit, withdrawal or order. Closing a closed account
+        answers the same. ABORTED ACCOUNT_NOT_EMPTY, naming what to withdraw or
+        sell, otherwise. Called by svc_user's CloseAccount; not on the REST surface.
+        """
 
 def add_OrderServiceServicer_to_server(servicer: OrderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -70,6 +70,16 @@ class UserServiceStub:
                 request_serializer=trading_dot_v1_dot_user__pb2.ChangePasswordRequest.SerializeToString,
                 response_deserializer=trading_dot_v1_dot_user__pb2.ChangePasswordResponse.FromString,
                 _registered_method=True)
+        self.ExportData = channel.unary_unary(
+                '/trading.v1.UserService/ExportData',
+                request_serializer=trading_dot_v1_dot_user__pb2.ExportDataRequest.SerializeToString,
+                response_deserializer=trading_dot_v1_dot_user__pb2.ExportDataResponse.FromString,
+                _registered_method=True)
+        self.CloseAccount = channel.unary_unary(
+                '/trading.v1.UserService/CloseAccount',
+                request_serializer=trading_dot_v1_dot_user__pb2.CloseAccountRequest.SerializeToString,
+                response_deserializer=trading_dot_v1_dot_user__pb2.CloseAccountResponse.FromString,
+                _registered_method=True)
         self.GetJwks = channel.unary_unary(
                 '/trading.v1.UserService/GetJwks',
                 request_serializer=trading_dot_v1_dot_user__pb2.GetJwksRequest.SerializeToString,
@@ -132,6 +142,24 @@ class UserServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportData(self, request, context):
+        """Everything the platform holds about the caller as one document: profile,
+        sessions, balances, ledger, orders and trades.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseAccount(self, request, context):
+        """Closes the caller's account (current password required) when cash and
+        holdings are zero (else ABORTED ACCOUNT_NOT_EMPTY saying what to withdraw or
+        sell): every session is revoked, the username and email are freed and the
+        personal fields are replaced by a tombstone; financial records are kept.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetJwks(self, request, context):
         """The public keys that verify access tokens (RFC 7517 JSON Web Key Set).
         """
@@ -176,6 +204,16 @@ def add_UserServiceServicer_to_server(servicer, server):
                     servicer.ChangePassword,
                     request_deserializer=trading_dot_v1_dot_user__pb2.ChangePasswordRequest.FromString,
                     response_serializer=trading_dot_v1_dot_user__pb2.ChangePasswordResponse.SerializeToString,
+            ),
+            'ExportData': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportData,
+                    request_deserializer=trading_dot_v1_dot_user__pb2.ExportDataRequest.FromString,
+                    response_serializer=trading_dot_v1_dot_user__pb2.ExportDataResponse.SerializeToString,
+            ),
+            'CloseAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseAccount,
+                    request_deserializer=trading_dot_v1_dot_user__pb2.CloseAccountRequest.FromString,
+                    response_serializer=trading_dot_v1_dot_user__pb2.CloseAccountResponse.SerializeToString,
             ),
             'GetJwks': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJwks,
@@ -373,6 +411,60 @@ class UserService:
             '/trading.v1.UserService/ChangePassword',
             trading_dot_v1_dot_user__pb2.ChangePasswordRequest.SerializeToString,
             trading_dot_v1_dot_user__pb2.ChangePasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.v1.UserService/ExportData',
+            trading_dot_v1_dot_user__pb2.ExportDataRequest.SerializeToString,
+            trading_dot_v1_dot_user__pb2.ExportDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.v1.UserService/CloseAccount',
+            trading_dot_v1_dot_user__pb2.CloseAccountRequest.SerializeToString,
+            trading_dot_v1_dot_user__pb2.CloseAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -51,6 +51,16 @@ class UserServiceStub:
     """Changes any of the caller's profile fields; absent fields stay as they are."""
     ChangePassword: _grpc.UnaryUnaryMultiCallable[_user_pb2.ChangePasswordRequest, _user_pb2.ChangePasswordResponse]
     """Changes the caller's password and revokes every other session."""
+    ExportData: _grpc.UnaryUnaryMultiCallable[_user_pb2.ExportDataRequest, _user_pb2.ExportDataResponse]
+    """Everything the platform holds about the caller as one document: profile,
+    sessions, balances, ledger, orders and trades.
+    """
+    CloseAccount: _grpc.UnaryUnaryMultiCallable[_user_pb2.CloseAccountRequest, _user_pb2.CloseAccountResponse]
+    """Closes the caller's account (current password required) when cash and
+    holdings are zero (else ABORTED ACCOUNT_NOT_EMPTY saying what to withdraw or
+    sell): every session is revoked, the username and email are freed and the
+    personal fields are replaced by a tombstone; financial records are kept.
+    """
     GetJwks: _grpc.UnaryUnaryMultiCallable[_user_pb2.GetJwksRequest, _user_pb2.GetJwksResponse]
     """The public keys that verify access tokens (RFC 7517 JSON Web Key Set)."""
 
@@ -77,6 +87,16 @@ class UserServiceAsyncStub(UserServiceStub):
     """Changes any of the caller's profile fields; absent fields stay as they are."""
     ChangePassword: _aio.UnaryUnaryMultiCallable[_user_pb2.ChangePasswordRequest, _user_pb2.ChangePasswordResponse]  # type: ignore[assignment]
     """Changes the caller's password and revokes every other session."""
+    ExportData: _aio.UnaryUnaryMultiCallable[_user_pb2.ExportDataRequest, _user_pb2.ExportDataResponse]  # type: ignore[assignment]
+    """Everything the platform holds about the caller as one document: profile,
+    sessions, balances, ledger, orders and trades.
+    """
+    CloseAccount: _aio.UnaryUnaryMultiCallable[_user_pb2.CloseAccountRequest, _user_pb2.CloseAccountResponse]  # type: ignore[assignment]
+    """Closes the caller's account (current password required) when cash and
+    holdings are zero (else ABORTED ACCOUNT_NOT_EMPTY saying what to withdraw or
+    sell): every session is revoked, the username and email are freed and the
+    personal fields are replaced by a tombstone; financial records are kept.
+    """
     GetJwks: _aio.UnaryUnaryMultiCallable[_user_pb2.GetJwksRequest, _user_pb2.GetJwksResponse]  # type: ignore[assignment]
     """The public keys that verify access tokens (RFC 7517 JSON Web Key Set)."""
 
@@ -142,6 +162,28 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_user_pb2.ChangePasswordResponse, _abc.Awaitable[_user_pb2.ChangePasswordResponse]]:
         """Changes the caller's password and revokes every other session."""
+
+    @_abc_1.abstractmethod
+    def ExportData(
+        self,
+        request: _user_pb2.ExportDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_user_pb2.ExportDataResponse, _abc.Awaitable[_user_pb2.ExportDataResponse]]:
+        """Everything the platform holds about the caller as one document: profile,
+        sessions, balances, ledger, orders and trades.
+        """
+
+    @_abc_1.abstractmethod
+    def CloseAccount(
+        self,
+        request: _user_pb2.CloseAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_user_pb2.CloseAccountResponse, _abc.Awaitable[_user_pb2.CloseAccountResponse]]:
+        """Closes the caller's account (current password required) when cash and
+        holdings are zero (else ABORTED ACCOUNT_NOT_EMPTY saying what to withdraw or
+        sell): every session is revoked, the username and email are freed and the
+        personal fields are replaced by a tombstone; financial records are kept.
+        """
 
     @_abc_1.abstractmethod
     def GetJwks(
