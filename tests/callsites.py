@@ -26,7 +26,9 @@ from common.callgraph import SERVES, Edge
 from common.methods import TRADING_FILES
 
 ROOT = Path(__file__).resolve().parent.parent
-FIRST_PARTY = frozenset({"common", "rest_bridge", "svc_user", "svc_inventory", "svc_order"})
+FIRST_PARTY = frozenset(
+    {"common", "rest_bridge", "svc_user", "svc_inventory", "svc_order", "ops", "devstack"}
+)
 _MULTICALLABLES = frozenset({"unary_unary", "unary_stream", "stream_unary", "stream_stream"})
 _SERVED_BY = {service: process for process, service in SERVES.items()}
 
@@ -62,6 +64,20 @@ def _imported(tree: ast.Module, package: str) -> Iterator[str]:
                 base = ".".join([*parts, base] if base else parts)
             yield base
             yield from (f"{base}.{alias.name}" for alias in node.names)
+
+
+def third_party_imports(modules: Iterable[str]) -> set[str]:
+    """Top-level names of the packages outside ours that these modules import."""
+    names: set[str] = set()
+    for module in modules:
+        path = module_path(module)
+        assert path is not None
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for name in _imported(ast.parse(path.read_text()), package):
+            top = name.split(".")[0]
+            if top and top not in FIRST_PARTY:
+                names.add(top)
+    return names
 
 
 def import_closure(root: str) -> set[str]:
