@@ -185,7 +185,7 @@ def test_the_one_command_refuses_politely_without_its_tools(tmp_path: Path) -> N
         found = shutil.which(name)
         if found is not None:
             (tools / name).symlink_to(found)
-    for command in ("up", "smoke", "down"):
+    for command in ("up", "smoke", "grpcurl", "down"):
         run = subprocess.run(
             ["/bin/bash", str(CLUSTER), command],
             capture_output=True,
@@ -201,4 +201,4 @@ def test_the_one_command_refuses_politely_without_its_tools(tmp_path: Path) -> N
         ["/bin/bash", str(CLUSTER)], capture_output=True, text=True, timeout=30, check=False
     )
     assert usage.returncode == 2
-    assert "usage: istio/cluster.sh up | smoke | down" in usage.stderr
+    assert "usage: istio/cluster.sh up | smoke | grpcurl ARGS... | down" in usage.stderr
