@@ -113,21 +113,32 @@ def test_only_the_gateway_reaches_the_bridge_and_only_the_operator_reflection(
     assert {caller for caller, _, _ in reflection} == {"operator"}
 
 
-def _stores_of(process_module: str) -> set[str]:
-    imported = third_party_imports(import_closure(process_module))
-    engines = {"dynamodb": "boto3", "redis": "redis"}
-    return {engine for engine, package in engines.items() if package in imported}
+def _given(objects: tuple[dict[str, Any], ...]) -> dict[str, set[str]]:
+    """ServiceAccount -> the variables its workload's containers are given by name."""
+    given: dict[str, set[str]] = {}
+    for workload in of_kind(objects, "Deployment", "Job"):
+        spec = workload["spec"]["template"]["spec"]
+        names = {e["name"] for c in spec["containers"] for e in c.get("env", [])}
+        given.setdefault(spec["serviceAccountName"], set()).update(names)
+    return given
 
 
 def test_the_engines_are_reached_by_exactly_the_processes_that_use_them() -> None:
-    """Who imports boto3 (DynamoDB) or redis, computed from each process's imports."""
+    """DynamoDB: the processes whose code imports boto3. Redis: those whose code imports
+    redis and that are given REDIS_URL (the table Job imports it through shared code
+    but has no URL). Computed from each process's imports and the manifests."""
+    objects = build("kind")
+    given = _given(objects)
     users: dict[str, set[str]] = {"dynamodb": set(), "redis": set()}
     processes = {sa_of(p): f"{p}.__main__" for p in CALL_GRAPH if p != "operator"}
     processes["tables"] = "ops.tables"
     for account, module in processes.items():
-        for store in _stores_of(module):
-            users[store].add(principal(account))
-    for policy in _policies("kind"):
+        imported = third_party_imports(import_closure(module))
+        if "boto3" in imported:
+            users["dynamodb"].add(principal(account))
+        if "redis" in imported and "REDIS_URL" in given[account]:
+            users["redis"].add(principal(account))
+    for policy in of_kind(objects, "AuthorizationPolicy"):
         app = policy["spec"].get("selector", {}).get("matchLabels", {}).get("app")
         if app in users:
             granted = {
