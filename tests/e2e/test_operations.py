@@ -17,6 +17,8 @@ API_MD_ROUTES = {
     ("get", "/api/v1/auth/profile"): True,
     ("put", "/api/v1/auth/profile"): True,
     ("post", "/api/v1/auth/password"): True,
+    ("get", "/api/v1/auth/export"): True,
+    ("post", "/api/v1/auth/account/close"): True,
     ("get", "/api/v1/inventory/assets"): False,
     ("get", "/api/v1/inventory/assets/{asset_id}"): False,
     ("get", "/api/v1/stream/prices"): False,

@@ -128,6 +128,10 @@ def test_a_backup_restored_into_an_empty_store_is_the_same_platform(tmp_path: Pa
                 json={"order_type": "market_sell", "asset_id": "BTC", "quantity": "0.001"},
             )
             before[name] = client.state()
+        # A session logged out before the backup stays logged out after the restore.
+        client.login(people[0])
+        logged_out = client.token
+        client.call("POST", "/api/v1/auth/logout", json={})
         # Taken while the platform runs.
         printed = _dev(["backup", str(backup)], first, ports)
         assert f"to {backup}" in printed
@@ -162,6 +166,11 @@ def test_a_backup_restored_into_an_empty_store_is_the_same_platform(tmp_path: Pa
                 json={"order_type": "market_sell", "asset_id": "BTC", "quantity": "0.001"},
             )
             assert len(client.call("GET", "/api/v1/orders")["data"]) == 3
+        client.token = logged_out
+        refused = client.http.get(
+            "/api/v1/balance", headers={"Authorization": f"Bearer {logged_out}"}
+        )
+        assert refused.status_code == 401
         assert "The books balance." in _dev(["audit"], second, ports)
     finally:
         _stop(stack)
