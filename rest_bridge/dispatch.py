@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from common import idempotency
 from common.authorization import TokenTooLarge, parse_bearer
 from common.context import REQUEST_ID_HEADER
 from common.errors import Unauthenticated
@@ -34,10 +34,7 @@ from rest_bridge.sse import EventStreamResponse
 from rest_bridge.transcode import BadInput, build_request, response_json
 
 LOGIN_METHOD = "trading.v1.UserService.Login"
-IDEMPOTENCY_KEY = "idempotency-key"
 TIMEOUT_HEADER = "x-request-timeout"
-# The same rule as svc_order's, so the bridge never passes on a key the service refuses.
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -104,16 +101,17 @@ class Dispatcher:
         token = self._forwarded_token(route, request)
         if token is not None:
             metadata.append(("authorization", f"Bearer {token}"))
-        key = request.headers.get(IDEMPOTENCY_KEY)
+        key = request.headers.get(idempotency.HTTP_HEADER)
         if key is not None:
-            if not _IDEMPOTENCY_KEY.fullmatch(key):
+            # Checked here too, so a key too large to forward never becomes metadata.
+            if not idempotency.is_valid_key(key):
                 raise ApiError(
                     422,
                     "INVALID_ARGUMENT",
-                    "Idempotency-Key must be 1-128 printable ASCII characters",
-                    violations=(("Idempotency-Key", "1-128 printable ASCII characters"),),
+                    f"{idempotency.HTTP_HEADER} must be {idempotency.DESCRIPTION}",
+                    violations=((idempotency.HTTP_HEADER, idempotency.DESCRIPTION),),
                 )
-            metadata.append((IDEMPOTENCY_KEY, key))
+            metadata.append((idempotency.METADATA_KEY, key))
         return metadata
 
     def endpoint_by_method(self, routes: Sequence[Route]) -> Endpoint:

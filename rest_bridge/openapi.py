@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from trading.v1 import options_pb2
 
+from common import idempotency
 from rest_bridge.errors import HTTP_STATUS
 from rest_bridge.routes import Route
-from rest_bridge.transcode import FLOAT_TYPES, INTEGER_TYPES
+from rest_bridge.transcode import FLOAT_TYPES, INTEGER_TYPES, is_decimal
 
 _INT32 = frozenset(
     {FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SFIXED32}
@@ -86,7 +88,14 @@ class _Schemas:
             return {"type": "number"}
         if kind == FieldDescriptor.TYPE_BYTES:
             return {"type": "string", "format": "byte"}
-        return {"type": "string"}
+        schema: dict[str, Any] = {"type": "string"}
+        # Constraints come from the contract's field options, never from here.
+        pattern = field.GetOptions().Extensions[options_pb2.pattern]
+        if pattern:
+            schema["pattern"] = pattern
+        if is_decimal(field):
+            schema["format"] = "decimal"
+        return schema
 
 
 def _error_response(status: int) -> dict[str, Any]:
@@ -143,10 +152,15 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
     if route.http_method in ("POST", "PUT", "PATCH"):
         parameters.append(
             {
-                "name": "Idempotency-Key",
+                "name": idempotency.HTTP_HEADER,
                 "in": "header",
                 "required": False,
-                "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+                "description": idempotency.DESCRIPTION,
+                "schema": {
+                    "type": "string",
+                    "pattern": f"^{idempotency.PATTERN}$",
+                    "maxLength": idempotency.MAX_LENGTH,
+                },
             }
         )
     operation["parameters"] = parameters

@@ -9,6 +9,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from trading.v1 import order_pb2, order_pb2_grpc
 
+from common import idempotency
 from common.context import current_identity
 from common.server import Registrar
 from svc_order.audit import Books
@@ -28,7 +29,6 @@ from svc_order.metrics import order_outcome
 from svc_order.service import OrderService, page_request
 
 SERVICE_NAME = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
-IDEMPOTENCY_KEY_HEADER = "idempotency-key"
 
 
 def _timestamp(moment: datetime) -> Timestamp:
@@ -39,7 +39,7 @@ def _timestamp(moment: datetime) -> Timestamp:
 
 def _idempotency_key(context: grpc.ServicerContext) -> str | None:
     for key, value in context.invocation_metadata():
-        if key == IDEMPOTENCY_KEY_HEADER and isinstance(value, str):
+        if key == idempotency.METADATA_KEY and isinstance(value, str):
             return value
     return None
 

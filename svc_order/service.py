@@ -43,6 +43,7 @@ from svc_order.domain import (
     OrderType,
     Portfolio,
     Request,
+    UnknownAsset,
     close_account,
     deposit,
     derived_items,
@@ -428,7 +429,7 @@ class OrderService:
     def _tradable_quote(self, asset_id: str, quotes: Mapping[str, Quote]) -> Quote:
         quote = quotes.get(asset_id)
         if quote is None:
-            raise AssetNotFound(f"asset {asset_id} not found")
+            raise UnknownAsset(f"asset {asset_id} does not exist")
         metrics.quote_age.observe((self._clock() - quote.as_of).total_seconds())
         if self._is_stale(quote, self._clock()):
             raise Unavailable(

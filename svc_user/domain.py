@@ -229,9 +229,16 @@ def age_on(birth: date, today: date) -> int:
     return today.year - birth.year - int(before_birthday)
 
 
+_CALENDAR_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def parse_birth_date(raw: str, today: date) -> tuple[date | None, str | None]:
     if markup_problem(raw):
         return None, markup_problem(raw)
+    # Exactly YYYY-MM-DD in ASCII digits: date.fromisoformat alone also takes other
+    # ISO 8601 forms ("20000101", "2000W011" is 2000-01-03).
+    if not _CALENDAR_DATE.fullmatch(raw):
+        return None, "must be a date as YYYY-MM-DD"
     try:
         birth = date.fromisoformat(raw)
     except ValueError:

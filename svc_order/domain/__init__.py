@@ -51,6 +51,7 @@ from svc_order.domain.errors import (
     OrderValueTooHigh,
     ProtectionPriceBreached,
     Refusal,
+    UnknownAsset,
 )
 from svc_order.domain.ids import (
     name_based_id,
@@ -169,6 +170,7 @@ __all__ = [
     "Refusal",
     "Request",
     "Trade",
+    "UnknownAsset",
     "asset_entry",
     "asset_transaction_id_of",
     "buy_cost",

@@ -105,6 +105,14 @@ class AssetNotTradable(Refusal):
     field = "asset_id"
 
 
+class UnknownAsset(Refusal):
+    """An order names an asset the catalogue does not have. The route exists and the
+    body refers to something missing: a refusal of the request (422), not a 404."""
+
+    reason = "UNKNOWN_ASSET"
+    field = "asset_id"
+
+
 class IdempotencyConflict(OrderRuleError):
     kind = ErrorKind.ALREADY_EXISTS
     reason = "IDEMPOTENCY_CONFLICT"

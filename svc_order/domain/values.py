@@ -13,6 +13,7 @@ import enum
 import re
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, localcontext
 
+from common import idempotency
 from svc_order.domain.errors import (
     FieldError,
     InvalidAmount,
@@ -36,14 +37,13 @@ MAX_QUANTITY = Decimal("1000000000")
 CASH_PLACES = 2
 QUANTITY_PLACES = 8
 PRICE_PLACES = 8
-MAX_IDEMPOTENCY_KEY_LENGTH = 128
+MAX_IDEMPOTENCY_KEY_LENGTH = idempotency.MAX_LENGTH
 
 # Plain decimal notation only: no sign other than "-", no exponent, no NaN/Infinity, and
 # ASCII digits only (Decimal() would accept other scripts' digits).
 _DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _MAX_DECIMAL_TEXT_LENGTH = 40
 _ASSET_ID = re.compile(r"[A-Za-z0-9]{1,10}")
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]+")
 
 
 class OrderType(enum.StrEnum):
@@ -130,7 +130,7 @@ def parse_price(raw: str) -> Decimal:
 def parse_order_type(raw: str) -> OrderType:
     """The order type; only market orders execute today, limit orders are refused."""
     try:
-        order_type = OrderType(raw.strip())
+        order_type = OrderType(raw)
     except ValueError:
         choices = ", ".join(t.value for t in OrderType)
         raise InvalidOrderType(f"must be one of {choices}") from None
@@ -143,22 +143,18 @@ def parse_order_type(raw: str) -> OrderType:
 
 
 def parse_asset_id(raw: str) -> str:
-    """1 to 10 letters or digits, upper-cased ("btc" -> "BTC")."""
-    text = raw.strip()
-    if not _ASSET_ID.fullmatch(text):
+    """1 to 10 letters or digits, upper-cased ("btc" -> "BTC"). Nothing is trimmed:
+    " btc" is refused here as it is by svc_inventory (the contract's pattern)."""
+    if not _ASSET_ID.fullmatch(raw):
         raise InvalidAssetId("must be 1 to 10 letters or digits")
-    return text.upper()
+    return raw.upper()
 
 
 def parse_idempotency_key(raw: str) -> str:
-    """An Idempotency-Key: 1 to 128 visible ASCII characters.
-
-    The bound matters: keys are stored in the account item, whose size is limited.
-    """
-    if len(raw) > MAX_IDEMPOTENCY_KEY_LENGTH or not _IDEMPOTENCY_KEY.fullmatch(raw):
-        raise InvalidIdempotencyKey(
-            f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters"
-        )
+    """An Idempotency-Key as common.idempotency defines it (1 to 128 visible ASCII
+    characters). The bound matters: keys are stored in the account item."""
+    if not idempotency.is_valid_key(raw):
+        raise InvalidIdempotencyKey(f"must be {idempotency.DESCRIPTION}")
     return raw
 
 

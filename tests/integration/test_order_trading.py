@@ -192,11 +192,13 @@ def test_an_order_over_the_maximum_value_is_refused(trader: Trader) -> None:
     assert reason_of(error) == "ORDER_VALUE_TOO_HIGH"
 
 
-def test_an_unknown_asset_is_not_found(trader: Trader) -> None:
+def test_an_unknown_asset_in_an_order_is_refused_naming_the_field(trader: Trader) -> None:
     trader.deposit("100")
     error = refused(lambda: trader.buy("NOPE", "1"))
-    assert error.code() == grpc.StatusCode.NOT_FOUND
-    assert reason_of(error) == "ASSET_NOT_FOUND"
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert reason_of(error) == "UNKNOWN_ASSET"
+    assert [name for name, _ in field_violations(error)] == ["asset_id"]
+    # A missing id in the path of a read stays NOT_FOUND.
     listing = refused(lambda: trader.asset_transactions("NOPE"))
     assert (listing.code(), reason_of(listing)) == (grpc.StatusCode.NOT_FOUND, "ASSET_NOT_FOUND")
     assert trader.asset_transactions("ETH").data == []

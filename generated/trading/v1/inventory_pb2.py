@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from trading.v1 import options_pb2 as trading_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atrading/v1/inventory.proto\x12\ntrading.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18trading/v1/options.proto\"\xda\x02\n\x05\x41sset\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x17\n\x0fmarket_cap_rank\x18\x04 \x01(\x05\x12\x15\n\rcurrent_price\x18\x05 \x01(\t\x12\x12\n\nmarket_cap\x18\x06 \x01(\t\x12\x18\n\x10total_volume_24h\x18\x07 \x01(\t\x12\x10\n\x08high_24h\x18\x08 \x01(\t\x12\x0f\n\x07low_24h\x18\t \x01(\t\x12\x18\n\x10price_change_24h\x18\n \x01(\t\x12#\n\x1bprice_change_percentage_24h\x18\x0b \x01(\t\x12\x1a\n\x12\x63irculating_supply\x18\x0c \x01(\t\x12\x11\n\tis_active\x18\r \x01(\x08\x12\x30\n\x0clast_updated\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\x11ListAssetsRequest\x12\x18\n\x0b\x61\x63tive_only\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x12\n\x05limit\x18\x02 \x01(\x05H\x01\x88\x01\x01\x42\x0e\n\x0c_active_onlyB\x08\n\x06_limit\"`\n\x12ListAssetsResponse\x12\x1f\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32\x11.trading.v1.Asset\x12\x13\n\x0btotal_count\x18\x02 \x01(\x05\x12\x14\n\x0c\x61\x63tive_count\x18\x03 \x01(\x05\"#\n\x0fGetAssetRequest\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\"3\n\x10GetAssetResponse\x12\x1f\n\x04\x64\x61ta\x18\x01 \x01(\x0b\x32\x11.trading.v1.Asset\"z\n\x05Quote\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x12\n\nasset_name\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\t\x12)\n\x05\x61s_of\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tis_active\x18\x05 \x01(\x08\"%\n\x10GetQuotesRequest\x12\x11\n\tasset_ids\x18\x01 \x03(\t\"6\n\x11GetQuotesResponse\x12!\n\x06quotes\x18\x01 \x03(\x0b\x32\x11.trading.v1.Quote\"&\n\x13StreamPricesRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\"]\n\x14StreamPricesResponse\x12 \n\x05quote\x18\x01 \x01(\x0b\x32\x11.trading.v1.Quote\x12#\n\x1bprice_change_percentage_24h\x18\x02 \x01(\t2\xd1\x03\n\x10InventoryService\x12u\n\nListAssets\x12\x1d.trading.v1.ListAssetsRequest\x1a\x1e.trading.v1.ListAssetsResponse\"(\x88\xb5\x18\x01\x98\xb5\x18\x01\x82\xd3\xe4\x93\x02\x1a\x12\x18/api/v1/inventory/assets\x12z\n\x08GetAsset\x12\x1b.trading.v1.GetAssetRequest\x1a\x1c.trading.v1.GetAssetResponse\"3\x88\xb5\x18\x01\x98\xb5\x18\x01\x82\xd3\xe4\x93\x02%\x12#/api/v1/inventory/assets/{asset_id}\x12R\n\tGetQuotes\x12\x1c.trading.v1.GetQuotesRequest\x1a\x1d.trading.v1.GetQuotesResponse\"\x08\x88\xb5\x18\x01\x98\xb5\x18\x01\x12v\n\x0cStreamPrices\x12\x1f.trading.v1.StreamPricesRequest\x1a .trading.v1.StreamPricesResponse\"!\x88\xb5\x18\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/api/v1/stream/prices0\x01\x42\x16Z\x14trading/v1;tradingv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atrading/v1/inventory.proto\x12\ntrading.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18trading/v1/options.proto\"\xda\x02\n\x05\x41sset\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x17\n\x0fmarket_cap_rank\x18\x04 \x01(\x05\x12\x15\n\rcurrent_price\x18\x05 \x01(\t\x12\x12\n\nmarket_cap\x18\x06 \x01(\t\x12\x18\n\x10total_volume_24h\x18\x07 \x01(\t\x12\x10\n\x08high_24h\x18\x08 \x01(\t\x12\x0f\n\x07low_24h\x18\t \x01(\t\x12\x18\n\x10price_change_24h\x18\n \x01(\t\x12#\n\x1bprice_change_percentage_24h\x18\x0b \x01(\t\x12\x1a\n\x12\x63irculating_supply\x18\x0c \x01(\t\x12\x11\n\tis_active\x18\r \x01(\x08\x12\x30\n\x0clast_updated\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\x11ListAssetsRequest\x12\x18\n\x0b\x61\x63tive_only\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x12\n\x05limit\x18\x02 \x01(\x05H\x01\x88\x01\x01\x42\x0e\n\x0c_active_onlyB\x08\n\x06_limit\"`\n\x12ListAssetsResponse\x12\x1f\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32\x11.trading.v1.Asset\x12\x13\n\x0btotal_count\x18\x02 \x01(\x05\x12\x14\n\x0c\x61\x63tive_count\x18\x03 \x01(\x05\"<\n\x0fGetAssetRequest\x12)\n\x08\x61sset_id\x18\x01 \x01(\tB\x17\xb2\xbb\x18\x13^[A-Za-z0-9]{1,10}$\"3\n\x10GetAssetResponse\x12\x1f\n\x04\x64\x61ta\x18\x01 \x01(\x0b\x32\x11.trading.v1.Asset\"z\n\x05Quote\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x12\n\nasset_name\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\t\x12)\n\x05\x61s_of\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tis_active\x18\x05 \x01(\x08\">\n\x10GetQuotesRequest\x12*\n\tasset_ids\x18\x01 \x03(\tB\x17\xb2\xbb\x18\x13^[A-Za-z0-9]{1,10}$\"6\n\x11GetQuotesResponse\x12!\n\x06quotes\x18\x01 \x03(\x0b\x32\x11.trading.v1.Quote\"?\n\x13StreamPricesRequest\x12(\n\x07symbols\x18\x01 \x03(\tB\x17\xb2\xbb\x18\x13^[A-Za-z0-9]{1,10}$\"]\n\x14StreamPricesResponse\x12 \n\x05quote\x18\x01 \x01(\x0b\x32\x11.trading.v1.Quote\x12#\n\x1bprice_change_percentage_24h\x18\x02 \x01(\t2\xd1\x03\n\x10InventoryService\x12u\n\nListAssets\x12\x1d.trading.v1.ListAssetsRequest\x1a\x1e.trading.v1.ListAssetsResponse\"(\x88\xb5\x18\x01\x98\xb5\x18\x01\x82\xd3\xe4\x93\x02\x1a\x12\x18/api/v1/inventory/assets\x12z\n\x08GetAsset\x12\x1b.trading.v1.GetAssetRequest\x1a\x1c.trading.v1.GetAssetResponse\"3\x88\xb5\x18\x01\x98\xb5\x18\x01\x82\xd3\xe4\x93\x02%\x12#/api/v1/inventory/assets/{asset_id}\x12R\n\tGetQuotes\x12\x1c.trading.v1.GetQuotesRequest\x1a\x1d.trading.v1.GetQuotesResponse\"\x08\x88\xb5\x18\x01\x98\xb5\x18\x01\x12v\n\x0cStreamPrices\x12\x1f.trading.v1.StreamPricesRequest\x1a .trading.v1.StreamPricesResponse\"!\x88\xb5\x18\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/api/v1/stream/prices0\x01\x42\x16Z\x14trading/v1;tradingv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,6 +35,12 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trading.v1.inventory_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z\024trading/v1;tradingv1'
+  _globals['_GETASSETREQUEST'].fields_by_name['asset_id']._loaded_options = None
+  _globals['_GETASSETREQUEST'].fields_by_name['asset_id']._serialized_options = b'\262\273\030\023^[A-Za-z0-9]{1,10}$'
+  _globals['_GETQUOTESREQUEST'].fields_by_name['asset_ids']._loaded_options = None
+  _globals['_GETQUOTESREQUEST'].fields_by_name['asset_ids']._serialized_options = b'\262\273\030\023^[A-Za-z0-9]{1,10}$'
+  _globals['_STREAMPRICESREQUEST'].fields_by_name['symbols']._loaded_options = None
+  _globals['_STREAMPRICESREQUEST'].fields_by_name['symbols']._serialized_options = b'\262\273\030\023^[A-Za-z0-9]{1,10}$'
   _globals['_INVENTORYSERVICE'].methods_by_name['ListAssets']._loaded_options = None
   _globals['_INVENTORYSERVICE'].methods_by_name['ListAssets']._serialized_options = b'\210\265\030\001\230\265\030\001\202\323\344\223\002\032\022\030/api/v1/inventory/assets'
   _globals['_INVENTORYSERVICE'].methods_by_name['GetAsset']._loaded_options = None
@@ -50,19 +56,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTASSETSRESPONSE']._serialized_start=573
   _globals['_LISTASSETSRESPONSE']._serialized_end=669
   _globals['_GETASSETREQUEST']._serialized_start=671
-  _globals['_GETASSETREQUEST']._serialized_end=706
-  _globals['_GETASSETRESPONSE']._serialized_start=708
-  _globals['_GETASSETRESPONSE']._serialized_end=759
-  _globals['_QUOTE']._serialized_start=761
-  _globals['_QUOTE']._serialized_end=883
-  _globals['_GETQUOTESREQUEST']._serialized_start=885
-  _globals['_GETQUOTESREQUEST']._serialized_end=922
-  _globals['_GETQUOTESRESPONSE']._serialized_start=924
-  _globals['_GETQUOTESRESPONSE']._serialized_end=978
-  _globals['_STREAMPRICESREQUEST']._serialized_start=980
-  _globals['_STREAMPRICESREQUEST']._serialized_end=1018
-  _globals['_STREAMPRICESRESPONSE']._serialized_start=1020
-  _globals['_STREAMPRICESRESPONSE']._serialized_end=1113
-  _globals['_INVENTORYSERVICE']._serialized_start=1116
-  _globals['_INVENTORYSERVICE']._serialized_end=1581
+  _globals['_GETASSETREQUEST']._serialized_end=731
+  _globals['_GETASSETRESPONSE']._serialized_start=733
+  _globals['_GETASSETRESPONSE']._serialized_end=784
+  _globals['_QUOTE']._serialized_start=786
+  _globals['_QUOTE']._serialized_end=908
+  _globals['_GETQUOTESREQUEST']._serialized_start=910
+  _globals['_GETQUOTESREQUEST']._serialized_end=972
+  _globals['_GETQUOTESRESPONSE']._serialized_start=974
+  _globals['_GETQUOTESRESPONSE']._serialized_end=1028
+  _globals['_STREAMPRICESREQUEST']._serialized_start=1030
+  _globals['_STREAMPRICESREQUEST']._serialized_end=1093
+  _globals['_STREAMPRICESRESPONSE']._serialized_start=1095
+  _globals['_STREAMPRICESRESPONSE']._serialized_end=1188
+  _globals['_INVENTORYSERVICE']._serialized_start=1191
+  _globals['_INVENTORYSERVICE']._serialized_end=1656
 # @@protoc_insertion_point(module_scope)

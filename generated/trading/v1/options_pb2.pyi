@@ -15,6 +15,7 @@ SUCCESS_HTTP_STATUS_FIELD_NUMBER: _builtins.int
 RETRYABLE_FIELD_NUMBER: _builtins.int
 AUDIT_EVENT_FIELD_NUMBER: _builtins.int
 DECIMAL_FIELD_NUMBER: _builtins.int
+PATTERN_FIELD_NUMBER: _builtins.int
 public: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, _builtins.bool]
 """True when the RPC needs no access token. Absent means a valid,
 unrevoked access token is required: the safe default.
@@ -33,4 +34,9 @@ decimal: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions,
 """True for decimal text: money, a price, a quantity ("12.34"). Over HTTP a
 JSON number is also accepted for it, as its exact digits: a plain decimal
 of bounded size (no exponent), never passed through a binary float.
+"""
+pattern: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, _builtins.str]
+"""The text the field takes: a regular expression (ECMA and Python alike) that
+the whole value must match. The owning service enforces it; the bridge's
+OpenAPI document states it; a test checks that the two agree.
 """
