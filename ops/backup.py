@@ -195,7 +195,13 @@ def snapshot(
     """
     snapshots = []
     for logical, table in tables.items():
-        total = int(client.describe_table(TableName=table)["Table"].get("ItemCount", 0))
+        try:
+            described = client.describe_table(TableName=table)["Table"]
+        except client.exceptions.ResourceNotFoundException:
+            raise BackupError(
+                f"table {table} does not exist: check DYNAMODB_ENDPOINT and TABLE_PREFIX"
+            ) from None
+        total = int(described.get("ItemCount", 0))
         done = 0
 
         def advance(count: int, logical: str = logical, total: int = total) -> None:

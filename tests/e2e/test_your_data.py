@@ -4,16 +4,26 @@ username and email, erases the personal fields and keeps the financial records."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import jwt
 
 from common.dynamo import make_client
+from common.server import RunningServer
 from svc_order.store import DynamoTradingStore
+from svc_user.__main__ import build as build_user
 from svc_user.config import UserSettings
 from svc_user.store import DynamoUserStore
-from tests.e2e.conftest import Account, sign_up
+from tests.e2e.conftest import (
+    Account,
+    Bridge,
+    dead_address,
+    grpc_serving,
+    sign_up,
+    wait_until,
+)
 
 
 def _user_id(account: Account) -> str:
@@ -164,3 +174,41 @@ def sign_in(http: httpx.Client, account: Account) -> dict[str, Any]:
     assert response.status_code == 200
     tokens: dict[str, Any] = response.json()
     return tokens
+
+
+def test_without_the_order_service_the_export_and_closing_answer_503(
+    start_bridge: Callable[..., Bridge],
+    user_server: RunningServer,
+    user_settings: UserSettings,
+) -> None:
+    # The session's first svc_user has no ORDER_SERVICE_ADDR.
+    unconfigured = start_bridge(user_service_addr=f"127.0.0.1:{user_server.port}")
+    with unconfigured.client() as client:
+        account = sign_up(client)
+        for method, path, body in (
+            ("GET", "/api/v1/auth/export", None),
+            ("POST", "/api/v1/auth/account/close", {"current_password": account.password}),
+        ):
+            response = client.request(method, path, json=body, headers=account.auth)
+            assert response.status_code == 503, response.text
+            assert response.json()["code"] == "SERVICE_NOT_CONFIGURED"
+            assert response.headers["Retry-After"] == "1"
+        assert client.get("/api/v1/auth/profile", headers=account.auth).status_code == 200
+
+    # One whose svc_order is down says so, and closes nothing.
+    lost = build_user(user_settings.model_copy(update={"order_service_addr": dead_address()}))
+    try:
+        wait_until(lambda: grpc_serving(lost.port), "svc_user reports SERVING")
+        cut_off = start_bridge(user_service_addr=f"127.0.0.1:{lost.port}")
+        with cut_off.client() as client:
+            account = sign_up(client)
+            closing = client.post(
+                "/api/v1/auth/account/close",
+                json={"current_password": account.password},
+                headers=account.auth,
+            )
+            assert closing.status_code == 503, closing.text
+            assert closing.json()["code"] == "ORDER_SERVICE_UNAVAILABLE"
+            assert client.get("/api/v1/auth/profile", headers=account.auth).status_code == 200
+    finally:
+        lost.server.stop(0).wait()

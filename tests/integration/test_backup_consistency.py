@@ -11,6 +11,7 @@ import pytest
 
 from common.dynamo import ensure_table, make_client
 from ops import backup
+from ops.__main__ import main as ops_main
 from ops.audit import audit_trading_table
 from ops.backup import BackupError, TableSnapshot, read_backup, restore, snapshot, write_backup
 from tests.integration.order_fixtures import *  # noqa: F403
@@ -94,3 +95,21 @@ def test_a_cut_short_file_and_a_non_empty_store_are_refused(
     cut.write_text("\n".join(plain.read_text().splitlines()[:-1]) + "\n")
     with pytest.raises(BackupError, match="cut short"):
         read_backup(cut)
+
+
+def test_the_tool_refuses_a_cut_short_file_and_missing_tables_with_exit_status_2(
+    dynamodb_endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DYNAMODB_ENDPOINT", dynamodb_endpoint)
+    monkeypatch.setenv("TABLE_PREFIX", unique("cli") + "-")
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text('{"format": "trading-platform-backup", "version": 1, "tables": ["users"]}\n')
+    assert ops_main(["--no-progress", "restore", str(cut)]) == 2
+    assert "restore failed:" in capsys.readouterr().err
+    # Tables that are not there (a wrong prefix, say) are named, not a traceback.
+    assert ops_main(["--no-progress", "backup", str(tmp_path / "none.jsonl")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "none.jsonl").exists()
