@@ -262,5 +262,9 @@ def test_every_stateless_service_scales_and_survives_a_drain() -> None:
     }
     accounts = {a["metadata"]["name"] for a in of_kind(objects, "ServiceAccount")}
     assert scaled == services
+    for deployment in of_kind(objects, "Deployment"):
+        if deployment["metadata"]["name"] in scaled:
+            # A count in the Deployment would undo the autoscaler at every apply.
+            assert "replicas" not in deployment["spec"], deployment["metadata"]["name"]
     assert budgets == services
     assert services <= accounts
