@@ -10,13 +10,16 @@ import shlex
 import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from devstack.stack import SPECS
-from tests.callsites import import_closure, module_path
+from tests.callsites import import_closure, module_path, third_party_imports
 from tests.mesh.manifests import IMAGE, ROOT, build, of_kind, pod_spec
 
 BIN = Path(sys.executable).parent
@@ -202,3 +205,37 @@ def test_the_one_command_refuses_politely_without_its_tools(tmp_path: Path) -> N
     )
     assert usage.returncode == 2
     assert "usage: istio/cluster.sh up | smoke | grpcurl ARGS... | down" in usage.stderr
+
+
+def _runtime_distributions() -> set[str]:
+    """requirements.txt and everything it pulls in, as this machine resolved it: what
+    the image's virtual environment holds (the build installs only that file)."""
+    wanted = [
+        Requirement(line.split("#")[0]).name
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.split("#")[0].strip()
+    ]
+    found: set[str] = set()
+    while wanted:
+        name = canonicalize_name(wanted.pop())
+        if name in found:
+            continue
+        found.add(name)
+        for text in metadata.requires(name) or []:
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                wanted.append(requirement.name)
+    return found
+
+
+@pytest.mark.parametrize("module", [f"{spec.name}.__main__" for spec in SPECS] + ["ops.tables"])
+def test_every_package_a_process_imports_comes_from_the_runtime_requirements(
+    module: str,
+) -> None:
+    runtime = _runtime_distributions()
+    providers = metadata.packages_distributions()
+    generated = {path.name for path in (ROOT / "generated").iterdir() if path.is_dir()}
+    outside = set(sys.stdlib_module_names) | generated
+    for name in third_party_imports(import_closure(module)) - outside:
+        dists = {canonicalize_name(d) for d in providers.get(name, [])}
+        assert dists & runtime, f"{module} imports {name}, which requirements.txt lacks"
