@@ -18,6 +18,7 @@ from svc_order.domain import (
     AssetEntry,
     CashEntry,
     Holding,
+    OperationKind,
     OrderRecord,
     cash_transaction_id_of,
     format_cash,
@@ -70,10 +71,20 @@ def order_message(order: OrderRecord) -> order_pb2.Order:
     )
 
 
+# The ledger's transaction types as the contract names them (the previous platform's
+# values, which its clients know); the domain's names stay its own.
+CASH_TRANSACTION_TYPES = {
+    OperationKind.DEPOSIT: "deposit",
+    OperationKind.WITHDRAWAL: "withdraw",
+    OperationKind.BUY: "order_payment",
+    OperationKind.SELL: "order_sale",
+}
+
+
 def _cash_message(entry: CashEntry) -> order_pb2.CashTransaction:
     return order_pb2.CashTransaction(
         transaction_id=entry.transaction_id,
-        transaction_type=entry.transaction_type.value,
+        transaction_type=CASH_TRANSACTION_TYPES[entry.transaction_type],
         amount=format_cash(entry.amount),
         status=entry.status,
         created_at=_timestamp(entry.created_at),

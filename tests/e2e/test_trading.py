@@ -59,7 +59,7 @@ def test_buy_list_get_and_portfolio(http: httpx.Client, account: Account) -> Non
     history = http.get("/api/v1/assets/BTC/transactions", headers=account.auth).json()
     assert history["data"][0]["order_id"] == order["order_id"]
     cash = http.get("/api/v1/balance/transactions", headers=account.auth).json()
-    assert [t["transaction_type"] for t in cash["transactions"]] == ["BUY", "DEPOSIT"]
+    assert [t["transaction_type"] for t in cash["transactions"]] == ["order_payment", "deposit"]
 
 
 def test_another_users_order_is_404(http: httpx.Client, account: Account) -> None:
@@ -85,3 +85,25 @@ def test_trading_rules_are_422(http: httpx.Client, account: Account) -> None:
     assert unknown.status_code == 404
     not_held = http.get("/api/v1/balance/asset/ETH", headers=account.auth)
     assert not_held.status_code == 404
+
+
+def test_the_cash_ledger_keeps_the_old_transaction_types(
+    http: httpx.Client, account: Account
+) -> None:
+    http.post("/api/v1/balance/deposit", json={"amount": 1000}, headers=account.auth)
+    http.post("/api/v1/balance/withdraw", json={"amount": 100}, headers=account.auth)
+    for order_type in ("market_buy", "market_sell"):
+        placed = http.post(
+            "/api/v1/orders",
+            json={"order_type": order_type, "asset_id": "ETH", "quantity": "0.01"},
+            headers=account.auth,
+        )
+        assert placed.status_code == 201, placed.text
+    ledger = http.get("/api/v1/balance/transactions", headers=account.auth).json()
+    kinds = [(t["transaction_type"], t["amount"][0] == "-") for t in ledger["transactions"]]
+    assert kinds == [
+        ("order_sale", False),
+        ("order_payment", True),
+        ("withdraw", True),
+        ("deposit", False),
+    ]

@@ -77,8 +77,8 @@ def test_the_ledger_lists_signed_amounts_newest_first(trader: Trader) -> None:
     assert ledger.total_count == 2
     assert not ledger.has_more
     assert [(t.transaction_type, t.amount, t.status) for t in ledger.transactions] == [
-        ("WITHDRAWAL", "-250.50", "completed"),
-        ("DEPOSIT", "1000.00", "completed"),
+        ("withdraw", "-250.50", "completed"),
+        ("deposit", "1000.00", "completed"),
     ]
     assert [t.transaction_id for t in ledger.transactions] == [
         second.transaction_id,

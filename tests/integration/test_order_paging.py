@@ -72,7 +72,11 @@ def test_the_ledger_pages_with_a_total(trader: Trader, seven_orders: list[str]) 
     assert first.total_count == 8
     assert [t.reference_id for t in first.transactions] == seven_orders[:5]
     rest = trader.cash_transactions(limit=5, page_token=first.next_page_token)
-    assert [t.transaction_type for t in rest.transactions] == ["BUY", "BUY", "DEPOSIT"]
+    assert [t.transaction_type for t in rest.transactions] == [
+        "order_payment",
+        "order_payment",
+        "deposit",
+    ]
     assert not rest.has_more
     assert rest.total_count == 8
 

@@ -63,8 +63,8 @@ def test_an_order_lost_in_a_crash_appears_on_the_next_access(
     assert order.created_at.ToDatetime(tzinfo=UTC) == lost.created_at
     ledger = trader.cash_transactions()
     assert [(t.transaction_type, t.amount, t.reference_id) for t in ledger.transactions] == [
-        ("BUY", "-100.00", order.order_id),
-        ("DEPOSIT", "1000.00", ""),
+        ("order_payment", "-100.00", order.order_id),
+        ("deposit", "1000.00", ""),
     ]
     assert [t.order_id for t in trader.asset_transactions("BTC").data] == [order.order_id]
     assert trader.get_order(order.order_id) == order
@@ -95,6 +95,6 @@ def test_a_deposit_lost_in_a_crash_is_in_the_ledger(
     assert crashing.deposit("50").current_balance == "300.00"
     ledger = crashing.cash_transactions()
     assert [(t.transaction_type, t.amount) for t in ledger.transactions] == [
-        ("DEPOSIT", "50.00"),
-        ("DEPOSIT", "250.00"),
+        ("deposit", "50.00"),
+        ("deposit", "250.00"),
     ]

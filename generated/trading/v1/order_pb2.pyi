@@ -173,7 +173,10 @@ class CashTransaction(_message.Message):
     REFERENCE_ID_FIELD_NUMBER: _builtins.int
     transaction_id: _builtins.str
     transaction_type: _builtins.str
-    """DEPOSIT, WITHDRAWAL, BUY or SELL."""
+    """The previous platform's values, which its clients colour by: "deposit",
+    "withdraw", "order_payment" (a buy), "order_sale" (a sale) or
+    "system_adjustment".
+    """
     amount: _builtins.str
     """Signed: negative when cash left the account."""
     status: _builtins.str
