@@ -15,7 +15,7 @@ import grpc
 from google.protobuf.message import Message
 from redis.exceptions import RedisError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from common import idempotency
 from common.authorization import TokenTooLarge, parse_bearer
@@ -24,6 +24,7 @@ from common.errors import Unauthenticated
 from rest_bridge.calls import open_stream, unary_call
 from rest_bridge.config import BridgeSettings
 from rest_bridge.errors import ApiError, error_response, from_rpc_error, unauthenticated
+from rest_bridge.json_render import ExactJSONResponse
 from rest_bridge.media import require_json
 from rest_bridge.metrics import BridgeMetrics
 from rest_bridge.middleware import request_info
@@ -168,7 +169,7 @@ class Dispatcher:
             except grpc.RpcError as failure:
                 retry_after = self._settings.bridge_unavailable_retry_after_seconds
                 return error_response(from_rpc_error(failure, retry_after), request_id)
-            return JSONResponse(response_json(route, answer), status_code=route.success_status)
+            return ExactJSONResponse(response_json(route, answer), status_code=route.success_status)
 
         return handle
 

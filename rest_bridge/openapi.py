@@ -67,6 +67,13 @@ class _Schemas:
         single = self.scalar(field)
         if field.is_repeated:
             return {"type": "array", "items": single}
+        options = field.GetOptions()
+        if options.Extensions[options_pb2.json_number]:
+            single = {"type": "number"}  # what transcode.response_json writes
+        if options.Extensions[options_pb2.json_null]:
+            if "$ref" in single:
+                single = {"allOf": [single]}
+            single["nullable"] = True
         return single
 
     def scalar(self, field: FieldDescriptor) -> dict[str, Any]:

@@ -7,7 +7,6 @@ a comment line every few seconds keeps proxies from closing a quiet stream.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -18,13 +17,13 @@ from starlette.types import Receive, Scope, Send
 
 from rest_bridge.calls import StreamReader
 from rest_bridge.errors import error_body, from_rpc_error
+from rest_bridge.json_render import render_json
 
 HEARTBEAT_SECONDS = 15.0
 
 
 def event(name: str, data: Any) -> bytes:
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return f"event: {name}\ndata: {text}\n\n".encode()
+    return b"event: " + name.encode() + b"\ndata: " + render_json(data) + b"\n\n"
 
 
 class EventStreamResponse(Response):

@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from google.protobuf import json_format
@@ -318,13 +320,56 @@ def build_request(
     return request
 
 
+_JSON_NUMBER_TEXT = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+@cache
+def _json_options(message: Descriptor) -> tuple[tuple[FieldDescriptor, bool, bool], ...]:
+    """(field, json_number, json_null) of each field that has them or may hold them."""
+    found = []
+    for field in message.fields:
+        options = field.GetOptions()
+        number = bool(options.Extensions[options_pb2.json_number])
+        null = bool(options.Extensions[options_pb2.json_null])
+        nested = (
+            field.message_type is not None
+            # Well-known types (Struct may nest itself) never carry our options.
+            and not field.message_type.full_name.startswith("google.protobuf.")
+            and bool(_json_options(field.message_type))
+        )
+        if number or null or nested:
+            found.append((field, number, null))
+    return tuple(found)
+
+
+def _old_client_types(data: dict[str, Any], message: Message) -> None:
+    """Applies the contract's json_number and json_null options to `data` in place."""
+    for field, number, null in _json_options(message.DESCRIPTOR):
+        name = field.name
+        value = data.get(name)
+        if field.message_type is not None and value is not None:
+            items = value if field.is_repeated else [value]
+            held = getattr(message, name)
+            for item, sub in zip(items, held if field.is_repeated else [held], strict=False):
+                if isinstance(item, dict):
+                    _old_client_types(item, sub)
+        elif number and isinstance(value, str):
+            exact = _JSON_NUMBER_TEXT.fullmatch(value)
+            data[name] = Decimal(value) if exact else None
+            continue
+        if null and (name not in data or (number and value == "")):
+            data[name] = None
+
+
 def response_json(route: Route, response: Message) -> Any:
-    """The JSON body of a response, honouring the rule's response_body."""
+    """The JSON body of a response, honouring the rule's response_body and the
+    contract's json_number and json_null options (see json_render)."""
     data = json_format.MessageToDict(
         response,
         preserving_proto_field_name=True,
         always_print_fields_with_no_presence=True,
     )
+    _old_client_types(data, response)
     if route.response_body:
         return data.get(route.response_body, {})
     return data

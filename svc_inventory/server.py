@@ -38,6 +38,11 @@ def asset_message(asset: Asset) -> inventory_pb2.Asset:
         circulating_supply=decimal_string(asset.circulating_supply),
         is_active=asset.is_active,
         last_updated=_timestamp(asset.last_updated),
+        # The previous platform's names (the contract's Asset); what the catalogue
+        # does not know (description, image, 7d/30d, supply caps, ATH/ATL) stays unset.
+        price_usd=decimal_string(asset.current_price),
+        symbol=asset.asset_id,
+        availability_status="available" if asset.is_active else "unavailable",
     )
 
 

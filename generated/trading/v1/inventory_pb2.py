@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from trading.v1 import options_pb2 as trading_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atrading/v1/inventory.proto\x12\ntrading.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18trading/v1/options.proto\"\xda\x02\n\x05\x41sset\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x17\n\x0fmarket_cap_rank\x18\x04 \x01(\x05\x12\x15\n\rcurrent_price\x18\x05 \x01(\t\x12\x12\n\nmarket_cap\x18\x06 \x01(\t\x12\x18\n\x10total_volume_24h\x18\x07 \x01(\t\x12\x10\n\x08high_24h\x18\x08 \x01(\t\x12\x0f\n\x07low_24h\x18\t \x01(\t\x12\x18\n\x10price_change_24h\x18\n \x01(\t\x12#\n\x1bprice_change_percentage_24h\x18\x0b \x01(\t\x12\x1a\n\x12\x63irculating_supply\x18\x0c \x01(\t\x12\x11\n\tis_active\x18\r \x01(\x08\x12\x30\n\x0clast_updated\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\x11ListAssetsRequest\x12\x18\n\x0b\x61\x63tive_only\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x12\n\x05limit\x18\x02 \x01(\x05H\x01\x88\x01\x01\x42\x0e\n\x0c_active_onlyB\x08\n\x06_limit\"`\n\x12ListAssetsResponse\x12\x1f\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32\x11.trading.v1.Asset\x12\x13\n\x0btotal_count\x18\x02 \x01(\x05\x12\x14\n\x0c\x61\x63tive_count\x18\x03 \x01(\x05\"<\n\x0fGetAssetRequest\x12)\n\x08\x61sset_id\x18\x01 \x01(\tB\x17\xb2\xbb\x18\x13^[A-Za-z0-9]{1,10}$\"3\n\x10GetAssetResponse\x12\x1f\n\x04\x64\x61ta\x18\x01 \x01(\x0b\x32\x11.trading.v1.Asset\"z\n\x05Quote\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x12\n\nasset_name\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\t\x12)\n\x05\x61s_of\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tis_active\x18\x05 \x01(\x08\">\n\x10GetQuotesRequest\x12*\n\tasset_ids\x18\x01 \x03(\tB\x17\xb2\xbb\x18\x13^[A-Za-z0-9]{1,10}$\"6\n\x11GetQuotesResponse\x12!\n\x06quotes\x18\x01 \x03(\x0b\x32\x11.trading.v1.Quote\"?\n\x13StreamPricesRequest\x12(\n\x07symbols\x18\x01 \x03(\tB\x17\xb2\xbb\x18\x13^[A-Za-z0-9]{1,10}$\"]\n\x14StreamPricesResponse\x12 \n\x05quote\x18\x01 \x01(\x0b\x32\x11.trading.v1.Quote\x12#\n\x1bprice_change_percentage_24h\x18\x02 \x01(\t2\xd1\x03\n\x10InventoryService\x12u\n\nListAssets\x12\x1d.trading.v1.ListAssetsRequest\x1a\x1e.trading.v1.ListAssetsResponse\"(\x88\xb5\x18\x01\x98\xb5\x18\x01\x82\xd3\xe4\x93\x02\x1a\x12\x18/api/v1/inventory/assets\x12z\n\x08GetAsset\x12\x1b.trading.v1.GetAssetRequest\x1a\x1c.trading.v1.GetAssetResponse\"3\x88\xb5\x18\x01\x98\xb5\x18\x01\x82\xd3\xe4\x93\x02%\x12#/api/v1/inventory/assets/{asset_id}\x12R\n\tGetQuotes\x12\x1c.trading.v1.GetQuotesRequest\x1a\x1d.trading.v1.GetQuotesResponse\"\x08\x88\xb5\x18\x01\x98\xb5\x18\x01\x12v\n\x0cStreamPrices\x12\x1f.trading.v1.StreamPricesRequest\x1a .trading.v1.StreamPricesResponse\"!\x88\xb5\x18\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/api/v1/stream/prices0\x01\x42\x16Z\x14trading/v1;tradingv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atrading/v1/inventory.proto\x12\ntrading.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18trading/v1/options.proto\"\xcc\x08\n\x05\x41sset\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x17\n\x0fmarket_cap_rank\x18\x04 \x01(\x05\x12\x15\n\rcurrent_price\x18\x05 \x01(\t\x12\x12\n\nmarket_cap\x18\x06 \x01(\t\x12\x18\n\x10total_volume_24h\x18\x07 \x01(\t\x12\x10\n\x08high_24h\x18\x08 \x01(\t\x12\x0f\n\x07low_24h\x18\t \x01(\t\x12\x18\n\x10price_change_24h\x18\n \x01(\t\x12)\n\x1bprice_change_percentage_24h\x18\x0b \x01(\tB\x04\xb8\xbb\x18\x01\x12\x1a\n\x12\x63irculating_supply\x18\x0c \x01(\t\x12\x11\n\tis_active\x18\r \x01(\x08\x12\x30\n\x0clast_updated\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\tprice_usd\x18\x0f \x01(\tB\x08\xb8\xbb\x18\x01\xc0\xbb\x18\x01\x12\x0e\n\x06symbol\x18\x10 \x01(\t\x12\x1e\n\x0b\x64\x65scription\x18\x11 \x01(\tB\x04\xc0\xbb\x18\x01H\x00\x88\x01\x01\x12\x18\n\x05image\x18\x12 \x01(\tB\x04\xc0\xbb\x18\x01H\x01\x88\x01\x01\x12\x1b\n\x13\x61vailability_status\x18\x13 \x01(\t\x12\x31\n\x1aprice_change_percentage_7d\x18\x14 \x01(\tB\x08\xb8\xbb\x18\x01\xc0\xbb\x18\x01H\x02\x88\x01\x01\x12\x32\n\x1bprice_change_percentage_30d\x18\x15 \x01(\tB\x08\xb8\xbb\x18\x01\xc0\xbb\x18\x01H\x03\x88\x01\x01\x12#\n\x0ctotal_supply\x18\x16 \x01(\tB\x08\xb8\xbb\x18\x01\xc0\xbb\x18\x01H\x04\x88\x01\x01\x12!\n\nmax_supply\x18\x17 \x01(\tB\x08\xb8\xbb\x18\x01\xc0\xbb\x18\x01H\x05\x88\x01\x01\x12\x1a\n\x03\x61th\x18\x18 \x01(\tB\x08\xb8\xbb\x18\x01\xc0\xbb\x18\x01H\x06\x88\x01\x01\x12,\n\x15\x61th_change_percentage\x18\x19 \x01(\tB\x08\xb8\xbb\x18\x01\xc0\xbb\x18\x01H\x07\x88\x01\x01\x12\x32\n\x08\x61th_date\x18\x1a \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xc0\xbb\x18\x01\x12\x1a\n\x03\x61tl\x18\x1b \x01(\tB\x08\xb8\xbb\x18\x01\xc0\xbb\x18\x01H\x08\x88\x01\x01\x12,\n\x15\x61tl_change_percentage\x18\x1c \x01(\tB\x08\xb8\xbb\x18\x01\xc0\xbb\x18\x01H\t\x88\x01\x01\x12\x32\n\x08\x61tl_date\x18\x1d \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xc0\xbb\x18\x01\x42\x0e\n\x0c_descriptionB\x08\n\x06_imageB\x1d\n\x1b_price_change_percentage_7dB\x1e\n\x1c_price_change_percentage_30dB\x0f\n\r_total_supplyB\r\n\x0b_max_supplyB\x06\n\x04_athB\x18\n\x16_ath_change_percentageB\x06\n\x04_atlB\x18\n\x16_atl_change_percentage\"[\n\x11ListAssetsRequest\x12\x18\n\x0b\x61\x63tive_only\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x12\n\x05limit\x18\x02 \x01(\x05H\x01\x88\x01\x01\x42\x0e\n\x0c_active_onlyB\x08\n\x06_limit\"`\n\x12ListAssetsResponse\x12\x1f\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32\x11.trading.v1.Asset\x12\x13\n\x0btotal_count\x18\x02 \x01(\x05\x12\x14\n\x0c\x61\x63tive_count\x18\x03 \x01(\x05\"<\n\x0fGetAssetRequest\x12)\n\x08\x61sset_id\x18\x01 \x01(\tB\x17\xb2\xbb\x18\x13^[A-Za-z0-9]{1,10}$\"3\n\x10GetAssetResponse\x12\x1f\n\x04\x64\x61ta\x18\x01 \x01(\x0b\x32\x11.trading.v1.Asset\"z\n\x05Quote\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x12\n\nasset_name\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\t\x12)\n\x05\x61s_of\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tis_active\x18\x05 \x01(\x08\">\n\x10GetQuotesRequest\x12*\n\tasset_ids\x18\x01 \x03(\tB\x17\xb2\xbb\x18\x13^[A-Za-z0-9]{1,10}$\"6\n\x11GetQuotesResponse\x12!\n\x06quotes\x18\x01 \x03(\x0b\x32\x11.trading.v1.Quote\"?\n\x13StreamPricesRequest\x12(\n\x07symbols\x18\x01 \x03(\tB\x17\xb2\xbb\x18\x13^[A-Za-z0-9]{1,10}$\"]\n\x14StreamPricesResponse\x12 \n\x05quote\x18\x01 \x01(\x0b\x32\x11.trading.v1.Quote\x12#\n\x1bprice_change_percentage_24h\x18\x02 \x01(\t2\xd1\x03\n\x10InventoryService\x12u\n\nListAssets\x12\x1d.trading.v1.ListAssetsRequest\x1a\x1e.trading.v1.ListAssetsResponse\"(\x88\xb5\x18\x01\x98\xb5\x18\x01\x82\xd3\xe4\x93\x02\x1a\x12\x18/api/v1/inventory/assets\x12z\n\x08GetAsset\x12\x1b.trading.v1.GetAssetRequest\x1a\x1c.trading.v1.GetAssetResponse\"3\x88\xb5\x18\x01\x98\xb5\x18\x01\x82\xd3\xe4\x93\x02%\x12#/api/v1/inventory/assets/{asset_id}\x12R\n\tGetQuotes\x12\x1c.trading.v1.GetQuotesRequest\x1a\x1d.trading.v1.GetQuotesResponse\"\x08\x88\xb5\x18\x01\x98\xb5\x18\x01\x12v\n\x0cStreamPrices\x12\x1f.trading.v1.StreamPricesRequest\x1a .trading.v1.StreamPricesResponse\"!\x88\xb5\x18\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/api/v1/stream/prices0\x01\x42\x16Z\x14trading/v1;tradingv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,6 +35,34 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trading.v1.inventory_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z\024trading/v1;tradingv1'
+  _globals['_ASSET'].fields_by_name['price_change_percentage_24h']._loaded_options = None
+  _globals['_ASSET'].fields_by_name['price_change_percentage_24h']._serialized_options = b'\270\273\030\001'
+  _globals['_ASSET'].fields_by_name['price_usd']._loaded_options = None
+  _globals['_ASSET'].fields_by_name['price_usd']._serialized_options = b'\270\273\030\001\300\273\030\001'
+  _globals['_ASSET'].fields_by_name['description']._loaded_options = None
+  _globals['_ASSET'].fields_by_name['description']._serialized_options = b'\300\273\030\001'
+  _globals['_ASSET'].fields_by_name['image']._loaded_options = None
+  _globals['_ASSET'].fields_by_name['image']._serialized_options = b'\300\273\030\001'
+  _globals['_ASSET'].fields_by_name['price_change_percentage_7d']._loaded_options = None
+  _globals['_ASSET'].fields_by_name['price_change_percentage_7d']._serialized_options = b'\270\273\030\001\300\273\030\001'
+  _globals['_ASSET'].fields_by_name['price_change_percentage_30d']._loaded_options = None
+  _globals['_ASSET'].fields_by_name['price_change_percentage_30d']._serialized_options = b'\270\273\030\001\300\273\030\001'
+  _globals['_ASSET'].fields_by_name['total_supply']._loaded_options = None
+  _globals['_ASSET'].fields_by_name['total_supply']._serialized_options = b'\270\273\030\001\300\273\030\001'
+  _globals['_ASSET'].fields_by_name['max_supply']._loaded_options = None
+  _globals['_ASSET'].fields_by_name['max_supply']._serialized_options = b'\270\273\030\001\300\273\030\001'
+  _globals['_ASSET'].fields_by_name['ath']._loaded_options = None
+  _globals['_ASSET'].fields_by_name['ath']._serialized_options = b'\270\273\030\001\300\273\030\001'
+  _globals['_ASSET'].fields_by_name['ath_change_percentage']._loaded_options = None
+  _globals['_ASSET'].fields_by_name['ath_change_percentage']._serialized_options = b'\270\273\030\001\300\273\030\001'
+  _globals['_ASSET'].fields_by_name['ath_date']._loaded_options = None
+  _globals['_ASSET'].fields_by_name['ath_date']._serialized_options = b'\300\273\030\001'
+  _globals['_ASSET'].fields_by_name['atl']._loaded_options = None
+  _globals['_ASSET'].fields_by_name['atl']._serialized_options = b'\270\273\030\001\300\273\030\001'
+  _globals['_ASSET'].fields_by_name['atl_change_percentage']._loaded_options = None
+  _globals['_ASSET'].fields_by_name['atl_change_percentage']._serialized_options = b'\270\273\030\001\300\273\030\001'
+  _globals['_ASSET'].fields_by_name['atl_date']._loaded_options = None
+  _globals['_ASSET'].fields_by_name['atl_date']._serialized_options = b'\300\273\030\001'
   _globals['_GETASSETREQUEST'].fields_by_name['asset_id']._loaded_options = None
   _globals['_GETASSETREQUEST'].fields_by_name['asset_id']._serialized_options = b'\262\273\030\023^[A-Za-z0-9]{1,10}$'
   _globals['_GETQUOTESREQUEST'].fields_by_name['asset_ids']._loaded_options = None
@@ -50,25 +78,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INVENTORYSERVICE'].methods_by_name['StreamPrices']._loaded_options = None
   _globals['_INVENTORYSERVICE'].methods_by_name['StreamPrices']._serialized_options = b'\210\265\030\001\202\323\344\223\002\027\022\025/api/v1/stream/prices'
   _globals['_ASSET']._serialized_start=132
-  _globals['_ASSET']._serialized_end=478
-  _globals['_LISTASSETSREQUEST']._serialized_start=480
-  _globals['_LISTASSETSREQUEST']._serialized_end=571
-  _globals['_LISTASSETSRESPONSE']._serialized_start=573
-  _globals['_LISTASSETSRESPONSE']._serialized_end=669
-  _globals['_GETASSETREQUEST']._serialized_start=671
-  _globals['_GETASSETREQUEST']._serialized_end=731
-  _globals['_GETASSETRESPONSE']._serialized_start=733
-  _globals['_GETASSETRESPONSE']._serialized_end=784
-  _globals['_QUOTE']._serialized_start=786
-  _globals['_QUOTE']._serialized_end=908
-  _globals['_GETQUOTESREQUEST']._serialized_start=910
-  _globals['_GETQUOTESREQUEST']._serialized_end=972
-  _globals['_GETQUOTESRESPONSE']._serialized_start=974
-  _globals['_GETQUOTESRESPONSE']._serialized_end=1028
-  _globals['_STREAMPRICESREQUEST']._serialized_start=1030
-  _globals['_STREAMPRICESREQUEST']._serialized_end=1093
-  _globals['_STREAMPRICESRESPONSE']._serialized_start=1095
-  _globals['_STREAMPRICESRESPONSE']._serialized_end=1188
-  _globals['_INVENTORYSERVICE']._serialized_start=1191
-  _globals['_INVENTORYSERVICE']._serialized_end=1656
+  _globals['_ASSET']._serialized_end=1232
+  _globals['_LISTASSETSREQUEST']._serialized_start=1234
+  _globals['_LISTASSETSREQUEST']._serialized_end=1325
+  _globals['_LISTASSETSRESPONSE']._serialized_start=1327
+  _globals['_LISTASSETSRESPONSE']._serialized_end=1423
+  _globals['_GETASSETREQUEST']._serialized_start=1425
+  _globals['_GETASSETREQUEST']._serialized_end=1485
+  _globals['_GETASSETRESPONSE']._serialized_start=1487
+  _globals['_GETASSETRESPONSE']._serialized_end=1538
+  _globals['_QUOTE']._serialized_start=1540
+  _globals['_QUOTE']._serialized_end=1662
+  _globals['_GETQUOTESREQUEST']._serialized_start=1664
+  _globals['_GETQUOTESREQUEST']._serialized_end=1726
+  _globals['_GETQUOTESRESPONSE']._serialized_start=1728
+  _globals['_GETQUOTESRESPONSE']._serialized_end=1782
+  _globals['_STREAMPRICESREQUEST']._serialized_start=1784
+  _globals['_STREAMPRICESREQUEST']._serialized_end=1847
+  _globals['_STREAMPRICESRESPONSE']._serialized_start=1849
+  _globals['_STREAMPRICESRESPONSE']._serialized_end=1942
+  _globals['_INVENTORYSERVICE']._serialized_start=1945
+  _globals['_INVENTORYSERVICE']._serialized_end=2410
 # @@protoc_insertion_point(module_scope)

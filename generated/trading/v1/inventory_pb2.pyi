@@ -37,6 +37,21 @@ class Asset(_message.Message):
     CIRCULATING_SUPPLY_FIELD_NUMBER: _builtins.int
     IS_ACTIVE_FIELD_NUMBER: _builtins.int
     LAST_UPDATED_FIELD_NUMBER: _builtins.int
+    PRICE_USD_FIELD_NUMBER: _builtins.int
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    IMAGE_FIELD_NUMBER: _builtins.int
+    AVAILABILITY_STATUS_FIELD_NUMBER: _builtins.int
+    PRICE_CHANGE_PERCENTAGE_7D_FIELD_NUMBER: _builtins.int
+    PRICE_CHANGE_PERCENTAGE_30D_FIELD_NUMBER: _builtins.int
+    TOTAL_SUPPLY_FIELD_NUMBER: _builtins.int
+    MAX_SUPPLY_FIELD_NUMBER: _builtins.int
+    ATH_FIELD_NUMBER: _builtins.int
+    ATH_CHANGE_PERCENTAGE_FIELD_NUMBER: _builtins.int
+    ATH_DATE_FIELD_NUMBER: _builtins.int
+    ATL_FIELD_NUMBER: _builtins.int
+    ATL_CHANGE_PERCENTAGE_FIELD_NUMBER: _builtins.int
+    ATL_DATE_FIELD_NUMBER: _builtins.int
     asset_id: _builtins.str
     """Upper-case symbol, e.g. "BTC"."""
     name: _builtins.str
@@ -51,10 +66,37 @@ class Asset(_message.Message):
     low_24h: _builtins.str
     price_change_24h: _builtins.str
     price_change_percentage_24h: _builtins.str
+    """A JSON number over HTTP (the previous platform's type)."""
     circulating_supply: _builtins.str
     is_active: _builtins.bool
+    price_usd: _builtins.str
+    """The previous platform's names and JSON types, kept for its clients
+    (shared/API.md): numbers, or null when the catalogue does not know them.
+    The same value as current_price, as a JSON number.
+    """
+    symbol: _builtins.str
+    """The same value as asset_id."""
+    description: _builtins.str
+    image: _builtins.str
+    """A picture served by this platform (a path on the bridge); null when none.
+    Never an address outside the platform.
+    """
+    availability_status: _builtins.str
+    """"available" or "unavailable" (is_active)."""
+    price_change_percentage_7d: _builtins.str
+    price_change_percentage_30d: _builtins.str
+    total_supply: _builtins.str
+    max_supply: _builtins.str
+    ath: _builtins.str
+    ath_change_percentage: _builtins.str
+    atl: _builtins.str
+    atl_change_percentage: _builtins.str
     @_builtins.property
     def last_updated(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def ath_date(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def atl_date(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -72,12 +114,66 @@ class Asset(_message.Message):
         circulating_supply: _builtins.str = ...,
         is_active: _builtins.bool = ...,
         last_updated: _timestamp_pb2.Timestamp | None = ...,
+        price_usd: _builtins.str = ...,
+        symbol: _builtins.str = ...,
+        description: _builtins.str | None = ...,
+        image: _builtins.str | None = ...,
+        availability_status: _builtins.str = ...,
+        price_change_percentage_7d: _builtins.str | None = ...,
+        price_change_percentage_30d: _builtins.str | None = ...,
+        total_supply: _builtins.str | None = ...,
+        max_supply: _builtins.str | None = ...,
+        ath: _builtins.str | None = ...,
+        ath_change_percentage: _builtins.str | None = ...,
+        ath_date: _timestamp_pb2.Timestamp | None = ...,
+        atl: _builtins.str | None = ...,
+        atl_change_percentage: _builtins.str | None = ...,
+        atl_date: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["last_updated", b"last_updated"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_ath", b"_ath", "_ath_change_percentage", b"_ath_change_percentage", "_atl", b"_atl", "_atl_change_percentage", b"_atl_change_percentage", "_description", b"_description", "_image", b"_image", "_max_supply", b"_max_supply", "_price_change_percentage_30d", b"_price_change_percentage_30d", "_price_change_percentage_7d", b"_price_change_percentage_7d", "_total_supply", b"_total_supply", "ath", b"ath", "ath_change_percentage", b"ath_change_percentage", "ath_date", b"ath_date", "atl", b"atl", "atl_change_percentage", b"atl_change_percentage", "atl_date", b"atl_date", "description", b"description", "image", b"image", "last_updated", b"last_updated", "max_supply", b"max_supply", "price_change_percentage_30d", b"price_change_percentage_30d", "price_change_percentage_7d", b"price_change_percentage_7d", "total_supply", b"total_supply"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_id", b"asset_id", "category", b"category", "circulating_supply", b"circulating_supply", "current_price", b"current_price", "high_24h", b"high_24h", "is_active", b"is_active", "last_updated", b"last_updated", "low_24h", b"low_24h", "market_cap", b"market_cap", "market_cap_rank", b"market_cap_rank", "name", b"name", "price_change_24h", b"price_change_24h", "price_change_percentage_24h", b"price_change_percentage_24h", "total_volume_24h", b"total_volume_24h"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_ath", b"_ath", "_ath_change_percentage", b"_ath_change_percentage", "_atl", b"_atl", "_atl_change_percentage", b"_atl_change_percentage", "_description", b"_description", "_image", b"_image", "_max_supply", b"_max_supply", "_price_change_percentage_30d", b"_price_change_percentage_30d", "_price_change_percentage_7d", b"_price_change_percentage_7d", "_total_supply", b"_total_supply", "asset_id", b"asset_id", "ath", b"ath", "ath_change_percentage", b"ath_change_percentage", "ath_date", b"ath_date", "atl", b"atl", "atl_change_percentage", b"atl_change_percentage", "atl_date", b"atl_date", "availability_status", b"availability_status", "category", b"category", "circulating_supply", b"circulating_supply", "current_price", b"current_price", "description", b"description", "high_24h", b"high_24h", "image", b"image", "is_active", b"is_active", "last_updated", b"last_updated", "low_24h", b"low_24h", "market_cap", b"market_cap", "market_cap_rank", b"market_cap_rank", "max_supply", b"max_supply", "name", b"name", "price_change_24h", b"price_change_24h", "price_change_percentage_24h", b"price_change_percentage_24h", "price_change_percentage_30d", b"price_change_percentage_30d", "price_change_percentage_7d", b"price_change_percentage_7d", "price_usd", b"price_usd", "symbol", b"symbol", "total_supply", b"total_supply", "total_volume_24h", b"total_volume_24h"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__ath: _TypeAlias = _typing.Literal["ath"]  # noqa: Y015
+    _WhichOneofArgType__ath: _TypeAlias = _typing.Literal["_ath", b"_ath"]  # noqa: Y015
+    _WhichOneofReturnType__ath_change_percentage: _TypeAlias = _typing.Literal["ath_change_percentage"]  # noqa: Y015
+    _WhichOneofArgType__ath_change_percentage: _TypeAlias = _typing.Literal["_ath_change_percentage", b"_ath_change_percentage"]  # noqa: Y015
+    _WhichOneofReturnType__atl: _TypeAlias = _typing.Literal["atl"]  # noqa: Y015
+    _WhichOneofArgType__atl: _TypeAlias = _typing.Literal["_atl", b"_atl"]  # noqa: Y015
+    _WhichOneofReturnType__atl_change_percentage: _TypeAlias = _typing.Literal["atl_change_percentage"]  # noqa: Y015
+    _WhichOneofArgType__atl_change_percentage: _TypeAlias = _typing.Literal["_atl_change_percentage", b"_atl_change_percentage"]  # noqa: Y015
+    _WhichOneofReturnType__description: _TypeAlias = _typing.Literal["description"]  # noqa: Y015
+    _WhichOneofArgType__description: _TypeAlias = _typing.Literal["_description", b"_description"]  # noqa: Y015
+    _WhichOneofReturnType__image: _TypeAlias = _typing.Literal["image"]  # noqa: Y015
+    _WhichOneofArgType__image: _TypeAlias = _typing.Literal["_image", b"_image"]  # noqa: Y015
+    _WhichOneofReturnType__max_supply: _TypeAlias = _typing.Literal["max_supply"]  # noqa: Y015
+    _WhichOneofArgType__max_supply: _TypeAlias = _typing.Literal["_max_supply", b"_max_supply"]  # noqa: Y015
+    _WhichOneofReturnType__price_change_percentage_30d: _TypeAlias = _typing.Literal["price_change_percentage_30d"]  # noqa: Y015
+    _WhichOneofArgType__price_change_percentage_30d: _TypeAlias = _typing.Literal["_price_change_percentage_30d", b"_price_change_percentage_30d"]  # noqa: Y015
+    _WhichOneofReturnType__price_change_percentage_7d: _TypeAlias = _typing.Literal["price_change_percentage_7d"]  # noqa: Y015
+    _WhichOneofArgType__price_change_percentage_7d: _TypeAlias = _typing.Literal["_price_change_percentage_7d", b"_price_change_percentage_7d"]  # noqa: Y015
+    _WhichOneofReturnType__total_supply: _TypeAlias = _typing.Literal["total_supply"]  # noqa: Y015
+    _WhichOneofArgType__total_supply: _TypeAlias = _typing.Literal["_total_supply", b"_total_supply"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__ath) -> _WhichOneofReturnType__ath | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__ath_change_percentage) -> _WhichOneofReturnType__ath_change_percentage | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__atl) -> _WhichOneofReturnType__atl | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__atl_change_percentage) -> _WhichOneofReturnType__atl_change_percentage | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__description) -> _WhichOneofReturnType__description | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__image) -> _WhichOneofReturnType__image | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_supply) -> _WhichOneofReturnType__max_supply | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__price_change_percentage_30d) -> _WhichOneofReturnType__price_change_percentage_30d | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__price_change_percentage_7d) -> _WhichOneofReturnType__price_change_percentage_7d | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__total_supply) -> _WhichOneofReturnType__total_supply | None: ...
 
 Global___Asset: _TypeAlias = Asset  # noqa: Y015
 

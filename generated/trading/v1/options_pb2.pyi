@@ -16,6 +16,8 @@ RETRYABLE_FIELD_NUMBER: _builtins.int
 AUDIT_EVENT_FIELD_NUMBER: _builtins.int
 DECIMAL_FIELD_NUMBER: _builtins.int
 PATTERN_FIELD_NUMBER: _builtins.int
+JSON_NUMBER_FIELD_NUMBER: _builtins.int
+JSON_NULL_FIELD_NUMBER: _builtins.int
 public: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, _builtins.bool]
 """True when the RPC needs no access token. Absent means a valid,
 unrevoked access token is required: the safe default.
@@ -39,4 +41,12 @@ pattern: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions,
 """The text the field takes: a regular expression (ECMA and Python alike) that
 the whole value must match. The owning service enforces it; the bridge's
 OpenAPI document states it; a test checks that the two agree.
+"""
+json_number: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, _builtins.bool]
+"""Over HTTP, this decimal text is written as a JSON number with exactly its
+digits (the previous platform's clients do arithmetic on these fields).
+"""
+json_null: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, _builtins.bool]
+"""Over HTTP, this field is written as null when it is not set, instead of
+being left out (the previous platform's clients test for null).
 """
