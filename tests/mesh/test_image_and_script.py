@@ -181,16 +181,20 @@ def test_the_shell_scripts_are_shellcheck_clean(script: Path) -> None:
 
 
 def test_the_one_command_refuses_politely_without_its_tools(tmp_path: Path) -> None:
-    """With only the basic shell tools on PATH it names what is missing and changes nothing."""
+    """With only the basic shell tools on PATH it names what is missing and changes
+    nothing, whether called itself or as ./dev cluster."""
     tools = tmp_path / "bin"
     tools.mkdir()
-    for name in ("dirname", "cat", "printf", "grep", "date"):
+    for name in ("bash", "dirname", "cat", "printf", "grep", "date"):
         found = shutil.which(name)
         if found is not None:
             (tools / name).symlink_to(found)
-    for command in ("up", "smoke", "grpcurl", "down"):
+    for argv in (
+        *([str(CLUSTER), command] for command in ("up", "smoke", "grpcurl", "down")),
+        [str(ROOT / "dev"), "cluster", "up"],
+    ):
         run = subprocess.run(
-            ["/bin/bash", str(CLUSTER), command],
+            ["/bin/bash", *argv],
             capture_output=True,
             text=True,
             env={"PATH": str(tools), "HOME": str(tmp_path)},
