@@ -20,6 +20,7 @@ from common.context import REQUEST_ID_HEADER, identity_var, request_id_var, time
 from common.methods import retryable_methods
 from common.metrics import ClientMetrics
 from common.telemetry import trace_headers, traced_channel
+from common.tls import WireTls, callee_of, server_name
 
 
 class _CallDetails(NamedTuple):
@@ -108,6 +109,7 @@ def make_channel(
     services: Sequence[str],
     default_deadline: float,
     retries: bool = True,
+    tls: WireTls | None = None,
 ) -> grpc.Channel:
     options: list[tuple[str, Any]] = [
         ("grpc.enable_retries", 1 if retries else 0),
@@ -115,7 +117,14 @@ def make_channel(
     ]
     if retries:
         options.append(("grpc.service_config", _retry_config(services)))
-    channel = grpc.insecure_channel(target, options=options)
+    if tls is None:
+        channel = grpc.insecure_channel(target, options=options)
+    else:
+        # The server must prove it is the process that serves these services.
+        callee = callee_of(services)
+        if callee is not None:
+            options.append(("grpc.ssl_target_name_override", server_name(callee)))
+        channel = grpc.secure_channel(target, tls.channel_credentials(), options=options)
     # Tracing outermost: its client span covers the retries and carries `traceparent`.
     return traced_channel(
         grpc.intercept_channel(channel, _PropagatingInterceptor(default_deadline), ClientMetrics())

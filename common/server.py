@@ -27,6 +27,7 @@ from common.redis_clients import redis_client
 from common.revocation import RevocationList
 from common.settings import CommonSettings
 from common.telemetry import server_tracing
+from common.tls import PeerAuthorization, WireTls, wire_tls
 from common.tokens import AccessTokenVerifier, KeyResolver
 
 log = logging.getLogger(__name__)
@@ -80,11 +81,18 @@ def start_server(
     max_workers: int,
     drain_seconds: float,
     grace_seconds: float,
+    tls: WireTls | None = None,
 ) -> RunningServer:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
         # The tracing span encloses everything the service interceptor does and logs.
-        interceptors=[server_tracing(), ServerMetrics(), ServiceInterceptor(verifier)],
+        interceptors=[
+            server_tracing(),
+            ServerMetrics(),
+            # On mTLS, the call graph decides before anything else runs.
+            *([PeerAuthorization(tls.identity)] if tls is not None else []),
+            ServiceInterceptor(verifier),
+        ],
         options=[
             ("grpc.max_receive_message_length", _MESSAGE_LIMIT),
             ("grpc.max_send_message_length", _MESSAGE_LIMIT),
@@ -97,7 +105,11 @@ def start_server(
     reflection.enable_server_reflection(
         (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    if tls is None:
+        bound = server.add_insecure_port(address)
+    else:
+        bound = server.add_secure_port(address, tls.server_credentials())
     if bound == 0:
         raise OSError(f"cannot bind {host}:{port}")
     server.start()
@@ -144,6 +156,7 @@ def start_service(
         max_workers=settings.grpc_max_workers,
         drain_seconds=settings.shutdown_drain_seconds,
         grace_seconds=settings.shutdown_grace_seconds,
+        tls=wire_tls(settings),
     )
 
 

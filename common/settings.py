@@ -59,6 +59,13 @@ class CommonSettings(BaseSettings):
     audit_log_file: Path | None = Field(
         None, description="File the audit records are appended to; unset: standard output."
     )
+    tls_ca_file: Path | None = Field(
+        None, description="CA of mTLS between processes (PEM); with the two below, mTLS on."
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="This process's certificate (PEM), identity as URI SAN."
+    )
+    tls_key_file: Path | None = Field(None, description="This process's private key (PEM).")
     metrics_port: int = Field(
         9464, ge=-1, le=65535, description="Port of the Prometheus /metrics page; -1: none."
     )

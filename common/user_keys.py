@@ -12,6 +12,7 @@ import grpc
 from trading.v1 import user_pb2, user_pb2_grpc
 
 from common.channels import make_channel
+from common.tls import WireTls
 from common.tokens import JwksKeyResolver, KeyResolver
 
 USER_SERVICE_NAME = user_pb2.DESCRIPTOR.services_by_name["UserService"].full_name
@@ -24,10 +25,14 @@ def no_keys(_kid: str) -> None:
 
 
 def user_service_channel(
-    address: str, *, default_deadline: float, retries: bool = True
+    address: str, *, default_deadline: float, retries: bool = True, tls: WireTls | None = None
 ) -> grpc.Channel:
     return make_channel(
-        address, services=[USER_SERVICE_NAME], default_deadline=default_deadline, retries=retries
+        address,
+        services=[USER_SERVICE_NAME],
+        default_deadline=default_deadline,
+        retries=retries,
+        tls=tls,
     )
 
 

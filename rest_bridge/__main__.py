@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from common.channels import make_channel
 from common.logs import configure_logging
 from common.telemetry import configure_tracing
+from common.tls import wire_tls
 from rest_bridge.app import INVENTORY_SERVICE, ORDER_SERVICE, USER_SERVICE, create_app
 from rest_bridge.config import BridgeSettings
 from rest_bridge.http_server import http_server
@@ -26,6 +27,7 @@ def open_channels(settings: BridgeSettings) -> dict[str, grpc.Channel]:
             services=[service],
             default_deadline=settings.bridge_default_timeout_seconds,
             retries=settings.grpc_client_retries,
+            tls=wire_tls(settings),
         )
         for service, address in addresses.items()
         if address

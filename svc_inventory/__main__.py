@@ -11,6 +11,7 @@ from common.logs import configure_logging
 from common.metrics import serve_metrics
 from common.server import RunningServer, revocation_list, serve_until_signalled, start_service
 from common.telemetry import configure_tracing
+from common.tls import wire_tls
 from common.user_keys import no_keys, user_service_channel, user_service_keys
 from svc_inventory.broadcast import PriceBroadcaster
 from svc_inventory.cache import RedisQuoteCache, cache_client
@@ -89,6 +90,7 @@ def build(settings: InventorySettings) -> InventoryServer:
                     settings.user_service_addr,
                     default_deadline=settings.default_deadline_seconds,
                     retries=settings.grpc_client_retries,
+                    tls=wire_tls(settings),
                 )
             )
             if settings.user_service_addr

@@ -18,6 +18,7 @@ from common.logs import configure_logging
 from common.metrics import serve_metrics
 from common.server import RunningServer, revocation_list, serve_until_signalled, start_service
 from common.telemetry import configure_tracing
+from common.tls import wire_tls
 from common.user_keys import user_service_channel, user_service_keys
 from svc_order.config import OrderSettings
 from svc_order.domain import Limits
@@ -47,11 +48,13 @@ def build(
         settings.inventory_service_addr,
         default_deadline=settings.default_deadline_seconds,
         retries=settings.grpc_client_retries,
+        tls=wire_tls(settings),
     )
     to_users = user_service_channel(
         settings.user_service_addr,
         default_deadline=settings.default_deadline_seconds,
         retries=settings.grpc_client_retries,
+        tls=wire_tls(settings),
     )
     service = OrderService(
         store=DynamoTradingStore(

@@ -14,6 +14,7 @@ from trading.v1 import inventory_pb2, inventory_pb2_grpc
 
 from common.channels import make_channel
 from common.errors import Unavailable
+from common.tls import WireTls
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def _quote_from_message(message: inventory_pb2.Quote) -> Quote:
 
 
 def inventory_channel(
-    address: str, *, default_deadline: float, retries: bool = True
+    address: str, *, default_deadline: float, retries: bool = True, tls: WireTls | None = None
 ) -> grpc.Channel:
     """The channel to svc_inventory: deadlines, retries and request ids come with it."""
     return make_channel(
@@ -75,6 +76,7 @@ def inventory_channel(
         services=[INVENTORY_SERVICE_NAME],
         default_deadline=default_deadline,
         retries=retries,
+        tls=tls,
     )
 
 
