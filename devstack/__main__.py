@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from common.callgraph import OPERATOR
+from common.tls import server_name
 from devstack.engines import ROOT
 from devstack.stack import LocalStack
 
@@ -43,12 +45,28 @@ def print_addresses(stack: LocalStack) -> None:
         print(f"  traces         {env['TRACES_FILE']}  (./dev trace REQUEST_ID)")
     user = f"127.0.0.1:{stack.port('svc_user')}"
     grpcurl = ".venv/bin/grpcurl -plaintext"
+    if stack.mtls:
+        operator = stack.identities[OPERATOR]
+        print(f"  mTLS           on; CA and certificates in {operator.ca_file.parent}")
+        grpcurl = (
+            f".venv/bin/grpcurl -cacert {operator.ca_file} -cert {operator.cert_file}"
+            f" -key {operator.key_file}"
+        )
     print("\nTry:")
     if any(spec.name == "rest_bridge" for spec in stack.specs):
         bridge = f"http://127.0.0.1:{stack.port('rest_bridge')}"
         print(f"  browser: {bridge}/docs")
         print(f"  curl {bridge}/api/v1/inventory/assets")
         print(f"  curl -N '{bridge}/api/v1/stream/prices?symbols=btc,eth'")
+    if stack.mtls:
+        # The operator's certificate may list, describe and probe; every other call
+        # belongs to a process of the call graph (go through the bridge).
+        print(f"  {grpcurl} -servername {server_name('svc_user')} {user} list")
+        print(
+            f"  {grpcurl} -servername {server_name('svc_user')} {user} grpc.health.v1.Health/Check"
+        )
+        print("\nThe README shows more (curl). Ctrl-C stops everything.")
+        return
     print(f"  {grpcurl} {user} list")
     print(
         f'  {grpcurl} -d \'{{"username":"ada_lovelace","email":"ada@example.org",'
@@ -72,12 +90,17 @@ def main() -> int:
     parser.add_argument(
         "--data-dir", type=Path, default=Path(os.environ.get("DATA_DIR", ROOT / ".data"))
     )
+    parser.add_argument(
+        "--mtls",
+        action="store_true",
+        help="mutual TLS between the processes (dev CA and certificates under the data folder)",
+    )
     args = parser.parse_args()
     # SIGTERM and SIGHUP stop the stack the way Ctrl-C does, so nothing is orphaned.
     for stop_signal in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop_signal, _interrupt)
     data_dir: Path = args.data_dir.resolve()
-    stack = LocalStack(data_dir=data_dir, log_dir=data_dir / "logs")
+    stack = LocalStack(data_dir=data_dir, log_dir=data_dir / "logs", mtls=args.mtls)
     try:
         print("Starting the engines...")
         stack.start(progress=True)

@@ -19,7 +19,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from common.callgraph import OPERATOR
 from common.dynamo import ensure_table, make_client
+from common.tls import server_name
 from devstack.engines import (
     ROOT,
     Engine,
@@ -28,6 +30,7 @@ from devstack.engines import (
     start_dynalite,
     start_redis,
 )
+from devstack.pki import Identity, ensure_pki
 from devstack.trace import default_traces_file, rotate
 
 START_TIMEOUT_SECONDS = 60
@@ -122,6 +125,9 @@ class LocalStack:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     specs: list[ProcessSpec] = field(default_factory=existing_specs)
+    # mTLS between the processes: a dev CA and a certificate per process under pki/.
+    mtls: bool = False
+    identities: dict[str, Identity] = field(default_factory=dict)
 
     def _port(self, variable: str, default: int) -> int:
         if variable in self.overrides:
@@ -151,6 +157,8 @@ class LocalStack:
         # This process creates the tables, so it needs the engine variables too.
         os.environ.update(engine_environment(dynalite.url, redis_url))
         key_dir = (persisted or self.log_dir) / "keys"
+        if self.mtls:
+            self.identities = ensure_pki((persisted or self.log_dir) / "pki")
         self.env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "generated")]),
@@ -181,7 +189,11 @@ class LocalStack:
         process = subprocess.Popen(
             [sys.executable, "-m", spec.name],
             cwd=ROOT,
-            env={**self.env, "METRICS_PORT": self.env.get(spec.metrics_port_variable or "", "-1")},
+            env={
+                **self.env,
+                "METRICS_PORT": self.env.get(spec.metrics_port_variable or "", "-1"),
+                **(self.identities[spec.name].environment() if self.mtls else {}),
+            },
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -223,6 +235,19 @@ class LocalStack:
         self.processes.clear()
         self.engines.clear()
 
+    def probe(self, name: str) -> tuple[grpc.ChannelCredentials, str] | None:
+        """How this stack reaches `name` for health: None (plaintext), or the operator's
+        credentials and the server name the certificate of `name` carries."""
+        if not self.mtls:
+            return None
+        operator = self.identities[OPERATOR]
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=operator.ca_file.read_bytes(),
+            private_key=operator.key_file.read_bytes(),
+            certificate_chain=operator.cert_file.read_bytes(),
+        )
+        return credentials, server_name(name)
+
     def exited(self) -> list[str]:
         return [name for name, p in self.processes.items() if p.poll() is not None]
 
@@ -236,14 +261,21 @@ class LocalStack:
                 raise RuntimeError(
                     f"{spec.name} exited during start; last log lines:\n" + "\n".join(tail)
                 )
-            if _http_ready(port) if spec.http else _grpc_serving(port):
+            if _http_ready(port) if spec.http else _grpc_serving(port, self.probe(spec.name)):
                 return
             time.sleep(0.1)
         raise TimeoutError(f"{spec.name} not ready within {START_TIMEOUT_SECONDS} s; see {log}")
 
 
-def _grpc_serving(port: int) -> bool:
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+def _grpc_serving(port: int, secure: tuple[grpc.ChannelCredentials, str] | None = None) -> bool:
+    address = f"127.0.0.1:{port}"
+    if secure is None:
+        channel = grpc.insecure_channel(address)
+    else:
+        credentials, name = secure
+        options = [("grpc.ssl_target_name_override", name)]
+        channel = grpc.secure_channel(address, credentials, options=options)
+    with channel:
         try:
             status = (
                 health_pb2_grpc.HealthStub(channel)

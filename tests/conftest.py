@@ -11,7 +11,25 @@ from pathlib import Path
 import pytest
 
 from devstack.engines import Engine, engine_environment, start_dynalite, start_redis
+from devstack.pki import ensure_pki
+from tests.support import Pki
 from tests.user_service import user_channel, user_server, user_settings, users  # noqa: F401
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--mtls",
+        action="store_true",
+        help="serve every service on mutual TLS with a fresh dev CA (meant for tests/e2e)",
+    )
+
+
+@pytest.fixture(scope="session")
+def wire_pki(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """The certificates of every process when the run is on mTLS, else None."""
+    if not request.config.getoption("--mtls"):
+        return None
+    return ensure_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="session")

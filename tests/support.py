@@ -4,6 +4,42 @@ from __future__ import annotations
 
 import uuid
 
+import grpc
+
+from common.tls import server_name
+from devstack.pki import Identity
+
 
 def unique(prefix: str = "user") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+# mTLS: `pytest --mtls tests/e2e` runs the services on mutual TLS (tests/conftest.py).
+Pki = dict[str, Identity] | None
+
+
+def tls_settings(pki: Pki, name: str) -> dict[str, object]:
+    """The TLS_* settings of process `name` (none when the run is plaintext)."""
+    if pki is None:
+        return {}
+    identity = pki[name]
+    return {
+        "tls_ca_file": identity.ca_file,
+        "tls_cert_file": identity.cert_file,
+        "tls_key_file": identity.key_file,
+    }
+
+
+def dial(pki: Pki, port: int, callee: str, caller: str) -> grpc.Channel:
+    """A test's channel to `callee` on `port`, presenting `caller`'s certificate on mTLS."""
+    address = f"127.0.0.1:{port}"
+    if pki is None:
+        return grpc.insecure_channel(address)
+    identity = pki[caller]
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=identity.ca_file.read_bytes(),
+        private_key=identity.key_file.read_bytes(),
+        certificate_chain=identity.cert_file.read_bytes(),
+    )
+    options = [("grpc.ssl_target_name_override", server_name(callee))]
+    return grpc.secure_channel(address, credentials, options=options)

@@ -15,14 +15,18 @@ from common.dynamo import ensure_table, make_client
 from common.server import RunningServer
 from svc_user.__main__ import build
 from svc_user.config import UserSettings
-from tests.support import unique
+from tests.support import Pki, dial, tls_settings, unique
 
 STRONG_PASSWORD = "Correct-Horse-42!"
 
 
 @pytest.fixture(scope="session")
 def user_settings(
-    dynamodb_endpoint: str, redis_url: str, table_prefix: str, signing_key_file: Path
+    dynamodb_endpoint: str,
+    redis_url: str,
+    table_prefix: str,
+    signing_key_file: Path,
+    wire_pki: Pki,
 ) -> UserSettings:
     return UserSettings(
         grpc_host="127.0.0.1",
@@ -37,6 +41,7 @@ def user_settings(
         argon2_parallelism=1,
         shutdown_drain_seconds=0,
         shutdown_grace_seconds=0,
+        **tls_settings(wire_pki, "svc_user"),  # type: ignore[arg-type]
     )
 
 
@@ -50,8 +55,9 @@ def user_server(user_settings: UserSettings) -> Iterator[RunningServer]:
 
 
 @pytest.fixture(scope="session")
-def user_channel(user_server: RunningServer) -> Iterator[grpc.Channel]:
-    channel = grpc.insecure_channel(f"127.0.0.1:{user_server.port}")
+def user_channel(user_server: RunningServer, wire_pki: Pki) -> Iterator[grpc.Channel]:
+    # On mTLS the tests call svc_user as the bridge does.
+    channel = dial(wire_pki, user_server.port, "svc_user", "rest_bridge")
     yield channel
     channel.close()
 

@@ -29,7 +29,7 @@ from rest_bridge.app import create_app
 from rest_bridge.config import BridgeSettings
 from rest_bridge.http_server import http_server
 from svc_user.config import UserSettings
-from tests.support import unique
+from tests.support import Pki, dial, tls_settings, unique
 from tests.user_service import STRONG_PASSWORD
 
 START_TIMEOUT = 30.0
@@ -51,10 +51,11 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = START_
         time.sleep(0.02)
 
 
-def grpc_serving(port: int) -> bool:
+def grpc_serving(port: int, pki: Pki = None, name: str = "svc_user") -> bool:
+    """Whether the service `name` on `port` reports SERVING (asked as the operator)."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    with dial(pki, port, name, "operator") as channel:
         try:
             answer = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=1
@@ -76,6 +77,7 @@ class Stack:
     user: RunningServer
     inventory: Any  # svc_inventory.__main__.InventoryServer
     order: Any  # svc_order.__main__.OrderServer
+    pki: Pki = None  # the certificates when the run is on mTLS
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +87,7 @@ def stack(
     dynamodb_endpoint: str,
     redis_url: str,
     table_prefix: str,
+    wire_pki: Pki,
 ) -> Iterator[Stack]:
     from svc_inventory.__main__ import build as build_inventory
     from svc_order.__main__ import build as build_order
@@ -100,6 +103,7 @@ def stack(
             # Slower than the integration suite's ticks: this machine is shared.
             price_tick_seconds=0.25,
             user_service_addr=f"127.0.0.1:{user_server.port}",
+            **tls_settings(wire_pki, "svc_inventory"),
         )
     )
     settings = order_settings(
@@ -108,21 +112,25 @@ def stack(
         table_prefix=table_prefix,
         user_port=user_server.port,
         inventory_port=inventory.port,
+        **tls_settings(wire_pki, "svc_order"),
     )
     ensure_table(
         make_client(dynamodb_endpoint, settings.aws_region), table_prefix + settings.trading_table
     )
     order = build_order(settings)
-    wait_until(lambda: grpc_serving(inventory.port), "svc_inventory reports SERVING")
-    wait_until(lambda: grpc_serving(order.port), "svc_order reports SERVING")
+    wait_until(
+        lambda: grpc_serving(inventory.port, wire_pki, "svc_inventory"),
+        "svc_inventory reports SERVING",
+    )
+    wait_until(lambda: grpc_serving(order.port, wire_pki, "svc_order"), "svc_order reports SERVING")
     # The bridge's svc_user reaches svc_order (data export, account closing); the
     # session's first svc_user, which svc_order and svc_inventory ask for keys, shares
     # its table and signing key.
     user = build_user(
         user_settings.model_copy(update={"order_service_addr": f"127.0.0.1:{order.port}"})
     )
-    wait_until(lambda: grpc_serving(user.port), "svc_user reports SERVING")
-    yield Stack(user, inventory, order)
+    wait_until(lambda: grpc_serving(user.port, wire_pki, "svc_user"), "svc_user reports SERVING")
+    yield Stack(user, inventory, order, wire_pki)
     user.server.stop(0).wait()
     order.server.stop(0).wait()
     inventory.shutdown()
@@ -177,6 +185,7 @@ def bridge_settings(stack: Stack, redis_url: str) -> Callable[..., BridgeSetting
             "cors_allow_origins": ["https://app.example.org"],
             "shutdown_grace_seconds": 0,
             **UNLIMITED,
+            **tls_settings(stack.pki, "rest_bridge"),
         }
         fields.update(overrides)
         return BridgeSettings(**fields)

@@ -15,6 +15,7 @@ import pytest
 from trading.v1 import order_pb2, order_pb2_grpc
 
 from tests.e2e.conftest import Account, Bridge, Stack
+from tests.support import dial
 
 PROTECTED = "/api/v1/balance"
 PUBLIC = "/api/v1/inventory/assets?limit=1"
@@ -141,7 +142,7 @@ def test_the_bridge_and_the_services_accept_the_same_headers(
 ) -> None:
     header = template.format(account.access_token)
     assert http.get(PROTECTED, headers={"Authorization": header}).status_code == 200
-    with grpc.insecure_channel(f"127.0.0.1:{stack.order.port}") as channel:
+    with dial(stack.pki, stack.order.port, "svc_order", "rest_bridge") as channel:
         order_pb2_grpc.OrderServiceStub(channel).GetBalance(
             order_pb2.GetBalanceRequest(), metadata=(("authorization", header.strip()),), timeout=10
         )
@@ -156,7 +157,7 @@ def test_the_bridge_and_the_services_refuse_the_same_headers(
     header = template.format(account.access_token)
     assert http.get(PROTECTED, headers={"Authorization": header}).status_code == 401
     with (
-        grpc.insecure_channel(f"127.0.0.1:{stack.order.port}") as channel,
+        dial(stack.pki, stack.order.port, "svc_order", "rest_bridge") as channel,
         pytest.raises(grpc.RpcError) as refused,
     ):
         order_pb2_grpc.OrderServiceStub(channel).GetBalance(

@@ -7,13 +7,13 @@ from __future__ import annotations
 import time
 from collections.abc import Generator
 
-import grpc
 import httpx
 from prometheus_client import REGISTRY
 from trading.v1 import inventory_pb2, inventory_pb2_grpc
 
 from tests.e2e.conftest import Account, Stack, wait_until
 from tests.e2e.test_stream import read_events
+from tests.support import dial
 
 
 def sample(name: str, **labels: str) -> float:
@@ -22,7 +22,7 @@ def sample(name: str, **labels: str) -> float:
 
 def test_quotes_come_from_the_cache_and_prices_are_fresh(stack: Stack) -> None:
     hits = sample("price_cache_lookups_total", result="hit")
-    with grpc.insecure_channel(f"127.0.0.1:{stack.inventory.port}") as channel:
+    with dial(stack.pki, stack.inventory.port, "svc_inventory", "svc_order") as channel:
         inventory_pb2_grpc.InventoryServiceStub(channel).GetQuotes(
             inventory_pb2.GetQuotesRequest(asset_ids=["BTC", "ETH"]), timeout=10
         )

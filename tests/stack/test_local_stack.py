@@ -22,12 +22,12 @@ from tests.support import unique
 PASSWORD = "Correct-Horse-42!"
 
 
-def _start(data_dir: Path, ports: dict[str, str]) -> subprocess.Popen[str]:
+def _start(data_dir: Path, ports: dict[str, str], *options: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DYNAMODB_ENDPOINT")}
     env.update(ports)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "generated")])
     return subprocess.Popen(
-        [sys.executable, "-m", "devstack", "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "devstack", "--data-dir", str(data_dir), *options],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
