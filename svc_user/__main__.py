@@ -12,6 +12,7 @@ from common.revocation import RevocationKeeper
 from common.server import RunningServer, revocation_list, serve_until_signalled, start_service
 from common.settings import read_secret_file
 from common.telemetry import configure_tracing
+from common.tls import wire_tls
 from svc_user.config import UserSettings
 from svc_user.credentials import PasswordHasher, TokenIssuer, load_private_key
 from svc_user.server import SERVICE_NAME, UserServicer, register
@@ -52,6 +53,7 @@ def build(settings: UserSettings) -> RunningServer:
                 settings.order_service_addr,
                 default_deadline=settings.default_deadline_seconds,
                 retries=settings.grpc_client_retries,
+                tls=wire_tls(settings),
             )
         )
         if settings.order_service_addr

@@ -17,6 +17,7 @@ from trading.v1 import order_pb2, order_pb2_grpc
 from common.channels import make_channel
 from common.errors import Aborted, DomainError, Unavailable
 from common.grpc_errors import error_info
+from common.tls import WireTls
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,15 @@ def _relayed(error: grpc.RpcError) -> DomainError:
     )
 
 
-def order_channel(address: str, *, default_deadline: float, retries: bool = True) -> grpc.Channel:
+def order_channel(
+    address: str, *, default_deadline: float, retries: bool = True, tls: WireTls | None = None
+) -> grpc.Channel:
     return make_channel(
-        address, services=[ORDER_SERVICE_NAME], default_deadline=default_deadline, retries=retries
+        address,
+        services=[ORDER_SERVICE_NAME],
+        default_deadline=default_deadline,
+        retries=retries,
+        tls=tls,
     )
 
 
