@@ -224,6 +224,19 @@ def test_retries_fit_inside_the_callers_deadlines_on_unavailable_only(overlay: s
             assert conditions <= {"unavailable", "connect-failure", "refused-stream", "reset"}
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_retries_live_in_exactly_one_layer_in_every_overlay(overlay: str) -> None:
+    """The mesh's VirtualServices, or else the channels' own: never both, never none."""
+    objects = build(overlay)
+    mesh_retries = any(
+        route["retries"]["attempts"] > 0
+        for vs in of_kind(objects, "VirtualService")
+        for route in vs["spec"]["http"]
+    )
+    channel_retries = _platform_config(objects)["GRPC_CLIENT_RETRIES"] == "true"
+    assert mesh_retries != channel_retries
+
+
 @pytest.mark.parametrize("overlay", MESH_OVERLAYS)
 def test_mutual_tls_is_strict_everywhere(overlay: str) -> None:
     objects = build(overlay)
