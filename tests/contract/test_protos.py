@@ -31,6 +31,8 @@ API_ROUTES = {
     ("post", "/api/v1/orders"),
     ("get", "/api/v1/orders"),
     ("get", "/api/v1/orders/{order_id}"),
+    ("delete", "/api/v1/orders/{order_id}"),
+    ("get", "/api/v1/stream/orders"),
     ("get", "/api/v1/balance"),
     ("post", "/api/v1/balance/deposit"),
     ("post", "/api/v1/balance/withdraw"),

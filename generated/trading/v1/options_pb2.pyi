@@ -14,6 +14,7 @@ PUBLIC_FIELD_NUMBER: _builtins.int
 SUCCESS_HTTP_STATUS_FIELD_NUMBER: _builtins.int
 RETRYABLE_FIELD_NUMBER: _builtins.int
 AUDIT_EVENT_FIELD_NUMBER: _builtins.int
+SSE_EVENT_FIELD_NUMBER: _builtins.int
 DECIMAL_FIELD_NUMBER: _builtins.int
 PATTERN_FIELD_NUMBER: _builtins.int
 JSON_NUMBER_FIELD_NUMBER: _builtins.int
@@ -31,6 +32,10 @@ carries an idempotency key. Only these are retried by the channel.
 audit_event: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, _builtins.str]
 """Name of the security event every call of the RPC writes to the audit log
 ("login", "deposit", ...), whatever its outcome. Absent: not audited.
+"""
+sse_event: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, _builtins.str]
+"""Name of the Server-Sent Event the REST bridge writes for each message of a
+server stream ("message" when absent).
 """
 decimal: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, _builtins.bool]
 """True for decimal text: money, a price, a quantity ("12.34"). Over HTTP a

@@ -40,8 +40,14 @@ class GetBalanceResponse(_message.Message):
 
     CURRENT_BALANCE_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    AVAILABLE_BALANCE_FIELD_NUMBER: _builtins.int
+    HELD_BALANCE_FIELD_NUMBER: _builtins.int
     current_balance: _builtins.str
-    """Two decimals, e.g. "0.00"."""
+    """Total cash, two decimals, e.g. "0.00": available + held."""
+    available_balance: _builtins.str
+    """Cash that can be withdrawn or spent now."""
+    held_balance: _builtins.str
+    """Cash held by resting limit buys."""
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -49,10 +55,12 @@ class GetBalanceResponse(_message.Message):
         *,
         current_balance: _builtins.str = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        available_balance: _builtins.str = ...,
+        held_balance: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_balance", b"current_balance", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_balance", b"available_balance", "current_balance", b"current_balance", "held_balance", b"held_balance", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -272,19 +280,44 @@ class Order(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     TOTAL_AMOUNT_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    TIME_IN_FORCE_FIELD_NUMBER: _builtins.int
+    LIMIT_PRICE_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    FILLED_AT_FIELD_NUMBER: _builtins.int
+    CANCELLED_AT_FIELD_NUMBER: _builtins.int
+    EXPIRED_AT_FIELD_NUMBER: _builtins.int
+    HELD_AMOUNT_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     order_type: _builtins.str
     """market_buy, market_sell, limit_buy or limit_sell."""
     asset_id: _builtins.str
     quantity: _builtins.str
     price: _builtins.str
-    """Execution price per unit."""
+    """Execution price per unit; empty until the order is filled."""
     status: _builtins.str
-    """pending, completed, cancelled or failed."""
+    """pending (a resting limit order), completed, cancelled or expired."""
     total_amount: _builtins.str
-    """quantity x price, rounded up to the cent for a buy, down for a sale."""
+    """quantity x price, rounded up to the cent for a buy, down for a sale;
+    "0.00" until filled.
+    """
+    time_in_force: _builtins.str
+    """Limit orders: gtc, day, gtd, ioc or fok; empty for market orders."""
+    limit_price: _builtins.str
+    """Limit orders: the limit price; empty for market orders."""
+    held_amount: _builtins.str
+    """What a resting order holds: cash for a buy ("12.35"), units for a sell."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """day and gtd orders: when a still resting order expires."""
+
+    @_builtins.property
+    def filled_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def cancelled_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expired_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -296,10 +329,17 @@ class Order(_message.Message):
         status: _builtins.str = ...,
         total_amount: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        time_in_force: _builtins.str = ...,
+        limit_price: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        filled_at: _timestamp_pb2.Timestamp | None = ...,
+        cancelled_at: _timestamp_pb2.Timestamp | None = ...,
+        expired_at: _timestamp_pb2.Timestamp | None = ...,
+        held_amount: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancelled_at", b"cancelled_at", "created_at", b"created_at", "expired_at", b"expired_at", "expires_at", b"expires_at", "filled_at", b"filled_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_id", b"asset_id", "created_at", b"created_at", "order_id", b"order_id", "order_type", b"order_type", "price", b"price", "quantity", b"quantity", "status", b"status", "total_amount", b"total_amount"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_id", b"asset_id", "cancelled_at", b"cancelled_at", "created_at", b"created_at", "expired_at", b"expired_at", "expires_at", b"expires_at", "filled_at", b"filled_at", "held_amount", b"held_amount", "limit_price", b"limit_price", "order_id", b"order_id", "order_type", b"order_type", "price", b"price", "quantity", b"quantity", "status", b"status", "time_in_force", b"time_in_force", "total_amount", b"total_amount"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -313,14 +353,26 @@ class PlaceOrderRequest(_message.Message):
     ASSET_ID_FIELD_NUMBER: _builtins.int
     QUANTITY_FIELD_NUMBER: _builtins.int
     PRICE_FIELD_NUMBER: _builtins.int
+    TIME_IN_FORCE_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
     order_type: _builtins.str
     asset_id: _builtins.str
     quantity: _builtins.str
     """>= 0.001, at most 8 decimals."""
     price: _builtins.str
     """Market orders: a protection limit (a buy above it or a sell below it is
-    refused). Limit orders: the limit price.
+    refused). Limit orders: the limit price (required).
     """
+    time_in_force: _builtins.str
+    """Limit orders: gtc (until cancelled, the default), day (until 00:00 UTC),
+    gtd (until expires_at), ioc (fill now or cancel), fok (fill all now or
+    cancel; with one quote per asset an order fills whole or not at all, so
+    ioc and fok behave alike). Refused on market orders.
+    """
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """gtd only: when the order expires, in the future."""
+
     def __init__(
         self,
         *,
@@ -328,14 +380,21 @@ class PlaceOrderRequest(_message.Message):
         asset_id: _builtins.str = ...,
         quantity: _builtins.str = ...,
         price: _builtins.str | None = ...,
+        time_in_force: _builtins.str | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_price", b"_price", "price", b"price"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_price", b"_price", "_time_in_force", b"_time_in_force", "expires_at", b"expires_at", "price", b"price", "time_in_force", b"time_in_force"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_price", b"_price", "asset_id", b"asset_id", "order_type", b"order_type", "price", b"price", "quantity", b"quantity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_price", b"_price", "_time_in_force", b"_time_in_force", "asset_id", b"asset_id", "expires_at", b"expires_at", "order_type", b"order_type", "price", b"price", "quantity", b"quantity", "time_in_force", b"time_in_force"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__price: _TypeAlias = _typing.Literal["price"]  # noqa: Y015
     _WhichOneofArgType__price: _TypeAlias = _typing.Literal["_price", b"_price"]  # noqa: Y015
+    _WhichOneofReturnType__time_in_force: _TypeAlias = _typing.Literal["time_in_force"]  # noqa: Y015
+    _WhichOneofArgType__time_in_force: _TypeAlias = _typing.Literal["_time_in_force", b"_time_in_force"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__price) -> _WhichOneofReturnType__price | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__time_in_force) -> _WhichOneofReturnType__time_in_force | None: ...
 
 Global___PlaceOrderRequest: _TypeAlias = PlaceOrderRequest  # noqa: Y015
 
@@ -368,12 +427,15 @@ class ListOrdersRequest(_message.Message):
     LIMIT_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     OFFSET_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
     asset_id: _builtins.str
     order_type: _builtins.str
     limit: _builtins.int
     """1 to 100; absent means 50 (explicit presence: 0 is refused, not "unset")."""
     page_token: _builtins.str
     offset: _builtins.int
+    status: _builtins.str
+    """pending, completed, cancelled, expired, or open (= pending)."""
     def __init__(
         self,
         *,
@@ -382,10 +444,11 @@ class ListOrdersRequest(_message.Message):
         limit: _builtins.int | None = ...,
         page_token: _builtins.str = ...,
         offset: _builtins.int = ...,
+        status: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_asset_id", b"_asset_id", "_limit", b"_limit", "_order_type", b"_order_type", "asset_id", b"asset_id", "limit", b"limit", "order_type", b"order_type"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_asset_id", b"_asset_id", "_limit", b"_limit", "_order_type", b"_order_type", "_status", b"_status", "asset_id", b"asset_id", "limit", b"limit", "order_type", b"order_type", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_asset_id", b"_asset_id", "_limit", b"_limit", "_order_type", b"_order_type", "asset_id", b"asset_id", "limit", b"limit", "offset", b"offset", "order_type", b"order_type", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_asset_id", b"_asset_id", "_limit", b"_limit", "_order_type", b"_order_type", "_status", b"_status", "asset_id", b"asset_id", "limit", b"limit", "offset", b"offset", "order_type", b"order_type", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__asset_id: _TypeAlias = _typing.Literal["asset_id"]  # noqa: Y015
     _WhichOneofArgType__asset_id: _TypeAlias = _typing.Literal["_asset_id", b"_asset_id"]  # noqa: Y015
@@ -393,12 +456,16 @@ class ListOrdersRequest(_message.Message):
     _WhichOneofArgType__limit: _TypeAlias = _typing.Literal["_limit", b"_limit"]  # noqa: Y015
     _WhichOneofReturnType__order_type: _TypeAlias = _typing.Literal["order_type"]  # noqa: Y015
     _WhichOneofArgType__order_type: _TypeAlias = _typing.Literal["_order_type", b"_order_type"]  # noqa: Y015
+    _WhichOneofReturnType__status: _TypeAlias = _typing.Literal["status"]  # noqa: Y015
+    _WhichOneofArgType__status: _TypeAlias = _typing.Literal["_status", b"_status"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__asset_id) -> _WhichOneofReturnType__asset_id | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__limit) -> _WhichOneofReturnType__limit | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__order_type) -> _WhichOneofReturnType__order_type | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__status) -> _WhichOneofReturnType__status | None: ...
 
 Global___ListOrdersRequest: _TypeAlias = ListOrdersRequest  # noqa: Y015
 
@@ -468,6 +535,88 @@ class GetOrderResponse(_message.Message):
 Global___GetOrderResponse: _TypeAlias = GetOrderResponse  # noqa: Y015
 
 @_typing.final
+class CancelOrderRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelOrderRequest: _TypeAlias = CancelOrderRequest  # noqa: Y015
+
+@_typing.final
+class CancelOrderResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def data(self) -> Global___Order: ...
+    def __init__(
+        self,
+        *,
+        data: Global___Order | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelOrderResponse: _TypeAlias = CancelOrderResponse  # noqa: Y015
+
+@_typing.final
+class StreamOrderUpdatesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamOrderUpdatesRequest: _TypeAlias = StreamOrderUpdatesRequest  # noqa: Y015
+
+@_typing.final
+class StreamOrderUpdatesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    ORDER_FIELD_NUMBER: _builtins.int
+    event: _builtins.str
+    """subscribed (the first message, without an order: every event from then on
+    is delivered), then placed, filled, cancelled or expired.
+    """
+    @_builtins.property
+    def order(self) -> Global___Order:
+        """The order as it is after the event."""
+
+    def __init__(
+        self,
+        *,
+        event: _builtins.str = ...,
+        order: Global___Order | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "order", b"order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamOrderUpdatesResponse: _TypeAlias = StreamOrderUpdatesResponse  # noqa: Y015
+
+@_typing.final
 class PortfolioAsset(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -476,12 +625,19 @@ class PortfolioAsset(_message.Message):
     CURRENT_PRICE_FIELD_NUMBER: _builtins.int
     MARKET_VALUE_FIELD_NUMBER: _builtins.int
     PERCENTAGE_FIELD_NUMBER: _builtins.int
+    AVAILABLE_QUANTITY_FIELD_NUMBER: _builtins.int
+    HELD_QUANTITY_FIELD_NUMBER: _builtins.int
     asset_id: _builtins.str
     quantity: _builtins.str
+    """Units held in total: available + held."""
     current_price: _builtins.str
     market_value: _builtins.str
     percentage: _builtins.str
     """Share of cash + holdings, in percent."""
+    available_quantity: _builtins.str
+    """Units that can be sold now."""
+    held_quantity: _builtins.str
+    """Units held by resting limit sells."""
     def __init__(
         self,
         *,
@@ -490,10 +646,12 @@ class PortfolioAsset(_message.Message):
         current_price: _builtins.str = ...,
         market_value: _builtins.str = ...,
         percentage: _builtins.str = ...,
+        available_quantity: _builtins.str = ...,
+        held_quantity: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_id", b"asset_id", "current_price", b"current_price", "market_value", b"market_value", "percentage", b"percentage", "quantity", b"quantity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_id", b"asset_id", "available_quantity", b"available_quantity", "current_price", b"current_price", "held_quantity", b"held_quantity", "market_value", b"market_value", "percentage", b"percentage", "quantity", b"quantity"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -522,9 +680,15 @@ class GetPortfolioResponse(_message.Message):
     CASH_BALANCE_FIELD_NUMBER: _builtins.int
     TOTAL_ASSET_VALUE_FIELD_NUMBER: _builtins.int
     TOTAL_VALUE_FIELD_NUMBER: _builtins.int
+    AVAILABLE_CASH_FIELD_NUMBER: _builtins.int
+    HELD_CASH_FIELD_NUMBER: _builtins.int
     cash_balance: _builtins.str
     total_asset_value: _builtins.str
     total_value: _builtins.str
+    available_cash: _builtins.str
+    """Cash that can be withdrawn or spent now; cash_balance is the total."""
+    held_cash: _builtins.str
+    """Cash held by resting limit buys."""
     @_builtins.property
     def assets(self) -> _containers.RepeatedCompositeFieldContainer[Global___PortfolioAsset]: ...
     def __init__(
@@ -534,10 +698,12 @@ class GetPortfolioResponse(_message.Message):
         cash_balance: _builtins.str = ...,
         total_asset_value: _builtins.str = ...,
         total_value: _builtins.str = ...,
+        available_cash: _builtins.str = ...,
+        held_cash: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assets", b"assets", "cash_balance", b"cash_balance", "total_asset_value", b"total_asset_value", "total_value", b"total_value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assets", b"assets", "available_cash", b"available_cash", "cash_balance", b"cash_balance", "held_cash", b"held_cash", "total_asset_value", b"total_asset_value", "total_value", b"total_value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -573,11 +739,17 @@ class GetAssetBalanceResponse(_message.Message):
     TOTAL_VALUE_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    AVAILABLE_QUANTITY_FIELD_NUMBER: _builtins.int
+    HELD_QUANTITY_FIELD_NUMBER: _builtins.int
     asset_id: _builtins.str
     asset_name: _builtins.str
     quantity: _builtins.str
     current_price: _builtins.str
     total_value: _builtins.str
+    available_quantity: _builtins.str
+    """Units that can be sold now; quantity is the total."""
+    held_quantity: _builtins.str
+    """Units held by resting limit sells."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -592,10 +764,12 @@ class GetAssetBalanceResponse(_message.Message):
         total_value: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        available_quantity: _builtins.str = ...,
+        held_quantity: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_id", b"asset_id", "asset_name", b"asset_name", "created_at", b"created_at", "current_price", b"current_price", "quantity", b"quantity", "total_value", b"total_value", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_id", b"asset_id", "asset_name", b"asset_name", "available_quantity", b"available_quantity", "created_at", b"created_at", "current_price", b"current_price", "held_quantity", b"held_quantity", "quantity", b"quantity", "total_value", b"total_value", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class OrderServiceStub:
-    """Cash balances, market orders, portfolio and history of the calling user.
+    """Cash balances, market and limit orders, portfolio and history of the calling user.
     Writes read an optional "idempotency-key" metadata entry: the same key from
     the same user within 24 h returns the first result and changes nothing.
     """
@@ -72,6 +72,16 @@ class OrderServiceStub:
                 request_serializer=trading_dot_v1_dot_order__pb2.GetOrderRequest.SerializeToString,
                 response_deserializer=trading_dot_v1_dot_order__pb2.GetOrderResponse.FromString,
                 _registered_method=True)
+        self.CancelOrder = channel.unary_unary(
+                '/trading.v1.OrderService/CancelOrder',
+                request_serializer=trading_dot_v1_dot_order__pb2.CancelOrderRequest.SerializeToString,
+                response_deserializer=trading_dot_v1_dot_order__pb2.CancelOrderResponse.FromString,
+                _registered_method=True)
+        self.StreamOrderUpdates = channel.unary_stream(
+                '/trading.v1.OrderService/StreamOrderUpdates',
+                request_serializer=trading_dot_v1_dot_order__pb2.StreamOrderUpdatesRequest.SerializeToString,
+                response_deserializer=trading_dot_v1_dot_order__pb2.StreamOrderUpdatesResponse.FromString,
+                _registered_method=True)
         self.GetPortfolio = channel.unary_unary(
                 '/trading.v1.OrderService/GetPortfolio',
                 request_serializer=trading_dot_v1_dot_order__pb2.GetPortfolioRequest.SerializeToString,
@@ -100,7 +110,7 @@ class OrderServiceStub:
 
 
 class OrderServiceServicer:
-    """Cash balances, market orders, portfolio and history of the calling user.
+    """Cash balances, market and limit orders, portfolio and history of the calling user.
     Writes read an optional "idempotency-key" metadata entry: the same key from
     the same user within 24 h returns the first result and changes nothing.
     """
@@ -131,7 +141,11 @@ class OrderServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PlaceOrder(self, request, context):
-        """Places an order. Market orders execute at once at a fresh quote.
+        """Places an order. Market orders execute at once at a fresh quote. Limit
+        orders that the quote already crosses fill at once at the quote; otherwise
+        ioc and fok are cancelled at once and gtc, day and gtd rest as "pending",
+        holding cash (a buy: quantity x limit, rounded up to the cent) or units
+        (a sell) until filled, cancelled or expired.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -146,6 +160,26 @@ class OrderServiceServicer:
 
     def GetOrder(self, request, context):
         """One of the caller's orders; another user's order is NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelOrder(self, request, context):
+        """Cancels a resting (pending) order and releases its hold. A completed,
+        cancelled or expired order is ABORTED ORDER_NOT_CANCELLABLE (HTTP 409)
+        naming its status, every time it is asked; another user's order is
+        NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamOrderUpdates(self, request, context):
+        """The caller's order events (placed, filled, cancelled, expired) as they
+        happen, on whichever replica they happen; ends (UNAUTHENTICATED) when the
+        session is revoked or the token expires. At most once: a client that
+        reconnects lists its open orders to catch up.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -228,6 +262,16 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     request_deserializer=trading_dot_v1_dot_order__pb2.GetOrderRequest.FromString,
                     response_serializer=trading_dot_v1_dot_order__pb2.GetOrderResponse.SerializeToString,
             ),
+            'CancelOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelOrder,
+                    request_deserializer=trading_dot_v1_dot_order__pb2.CancelOrderRequest.FromString,
+                    response_serializer=trading_dot_v1_dot_order__pb2.CancelOrderResponse.SerializeToString,
+            ),
+            'StreamOrderUpdates': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamOrderUpdates,
+                    request_deserializer=trading_dot_v1_dot_order__pb2.StreamOrderUpdatesRequest.FromString,
+                    response_serializer=trading_dot_v1_dot_order__pb2.StreamOrderUpdatesResponse.SerializeToString,
+            ),
             'GetPortfolio': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPortfolio,
                     request_deserializer=trading_dot_v1_dot_order__pb2.GetPortfolioRequest.FromString,
@@ -262,7 +306,7 @@ def add_OrderServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class OrderService:
-    """Cash balances, market orders, portfolio and history of the calling user.
+    """Cash balances, market and limit orders, portfolio and history of the calling user.
     Writes read an optional "idempotency-key" metadata entry: the same key from
     the same user within 24 h returns the first result and changes nothing.
     """
@@ -446,6 +490,60 @@ class OrderService:
             '/trading.v1.OrderService/GetOrder',
             trading_dot_v1_dot_order__pb2.GetOrderRequest.SerializeToString,
             trading_dot_v1_dot_order__pb2.GetOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.v1.OrderService/CancelOrder',
+            trading_dot_v1_dot_order__pb2.CancelOrderRequest.SerializeToString,
+            trading_dot_v1_dot_order__pb2.CancelOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamOrderUpdates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/trading.v1.OrderService/StreamOrderUpdates',
+            trading_dot_v1_dot_order__pb2.StreamOrderUpdatesRequest.SerializeToString,
+            trading_dot_v1_dot_order__pb2.StreamOrderUpdatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

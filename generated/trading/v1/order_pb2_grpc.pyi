@@ -27,7 +27,7 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class OrderServiceStub:
-    """Cash balances, market orders, portfolio and history of the calling user.
+    """Cash balances, market and limit orders, portfolio and history of the calling user.
     Writes read an optional "idempotency-key" metadata entry: the same key from
     the same user within 24 h returns the first result and changes nothing.
     """
@@ -42,11 +42,28 @@ class OrderServiceStub:
     ListCashTransactions: _grpc.UnaryUnaryMultiCallable[_order_pb2.ListCashTransactionsRequest, _order_pb2.ListCashTransactionsResponse]
     """Cash movements, newest first."""
     PlaceOrder: _grpc.UnaryUnaryMultiCallable[_order_pb2.PlaceOrderRequest, _order_pb2.PlaceOrderResponse]
-    """Places an order. Market orders execute at once at a fresh quote."""
+    """Places an order. Market orders execute at once at a fresh quote. Limit
+    orders that the quote already crosses fill at once at the quote; otherwise
+    ioc and fok are cancelled at once and gtc, day and gtd rest as "pending",
+    holding cash (a buy: quantity x limit, rounded up to the cent) or units
+    (a sell) until filled, cancelled or expired.
+    """
     ListOrders: _grpc.UnaryUnaryMultiCallable[_order_pb2.ListOrdersRequest, _order_pb2.ListOrdersResponse]
     """Orders, newest first."""
     GetOrder: _grpc.UnaryUnaryMultiCallable[_order_pb2.GetOrderRequest, _order_pb2.GetOrderResponse]
     """One of the caller's orders; another user's order is NOT_FOUND."""
+    CancelOrder: _grpc.UnaryUnaryMultiCallable[_order_pb2.CancelOrderRequest, _order_pb2.CancelOrderResponse]
+    """Cancels a resting (pending) order and releases its hold. A completed,
+    cancelled or expired order is ABORTED ORDER_NOT_CANCELLABLE (HTTP 409)
+    naming its status, every time it is asked; another user's order is
+    NOT_FOUND.
+    """
+    StreamOrderUpdates: _grpc.UnaryStreamMultiCallable[_order_pb2.StreamOrderUpdatesRequest, _order_pb2.StreamOrderUpdatesResponse]
+    """The caller's order events (placed, filled, cancelled, expired) as they
+    happen, on whichever replica they happen; ends (UNAUTHENTICATED) when the
+    session is revoked or the token expires. At most once: a client that
+    reconnects lists its open orders to catch up.
+    """
     GetPortfolio: _grpc.UnaryUnaryMultiCallable[_order_pb2.GetPortfolioRequest, _order_pb2.GetPortfolioResponse]
     """Cash and holdings valued at current quotes."""
     GetAssetBalance: _grpc.UnaryUnaryMultiCallable[_order_pb2.GetAssetBalanceRequest, _order_pb2.GetAssetBalanceResponse]
@@ -66,7 +83,7 @@ class OrderServiceStub:
 
 @_typing.type_check_only
 class OrderServiceAsyncStub(OrderServiceStub):
-    """Cash balances, market orders, portfolio and history of the calling user.
+    """Cash balances, market and limit orders, portfolio and history of the calling user.
     Writes read an optional "idempotency-key" metadata entry: the same key from
     the same user within 24 h returns the first result and changes nothing.
     """
@@ -78,11 +95,28 @@ class OrderServiceAsyncStub(OrderServiceStub):
     ListCashTransactions: _aio.UnaryUnaryMultiCallable[_order_pb2.ListCashTransactionsRequest, _order_pb2.ListCashTransactionsResponse]  # type: ignore[assignment]
     """Cash movements, newest first."""
     PlaceOrder: _aio.UnaryUnaryMultiCallable[_order_pb2.PlaceOrderRequest, _order_pb2.PlaceOrderResponse]  # type: ignore[assignment]
-    """Places an order. Market orders execute at once at a fresh quote."""
+    """Places an order. Market orders execute at once at a fresh quote. Limit
+    orders that the quote already crosses fill at once at the quote; otherwise
+    ioc and fok are cancelled at once and gtc, day and gtd rest as "pending",
+    holding cash (a buy: quantity x limit, rounded up to the cent) or units
+    (a sell) until filled, cancelled or expired.
+    """
     ListOrders: _aio.UnaryUnaryMultiCallable[_order_pb2.ListOrdersRequest, _order_pb2.ListOrdersResponse]  # type: ignore[assignment]
     """Orders, newest first."""
     GetOrder: _aio.UnaryUnaryMultiCallable[_order_pb2.GetOrderRequest, _order_pb2.GetOrderResponse]  # type: ignore[assignment]
     """One of the caller's orders; another user's order is NOT_FOUND."""
+    CancelOrder: _aio.UnaryUnaryMultiCallable[_order_pb2.CancelOrderRequest, _order_pb2.CancelOrderResponse]  # type: ignore[assignment]
+    """Cancels a resting (pending) order and releases its hold. A completed,
+    cancelled or expired order is ABORTED ORDER_NOT_CANCELLABLE (HTTP 409)
+    naming its status, every time it is asked; another user's order is
+    NOT_FOUND.
+    """
+    StreamOrderUpdates: _aio.UnaryStreamMultiCallable[_order_pb2.StreamOrderUpdatesRequest, _order_pb2.StreamOrderUpdatesResponse]  # type: ignore[assignment]
+    """The caller's order events (placed, filled, cancelled, expired) as they
+    happen, on whichever replica they happen; ends (UNAUTHENTICATED) when the
+    session is revoked or the token expires. At most once: a client that
+    reconnects lists its open orders to catch up.
+    """
     GetPortfolio: _aio.UnaryUnaryMultiCallable[_order_pb2.GetPortfolioRequest, _order_pb2.GetPortfolioResponse]  # type: ignore[assignment]
     """Cash and holdings valued at current quotes."""
     GetAssetBalance: _aio.UnaryUnaryMultiCallable[_order_pb2.GetAssetBalanceRequest, _order_pb2.GetAssetBalanceResponse]  # type: ignore[assignment]
@@ -101,7 +135,7 @@ class OrderServiceAsyncStub(OrderServiceStub):
     """
 
 class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Cash balances, market orders, portfolio and history of the calling user.
+    """Cash balances, market and limit orders, portfolio and history of the calling user.
     Writes read an optional "idempotency-key" metadata entry: the same key from
     the same user within 24 h returns the first result and changes nothing.
     """
@@ -141,7 +175,12 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _order_pb2.PlaceOrderRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_order_pb2.PlaceOrderResponse, _abc.Awaitable[_order_pb2.PlaceOrderResponse]]:
-        """Places an order. Market orders execute at once at a fresh quote."""
+        """Places an order. Market orders execute at once at a fresh quote. Limit
+        orders that the quote already crosses fill at once at the quote; otherwise
+        ioc and fok are cancelled at once and gtc, day and gtd rest as "pending",
+        holding cash (a buy: quantity x limit, rounded up to the cent) or units
+        (a sell) until filled, cancelled or expired.
+        """
 
     @_abc_1.abstractmethod
     def ListOrders(
@@ -158,6 +197,30 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_order_pb2.GetOrderResponse, _abc.Awaitable[_order_pb2.GetOrderResponse]]:
         """One of the caller's orders; another user's order is NOT_FOUND."""
+
+    @_abc_1.abstractmethod
+    def CancelOrder(
+        self,
+        request: _order_pb2.CancelOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_pb2.CancelOrderResponse, _abc.Awaitable[_order_pb2.CancelOrderResponse]]:
+        """Cancels a resting (pending) order and releases its hold. A completed,
+        cancelled or expired order is ABORTED ORDER_NOT_CANCELLABLE (HTTP 409)
+        naming its status, every time it is asked; another user's order is
+        NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def StreamOrderUpdates(
+        self,
+        request: _order_pb2.StreamOrderUpdatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_order_pb2.StreamOrderUpdatesResponse], _abc.AsyncIterator[_order_pb2.StreamOrderUpdatesResponse]]:
+        """The caller's order events (placed, filled, cancelled, expired) as they
+        happen, on whichever replica they happen; ends (UNAUTHENTICATED) when the
+        session is revoked or the token expires. At most once: a client that
+        reconnects lists its open orders to catch up.
+        """
 
     @_abc_1.abstractmethod
     def GetPortfolio(
