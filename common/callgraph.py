@@ -77,6 +77,8 @@ CALL_GRAPH: Final[Mapping[str, Mapping[str, frozenset[str]]]] = {
                 "/trading.v1.OrderService/PlaceOrder",
                 "/trading.v1.OrderService/ListOrders",
                 "/trading.v1.OrderService/GetOrder",
+                "/trading.v1.OrderService/CancelOrder",
+                "/trading.v1.OrderService/StreamOrderUpdates",
                 "/trading.v1.OrderService/GetPortfolio",
                 "/trading.v1.OrderService/GetAssetBalance",
                 "/trading.v1.OrderService/ListAssetTransactions",
@@ -86,7 +88,13 @@ CALL_GRAPH: Final[Mapping[str, Mapping[str, frozenset[str]]]] = {
     },
     SVC_ORDER: {
         SVC_USER: frozenset({"/trading.v1.UserService/GetJwks"}),
-        SVC_INVENTORY: frozenset({"/trading.v1.InventoryService/GetQuotes"}),
+        # Quotes to trade on; the price stream triggers resting limit orders.
+        SVC_INVENTORY: frozenset(
+            {
+                "/trading.v1.InventoryService/GetQuotes",
+                "/trading.v1.InventoryService/StreamPrices",
+            }
+        ),
     },
     # Only when USER_SERVICE_ADDR is set: all of its RPCs are public today.
     SVC_INVENTORY: {

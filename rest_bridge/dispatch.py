@@ -226,7 +226,7 @@ class Dispatcher:
             raise ApiError(
                 429,
                 "TOO_MANY_STREAMS",
-                "too many price streams open; try again later",
+                "too many streams open; try again later",
                 retry_after=settings.bridge_unavailable_retry_after_seconds,
             )
         reader = open_stream(
@@ -255,4 +255,5 @@ class Dispatcher:
             request_id=request_id,
             retry_after=settings.bridge_unavailable_retry_after_seconds,
             on_close=closed,
+            event_name=route.sse_event,
         )

@@ -37,6 +37,8 @@ class Route:
     public: bool
     success_status: int
     server_streaming: bool
+    # The Server-Sent Event name of a server stream's messages.
+    sse_event: str = "message"
 
     @property
     def grpc_path(self) -> str:
@@ -92,6 +94,7 @@ def _route_of(method: MethodDescriptor) -> Route | None:
         public=bool(options.Extensions[options_pb2.public]),
         success_status=status,
         server_streaming=method.server_streaming,
+        sse_event=str(options.Extensions[options_pb2.sse_event]) or "message",
     )
 
 

@@ -1,4 +1,5 @@
-"""A server stream as Server-Sent Events: one `price` event per message.
+"""A server stream as Server-Sent Events: one event per message, named by the RPC's
+`sse_event` option (`price`, `order`).
 
 The response watches for the client's disconnect and cancels the gRPC call at once;
 a comment line every few seconds keeps proxies from closing a quiet stream.
@@ -38,7 +39,9 @@ class EventStreamResponse(Response):
         request_id: str,
         retry_after: int,
         on_close: Callable[[], None],
+        event_name: str = "message",
     ) -> None:
+        self._event_name = event_name
         self._reader = reader
         self._first = first
         self._to_json = to_json
@@ -69,7 +72,7 @@ class EventStreamResponse(Response):
                 }
             )
             if self._first is not None:
-                await self._chunk(send, event("price", self._to_json(self._first)))
+                await self._chunk(send, event(self._event_name, self._to_json(self._first)))
             while True:
                 pending = pending or asyncio.create_task(self._reader.next())
                 done, _ = await asyncio.wait(
@@ -91,7 +94,7 @@ class EventStreamResponse(Response):
                     break
                 if message is None:
                     break
-                await self._chunk(send, event("price", self._to_json(message)))
+                await self._chunk(send, event(self._event_name, self._to_json(message)))
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
             return  # the client went away while we wrote

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import partial
 
 from common.dynamo import ensure_table, make_client
 from common.logs import configure_logging
 from common.metrics import serve_metrics
+from common.periodic import PeriodicTask
 from common.server import RunningServer, revocation_list, serve_until_signalled, start_service
 from common.telemetry import configure_tracing
 from common.tls import wire_tls
@@ -21,7 +23,6 @@ from svc_inventory.feeds import CoinGeckoMarkets, PriceSource, SimulatedMarket
 from svc_inventory.server import SERVICE_NAME, InventoryServicer, register
 from svc_inventory.service import InventoryService
 from svc_inventory.store import DynamoAssetStore
-from svc_inventory.ticker import PeriodicTask
 
 
 @dataclasses.dataclass
@@ -56,7 +57,13 @@ def price_source(settings: InventorySettings, assets: Iterable[Asset]) -> PriceS
     )
 
 
-def build(settings: InventorySettings) -> InventoryServer:
+def build(
+    settings: InventorySettings,
+    *,
+    source: Callable[[Iterable[Asset]], PriceSource] | None = None,
+) -> InventoryServer:
+    """The running server. `source` replaces the configured price source: tests pass a
+    scripted market; no setting selects one, so production cannot."""
     client = make_client(settings.dynamodb_endpoint, settings.aws_region, settings.grpc_max_workers)
     table = settings.table_prefix + settings.assets_table
     ensure_table(client, table)
@@ -71,7 +78,7 @@ def build(settings: InventorySettings) -> InventoryServer:
             namespace=table,
             ttl_seconds=settings.price_cache_ttl_seconds,
         ),
-        source=price_source(settings, assets),
+        source=(source or partial(price_source, settings))(assets),
         broadcaster=streams,
         clock=lambda: datetime.now(UTC),
         assets=assets,

@@ -8,33 +8,49 @@ permission to create tables.
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import grpc
 
+from common.context import Identity
 from common.dynamo import make_client
 from common.logs import configure_logging
 from common.metrics import serve_metrics
+from common.periodic import PeriodicTask
+from common.redis_clients import redis_client
+from common.revocation import RevocationList
 from common.server import RunningServer, revocation_list, serve_until_signalled, start_service
 from common.telemetry import configure_tracing
 from common.tls import wire_tls
 from common.user_keys import user_service_channel, user_service_keys
 from svc_order.config import OrderSettings
 from svc_order.domain import Limits
+from svc_order.events import RedisOrderEvents
 from svc_order.quotes import InventoryQuotes, inventory_channel
 from svc_order.server import SERVICE_NAME, OrderServicer, register
 from svc_order.service import AfterAccountWrite, OrderService
 from svc_order.store import DynamoTradingStore
+from svc_order.trigger import PriceTrigger
 
 
 @dataclasses.dataclass
 class OrderServer(RunningServer):
-    """The running server and the channels it opened to other services."""
+    """The running server, what ends resting orders in the background (the price
+    trigger, the expiry sweep) and the channels it opened to other services."""
 
     channels: tuple[grpc.Channel, ...] = ()
+    trigger: PriceTrigger | None = None
+    sweep: PeriodicTask | None = None
 
     def shutdown(self) -> None:
+        # The background work stops first: nothing starts a fill during the grace.
+        if self.trigger is not None:
+            self.trigger.stop()
+        if self.sweep is not None:
+            self.sweep.stop()
         super().shutdown()
         for channel in self.channels:
             channel.close()
@@ -56,12 +72,18 @@ def build(
         retries=settings.grpc_client_retries,
         tls=wire_tls(settings),
     )
+    table = settings.table_prefix + settings.trading_table
+    revocations = revocation_list(settings)
+    quotes = InventoryQuotes(to_inventory)
     service = OrderService(
         store=DynamoTradingStore(
             make_client(settings.dynamodb_endpoint, settings.aws_region, settings.grpc_max_workers),
-            settings.table_prefix + settings.trading_table,
+            table,
         ),
-        quotes=InventoryQuotes(to_inventory),
+        quotes=quotes,
+        events=RedisOrderEvents(
+            redis_client(settings.redis_url, settings.redis_timeout_seconds), namespace=table
+        ),
         limits=Limits(
             daily_deposit_limit=settings.daily_deposit_limit,
             daily_withdraw_limit=settings.daily_withdraw_limit,
@@ -77,12 +99,34 @@ def build(
         settings,
         port=settings.order_grpc_port,
         service_names=[SERVICE_NAME],
-        register=register(OrderServicer(service)),
+        register=register(OrderServicer(service, session_alive=session_checker(revocations))),
         resolve_key=user_service_keys(to_users),
-        revocations=revocation_list(settings),
+        revocations=revocations,
     )
+    trigger = PriceTrigger(
+        quotes, service.fill_crossed, stream_seconds=settings.price_trigger_stream_seconds
+    )
+    trigger.start()
+
+    def sweep_step() -> None:
+        service.expire_due()
+        trigger.recheck()
+
+    sweep = PeriodicTask("order-sweep", sweep_step, settings.order_sweep_seconds)
+    sweep.start()
     fields = {f.name: getattr(running, f.name) for f in dataclasses.fields(RunningServer)}
-    return OrderServer(**fields, channels=(to_inventory, to_users))
+    return OrderServer(**fields, channels=(to_inventory, to_users), trigger=trigger, sweep=sweep)
+
+
+def session_checker(revocations: RevocationList) -> Callable[[Identity], bool]:
+    """Whether a verified caller's token still counts: not expired, not revoked."""
+
+    def alive(identity: Identity) -> bool:
+        return identity.expires_at > time.time() and not revocations.is_revoked(
+            identity.token_id, identity.session_id
+        )
+
+    return alive
 
 
 def main() -> None:

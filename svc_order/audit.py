@@ -13,8 +13,11 @@ the account) or after a crash (the next access completes them); that is reported
 `DERIVED_ITEM_MISSING` and the sums are taken as if they were written, so that one
 cause gives one discrepancy.
 
-Resting limit orders and their holds do not exist yet; when they do, "held cash = Σ of
-the holds of resting buys, held units = Σ of resting sells" joins `audit_books`.
+Resting limit orders live in the account item and their holds are derived from them
+(domain.account), so held cash and held units cannot disagree with the orders; cash
+(the total: available + held) is what the ledger adds up to. A limit order's record
+changes with its status: a stored state newer (`revision`) than what a remembered
+operation derives is not wrong, and an order that never filled is no trade.
 """
 
 from __future__ import annotations
@@ -86,7 +89,7 @@ def _missing_items(books: Books, expected: DerivedItems) -> list[str]:
     cash_ids = {entry.transaction_id: entry for entry in books.cash_entries}
     asset_ids = {entry.transaction_id: entry for entry in books.asset_entries}
     missing = []
-    if expected.cash_entry.transaction_id not in cash_ids:
+    if expected.cash_entry is not None and expected.cash_entry.transaction_id not in cash_ids:
         missing.append(expected.cash_entry.transaction_id)
     if expected.order is not None:
         if expected.order.order_id not in books.orders_by_id:
@@ -100,24 +103,32 @@ def _missing_items(books: Books, expected: DerivedItems) -> list[str]:
 
 def _wrong_items(books: Books, expected: DerivedItems) -> list[str]:
     """Ids of stored items of `expected` whose content differs from the derivation."""
-    stored: list[tuple[str, object, object]] = [
-        (
-            expected.cash_entry.transaction_id,
-            next(
-                (
-                    e
-                    for e in books.cash_entries
-                    if e.transaction_id == expected.cash_entry.transaction_id
+    stored: list[tuple[str, object, object]] = []
+    if expected.cash_entry is not None:
+        wanted_cash = expected.cash_entry
+        stored.append(
+            (
+                wanted_cash.transaction_id,
+                next(
+                    (
+                        e
+                        for e in books.cash_entries
+                        if e.transaction_id == wanted_cash.transaction_id
+                    ),
+                    None,
                 ),
-                None,
-            ),
-            expected.cash_entry,
+                wanted_cash,
+            )
         )
-    ]
     if expected.order is not None:
         order_id = expected.order.order_id
-        stored.append((f"ORDERID#{order_id}", books.orders_by_id.get(order_id), expected.order))
-        stored.append((f"ORDER#{order_id}", books.orders_by_time.get(order_id), expected.order))
+        for name, copy in (
+            (f"ORDERID#{order_id}", books.orders_by_id.get(order_id)),
+            (f"ORDER#{order_id}", books.orders_by_time.get(order_id)),
+        ):
+            # A later state of the same limit order supersedes this one.
+            if copy is None or copy.revision <= expected.order.revision:
+                stored.append((name, copy, expected.order))
     if expected.asset_entry is not None:
         wanted = expected.asset_entry
         found = next(
@@ -138,8 +149,9 @@ def _remembered_operations(account: Account) -> list[AppliedOperation]:
 def _completed(books: Books, pending: DerivedItems) -> Books:
     """The books as they are once the last operation's missing items are written."""
     cash = list(books.cash_entries)
-    if all(e.transaction_id != pending.cash_entry.transaction_id for e in cash):
-        cash.append(pending.cash_entry)
+    entry = pending.cash_entry
+    if entry is not None and all(e.transaction_id != entry.transaction_id for e in cash):
+        cash.append(entry)
     assets = list(books.asset_entries)
     if pending.asset_entry is not None and all(
         e.transaction_id != pending.asset_entry.transaction_id for e in assets
@@ -147,8 +159,10 @@ def _completed(books: Books, pending: DerivedItems) -> Books:
         assets.append(pending.asset_entry)
     by_id, by_time = dict(books.orders_by_id), dict(books.orders_by_time)
     if pending.order is not None:
-        by_id.setdefault(pending.order.order_id, pending.order)
-        by_time.setdefault(pending.order.order_id, pending.order)
+        for copies in (by_id, by_time):
+            stored = copies.get(pending.order.order_id)
+            if stored is None or stored.revision < pending.order.revision:
+                copies[pending.order.order_id] = pending.order
     return Books(books.user_id, books.account, cash, assets, by_id, by_time, books.unreadable)
 
 
@@ -200,6 +214,9 @@ def _check_trades(books: Books) -> list[Discrepancy]:
         by_time = books.orders_by_time.get(order_id)
         cash = cash_by_order.get(order_id)
         asset = asset_by_order.get(order_id)
+        unfilled = [o for o in (by_id, by_time) if o is not None and o.price is None]
+        if unfilled and cash is None and asset is None:
+            continue  # a limit order that rests, or ended without a fill: no trade
         if by_id is None or by_time is None or cash is None or asset is None:
             lacking = [
                 name

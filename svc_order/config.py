@@ -36,3 +36,15 @@ class OrderSettings(CommonSettings):
         description="Tries of an account write that loses a race to another write, "
         "before the request answers ABORTED.",
     )
+    order_sweep_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="Seconds between sweeps that expire day and gtd limit orders whose "
+        "time has come.",
+    )
+    price_trigger_stream_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Lifetime of svc_order's price stream from svc_inventory; each "
+        "reconnect re-checks every resting limit order against the current quotes.",
+    )

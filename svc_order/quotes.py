@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 from trading.v1 import inventory_pb2, inventory_pb2_grpc
@@ -80,12 +80,37 @@ def inventory_channel(
     )
 
 
+class QuoteStream:
+    """Quotes of svc_inventory's price stream as they change; the first ones are the
+    current quote of every asset. Ends with Unavailable when the stream breaks."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def __iter__(self) -> Iterator[Quote]:
+        try:
+            for message in self._call:
+                yield _quote_from_message(message.quote)
+        except grpc.RpcError as error:
+            code = error.code() if isinstance(error, grpc.Call) else None
+            raise _unavailable(f"the price stream ended: {getattr(code, 'name', code)}") from None
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+
 class InventoryQuotes:
     def __init__(self, channel: grpc.Channel) -> None:
         self._stub = inventory_pb2_grpc.InventoryServiceStub(channel)
 
     def quotes(self, asset_ids: Sequence[str]) -> dict[str, Quote]:
         return self.request_quotes(asset_ids)()
+
+    def watch(self, seconds: float) -> QuoteStream:
+        """Every asset's quote now and at each change, for `seconds` (then reconnect)."""
+        return QuoteStream(
+            self._stub.StreamPrices(inventory_pb2.StreamPricesRequest(), timeout=seconds)
+        )
 
     def request_quotes(self, asset_ids: Sequence[str]) -> PendingQuotes:
         call = self._stub.GetQuotes.future(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import grpc
@@ -10,7 +11,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from trading.v1 import order_pb2, order_pb2_grpc
 
 from common import idempotency
-from common.context import current_identity
+from common.context import Identity, current_identity
+from common.errors import Unauthenticated
 from common.server import Registrar
 from svc_order.audit import Books
 from svc_order.domain import (
@@ -30,6 +32,9 @@ from svc_order.metrics import order_outcome
 from svc_order.service import OrderService, page_request
 
 SERVICE_NAME = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
+# How often an order stream checks that its caller's session still counts (a revoked
+# session ends the stream within this) and that the client is still there.
+STREAM_POLL_SECONDS = 0.4
 
 
 def _timestamp(moment: datetime) -> Timestamp:
@@ -58,17 +63,37 @@ def _limit(
     return request.limit if request.HasField("limit") else None
 
 
+def _held_text(order: OrderRecord) -> str:
+    if order.held_amount is None:
+        return ""
+    if order.order_type.is_buy:
+        return format_cash(order.held_amount)
+    return format_quantity(order.held_amount)
+
+
 def order_message(order: OrderRecord) -> order_pb2.Order:
-    return order_pb2.Order(
+    message = order_pb2.Order(
         order_id=order.order_id,
         order_type=order.order_type.value,
         asset_id=order.asset_id,
         quantity=format_quantity(order.quantity),
-        price=format_price(order.price),
-        status=order.status,
+        price="" if order.price is None else format_price(order.price),
+        status=order.status.value,
         total_amount=format_cash(order.total_amount),
         created_at=_timestamp(order.created_at),
+        time_in_force="" if order.time_in_force is None else order.time_in_force.value,
+        limit_price="" if order.limit_price is None else format_price(order.limit_price),
+        held_amount=_held_text(order),
     )
+    for field, moment in (
+        ("expires_at", order.expires_at),
+        ("filled_at", order.filled_at),
+        ("cancelled_at", order.cancelled_at),
+        ("expired_at", order.expired_at),
+    ):
+        if moment is not None:
+            getattr(message, field).CopyFrom(_timestamp(moment))
+    return message
 
 
 # The ledger's transaction types as the contract names them (the previous platform's
@@ -160,15 +185,28 @@ def export_message(books: Books) -> order_pb2.TradingAccountExport:
 
 
 class OrderServicer(order_pb2_grpc.OrderServiceServicer):
-    def __init__(self, service: OrderService) -> None:
+    def __init__(
+        self,
+        service: OrderService,
+        *,
+        session_alive: Callable[[Identity], bool],
+        stream_poll_seconds: float = STREAM_POLL_SECONDS,
+    ) -> None:
         self._service = service
+        # Whether the caller's token still counts (not revoked, not expired); a stream
+        # outlives the check made when it opened, so it asks again as it runs.
+        self._session_alive = session_alive
+        self._stream_poll_seconds = stream_poll_seconds
 
     def GetBalance(
         self, request: order_pb2.GetBalanceRequest, context: grpc.ServicerContext
     ) -> order_pb2.GetBalanceResponse:
         account = self._service.balance(current_identity().user_id)
         return order_pb2.GetBalanceResponse(
-            current_balance=format_cash(account.cash), updated_at=_timestamp(account.updated_at)
+            current_balance=format_cash(account.cash),
+            updated_at=_timestamp(account.updated_at),
+            available_balance=format_cash(account.available_cash),
+            held_balance=format_cash(account.held_cash),
         )
 
     def Deposit(
@@ -212,6 +250,10 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
                 quantity=request.quantity,
                 price=_optional(request, "price"),
                 idempotency_key=_idempotency_key(context),
+                time_in_force=_optional(request, "time_in_force"),
+                expires_at=request.expires_at.ToDatetime(tzinfo=UTC)
+                if request.HasField("expires_at")
+                else None,
             )
         return order_pb2.PlaceOrderResponse(data=order_message(order))
 
@@ -223,6 +265,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             page_request(_limit(request), request.page_token, request.offset),
             asset_id=_optional(request, "asset_id"),
             order_type=_optional(request, "order_type"),
+            status=_optional(request, "status"),
         )
         return order_pb2.ListOrdersResponse(
             data=[order_message(order) for order in page.items],
@@ -236,6 +279,31 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         order = self._service.get_order(current_identity().user_id, request.order_id)
         return order_pb2.GetOrderResponse(data=order_message(order))
 
+    def CancelOrder(
+        self, request: order_pb2.CancelOrderRequest, context: grpc.ServicerContext
+    ) -> order_pb2.CancelOrderResponse:
+        order = self._service.cancel_order(current_identity().user_id, request.order_id)
+        return order_pb2.CancelOrderResponse(data=order_message(order))
+
+    def StreamOrderUpdates(
+        self, request: order_pb2.StreamOrderUpdatesRequest, context: grpc.ServicerContext
+    ) -> Iterator[order_pb2.StreamOrderUpdatesResponse]:
+        identity = current_identity()
+        feed = self._service.watch_orders(identity.user_id)
+        try:
+            yield order_pb2.StreamOrderUpdatesResponse(event="subscribed")
+            while context.is_active():
+                if not self._session_alive(identity):
+                    raise Unauthenticated("the session has ended", reason="SESSION_ENDED")
+                update = feed.next(self._stream_poll_seconds)
+                if update is not None:
+                    event, order = update
+                    yield order_pb2.StreamOrderUpdatesResponse(
+                        event=event, order=order_message(order)
+                    )
+        finally:
+            feed.close()
+
     def GetPortfolio(
         self, request: order_pb2.GetPortfolioRequest, context: grpc.ServicerContext
     ) -> order_pb2.GetPortfolioResponse:
@@ -248,12 +316,16 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
                     current_price=format_price(line.current_price),
                     market_value=format_cash(line.market_value),
                     percentage=format_percentage(line.percentage),
+                    available_quantity=format_quantity(line.available_quantity),
+                    held_quantity=format_quantity(line.held_quantity),
                 )
                 for line in portfolio.assets
             ],
             cash_balance=format_cash(portfolio.cash_balance),
             total_asset_value=format_cash(portfolio.total_asset_value),
             total_value=format_cash(portfolio.total_value),
+            available_cash=format_cash(portfolio.available_cash),
+            held_cash=format_cash(portfolio.held_cash),
         )
 
     def GetAssetBalance(
@@ -268,6 +340,8 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             total_value=format_cash(balance.total_value),
             created_at=_timestamp(balance.holding.created_at),
             updated_at=_timestamp(balance.holding.updated_at),
+            available_quantity=format_quantity(balance.holding.quantity - balance.held_quantity),
+            held_quantity=format_quantity(balance.held_quantity),
         )
 
     def ListAssetTransactions(

@@ -9,6 +9,14 @@ operation derives are written after the account. Every access first completes th
 derived items of the account's last operation if a crash left them unwritten; since a
 write must read the version it replaces, no operation is superseded before its items
 exist.
+
+Limit orders: a placement that rests writes the order's hint items (found by the
+trigger and the sweep, see store.py) before the account write that opens it; the write
+that ends it (fill, cancel, expiry) deletes them after its derived items. Fills come
+from `fill_crossed`, called by the price trigger for each quote; expiries from
+`expire_due`, called by the sweep. Both re-read the account and act only on what it
+says, so two replicas (or a trigger and a cancel) never end one order twice. Every
+order event (placed, filled, cancelled, expired) is published after the writes.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from common.errors import Aborted, InvalidArgument, NotFound, Unavailable
 from svc_order import metrics
@@ -38,29 +47,41 @@ from svc_order.domain import (
     InvalidOrderType,
     Limits,
     MarketQuote,
+    OpenOrder,
+    OrderNotCancellable,
+    OrderNotOpen,
     OrderRecord,
     OrderRequest,
+    OrderStatus,
     OrderType,
     Portfolio,
     Request,
     UnknownAsset,
+    cancel_order,
     close_account,
     deposit,
     derived_items,
+    expire_order,
+    fill_order,
     find_replay,
     format_cash,
     format_price,
     format_quantity,
     market_value,
     new_account,
+    order_event,
+    order_record,
     parse_amount,
     parse_asset_id,
     parse_idempotency_key,
     parse_order_type,
     parse_price,
     parse_quantity,
+    parse_status_filter,
+    parse_time_in_force,
     place_order,
     request_fingerprint,
+    resting_of,
     value_portfolio,
     withdraw,
 )
@@ -89,7 +110,22 @@ USER_LOCK_STRIPES = 1024
 _ORDER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 AfterAccountWrite = Callable[[AppliedOperation], None]
-_Decide = Callable[[Account, datetime, str], Change]
+_Decide = Callable[[Account, datetime, str], Change | None]
+
+
+class OrderFeed(Protocol):
+    def next(self, timeout_seconds: float) -> tuple[str, OrderRecord] | None:
+        """The next event of the user's orders, or None when none came in time."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class OrderEvents(Protocol):
+    """Where order events go (to every replica's streams) and come from."""
+
+    def publish(self, user_id: str, event: str, order: OrderRecord) -> None: ...
+    def subscribe(self, user_id: str) -> OrderFeed: ...
 
 
 # domain.deposit or domain.withdraw: same arguments, opposite directions.
@@ -116,6 +152,8 @@ class AssetBalance:
     current_price: Decimal
     # quantity × price rounded down to the cent.
     total_value: Decimal
+    # Units held by resting limit sells (of holding.quantity).
+    held_quantity: Decimal = Decimal(0)
 
 
 def page_request(limit: int | None, page_token: str, offset: int) -> PageRequest:
@@ -173,6 +211,7 @@ class OrderService:
         clock: Callable[[], datetime],
         new_id: Callable[[], str],
         max_quote_age: timedelta,
+        events: OrderEvents | None = None,
         write_attempts: int = 10,
         after_account_write: AfterAccountWrite | None = None,
     ) -> None:
@@ -185,6 +224,7 @@ class OrderService:
         self._write_attempts = write_attempts
         # A test sets this to fail between the account write and the derived writes.
         self._after_account_write = after_account_write
+        self._events = events
         self._completed = _CompletedOperations(COMPLETED_MEMORY)
         self._jitter = random.SystemRandom()
         self._user_locks = tuple(threading.Lock() for _ in range(USER_LOCK_STRIPES))
@@ -210,18 +250,26 @@ class OrderService:
                 extra={"user_id": account.user_id, "operation_id": operation.operation_id},
             )
             self._store.put_derived(account.user_id, items)
+            self._drop_ended_hints(operation)
         self._completed.add(operation.operation_id)
+
+    def _drop_ended_hints(self, operation: AppliedOperation) -> None:
+        order = operation.order
+        if order is not None and order.status is not OrderStatus.PENDING:
+            self._store.delete_hints(resting_of(order))
 
     def _apply(
         self, user_id: str, key: str | None, fingerprint: str, decide: _Decide
-    ) -> AppliedOperation:
+    ) -> AppliedOperation | None:
+        """The operation `decide` made (or the replayed one); None when it decided that
+        there is nothing to do."""
         stripe = zlib.crc32(user_id.encode()) % len(self._user_locks)
         with self._user_locks[stripe]:
             return self._apply_in_turn(user_id, key, fingerprint, decide)
 
     def _apply_in_turn(
         self, user_id: str, key: str | None, fingerprint: str, decide: _Decide
-    ) -> AppliedOperation:
+    ) -> AppliedOperation | None:
         for attempt in range(self._write_attempts):
             if attempt:
                 self._back_off(attempt)
@@ -232,6 +280,15 @@ class OrderService:
                 metrics.replayed(replay)
                 return replay
             change = decide(account, now, self._new_id())
+            if change is None:
+                return None
+            opened = [
+                order
+                for order_id, order in change.account.open_orders.items()
+                if order_id not in account.open_orders
+            ]
+            for order in opened:
+                self._store.put_hints(user_id, order)
             if self._store.save_account(change.account, account.version):
                 self._write_derived(user_id, change.operation)
                 metrics.applied(change.operation)
@@ -249,7 +306,19 @@ class OrderService:
         if self._after_account_write is not None:
             self._after_account_write(operation)
         self._store.put_derived(user_id, derived_items(operation))
+        self._drop_ended_hints(operation)
         self._completed.add(operation.operation_id)
+        self._publish(user_id, operation)
+
+    def _publish(self, user_id: str, operation: AppliedOperation) -> None:
+        event = order_event(operation)
+        if event is None or self._events is None:
+            return
+        try:
+            self._events.publish(user_id, event, order_record(operation))
+        except Exception:
+            # Live updates are a convenience; the order's state is already written.
+            log.warning("could not publish an order event", exc_info=True)
 
     @staticmethod
     def _key(raw: str | None) -> str | None:
@@ -281,7 +350,13 @@ class OrderService:
         def decide(account: Account, now: datetime, fresh_id: str) -> Change:
             return operation(account, value, Request(now, fresh_id, key, fingerprint), self._limits)
 
-        return self._apply(user_id, key, fingerprint, decide)
+        return self._applied(self._apply(user_id, key, fingerprint, decide))
+
+    @staticmethod
+    def _applied(operation: AppliedOperation | None) -> AppliedOperation:
+        if operation is None:
+            raise ValueError("this operation always changes the account")
+        return operation
 
     def cash_transactions(self, user_id: str, page: PageRequest) -> tuple[Page[CashEntry], int]:
         """A page of the ledger and the number of entries in it."""
@@ -324,23 +399,33 @@ class OrderService:
         quantity: str,
         price: str | None,
         idempotency_key: str | None,
+        time_in_force: str | None = None,
+        expires_at: datetime | None = None,
     ) -> OrderRecord:
+        """Places a market or limit order (domain.place_order says what happens).
+
+        `price` is a market order's protection price or a limit order's limit;
+        `time_in_force` and `expires_at` are for limit orders (INVALID_TIME_IN_FORCE,
+        INVALID_EXPIRES_AT otherwise).
+        """
         kind = parse_order_type(order_type)
         asset = parse_asset_id(asset_id)
         amount = parse_quantity(quantity)
         protection = None if price is None else parse_price(price)
+        tif = None if time_in_force is None else parse_time_in_force(time_in_force)
         key = self._key(idempotency_key)
-        fingerprint = request_fingerprint(
-            "order",
-            {
-                "order_type": kind.value,
-                "asset_id": asset,
-                "quantity": format_quantity(amount),
-                # "100" and "100.00" protect alike: the same request.
-                "price": "" if protection is None else format_price(protection.normalize()),
-            },
-        )
-        order = OrderRequest(kind, asset, amount, protection)
+        fields = {
+            "order_type": kind.value,
+            "asset_id": asset,
+            "quantity": format_quantity(amount),
+            # "100" and "100.00" protect alike: the same request.
+            "price": "" if protection is None else format_price(protection.normalize()),
+        }
+        if tif is not None or expires_at is not None:
+            fields["time_in_force"] = "" if tif is None else tif.value
+            fields["expires_at"] = "" if expires_at is None else expires_at.isoformat()
+        fingerprint = request_fingerprint("order", fields)
+        order = OrderRequest(kind, asset, amount, protection, tif, expires_at)
         # Asked before the account is read so the two overlap; awaited only once a
         # replay is ruled out, so a replay works even while inventory is down.
         pending = [self._quotes.request_quotes([asset])]
@@ -359,11 +444,83 @@ class OrderService:
                 self._limits,
             )
 
-        operation = self._apply(user_id, key, fingerprint, decide)
-        record = derived_items(operation).order
-        if record is None:
-            raise ValueError("an order's operation must be a trade")
-        return record
+        return order_record(self._applied(self._apply(user_id, key, fingerprint, decide)))
+
+    def cancel_order(self, user_id: str, order_id: str) -> OrderRecord:
+        """Cancels a resting order: its record, now cancelled, hold released.
+
+        NOT_FOUND for a missing or another user's order; ABORTED ORDER_NOT_CANCELLABLE,
+        naming the status, for one that is no longer resting (however often asked).
+        """
+        wanted = parse_order_id(order_id)
+
+        def decide(account: Account, now: datetime, fresh_id: str) -> Change:
+            return cancel_order(account, wanted, Request(now, fresh_id))
+
+        try:
+            operation = self._applied(self._apply(user_id, None, "", decide))
+        except OrderNotOpen:
+            ended = self.get_order(user_id, wanted)
+            raise OrderNotCancellable(
+                f"the order is {ended.status.value} and can no longer be cancelled"
+            ) from None
+        return order_record(operation)
+
+    def fill_crossed(self, quote: Quote) -> int:
+        """Fills the resting orders of the quote's asset that it crosses; how many filled.
+
+        Called by the price trigger for every quote of the stream (and so for every
+        asset at each (re)connect: the re-check after a restart or missed ticks). A
+        stale or inactive quote fills nothing.
+        """
+        if not quote.is_active or self._is_stale(quote, self._clock()):
+            return 0
+        market = MarketQuote(quote.price, quote.is_active)
+
+        def fill(account: Account, order_id: str, request: Request) -> Change | None:
+            return fill_order(account, order_id, market, request, self._limits)
+
+        filled = 0
+        for user_id, resting in self._store.crossed_hints(quote.asset_id, quote.price):
+            if resting.crossed_by(quote.price) and self._end_resting(user_id, resting, fill):
+                filled += 1
+        return filled
+
+    def expire_due(self) -> int:
+        """Expires every resting order whose time has come; how many expired. Called by
+        the sweep, so expiry happens when nobody touches the account, and after a
+        restart (the hints are stored)."""
+        expired = 0
+        for user_id, resting in self._store.due_hints(self._clock()):
+            if self._end_resting(user_id, resting, expire_order):
+                expired += 1
+        return expired
+
+    def _end_resting(
+        self,
+        user_id: str,
+        resting: OpenOrder,
+        end: Callable[[Account, str, Request], Change | None],
+    ) -> bool:
+        """Applies `end` to a hinted order; deletes the hint when the account says the
+        order is not resting (it ended meanwhile, or its placement lost a race)."""
+        stale: list[bool] = []
+
+        def decide(account: Account, now: datetime, fresh_id: str) -> Change | None:
+            stale[:] = [resting.order_id not in account.open_orders]
+            return end(account, resting.order_id, Request(now, fresh_id))
+
+        if self._apply(user_id, None, "", decide) is not None:
+            return True
+        if stale and stale[0]:
+            self._store.delete_hints(resting)
+        return False
+
+    def watch_orders(self, user_id: str) -> OrderFeed:
+        """The user's order events from now on, from every replica."""
+        if self._events is None:
+            raise Unavailable("live order updates are not configured", reason="NO_ORDER_EVENTS")
+        return self._events.subscribe(user_id)
 
     def list_orders(
         self,
@@ -372,11 +529,15 @@ class OrderService:
         *,
         asset_id: str | None = None,
         order_type: str | None = None,
+        status: str | None = None,
     ) -> Page[OrderRecord]:
         asset = parse_asset_id(asset_id) if asset_id else None
         kind = _order_type_filter(order_type) if order_type else None
+        wanted = parse_status_filter(status) if status else None
         self._account(user_id)
-        return self._store.list_orders(user_id, page, asset_id=asset, order_type=kind)
+        return self._store.list_orders(
+            user_id, page, asset_id=asset, order_type=kind, status=wanted
+        )
 
     def get_order(self, user_id: str, order_id: str) -> OrderRecord:
         wanted = parse_order_id(order_id)
@@ -394,7 +555,11 @@ class OrderService:
         held = {asset_id: holding.quantity for asset_id, holding in account.holdings.items()}
         quotes = self._valuation_quotes(held)
         return value_portfolio(
-            account.cash, held, {asset_id: quote.price for asset_id, quote in quotes.items()}
+            account.cash,
+            held,
+            {asset_id: quote.price for asset_id, quote in quotes.items()},
+            held_cash=account.held_cash,
+            held_units={asset_id: account.held_units(asset_id) for asset_id in held},
         )
 
     def asset_balance(self, user_id: str, asset_id: str) -> AssetBalance:
@@ -410,6 +575,7 @@ class OrderService:
             holding=holding,
             current_price=quote.price,
             total_value=market_value(holding.quantity, quote.price),
+            held_quantity=account.held_units(asset),
         )
 
     def asset_transactions(

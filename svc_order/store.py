@@ -9,11 +9,25 @@ Table layout (one table, `pk`/`sk`; <sk> is `domain.sort_key`, which sorts by ti
     USER#<user>     ORDERID#<order id>        the same order, for GetOrder by id
     USER#<user>     CASH#<sk>                 a cash ledger entry
     USER#<user>     TRADE#<asset>#<sk>        a buy or sell of one asset
+    RESTING#<asset>#<BUY|SELL>  <limit key>#<order id>
+                                              a hint: a resting limit order, sorted by
+                                              limit (see `price_key`), for the trigger
+    EXPIRING        <expires_at>#<order id>   a hint: a resting day or gtd order, sorted
+                                              by expiry, for the sweep
 
 Every change is one conditional write of the account item; the other items derive from
 the applied operation with deterministic keys and are written afterwards in one batch
 of plain puts, so writing them twice is harmless; an access that finds any of them
-missing writes them all again.
+missing writes them all again. A limit order's record changes with its status, so its
+two order items are put on the condition that the stored `revision` (the account
+version that produced it) is older: a late rewrite of an older state never wins.
+
+The account item is the truth about resting orders (`open_orders`, whose holds it
+derives); the two hint items only let the trigger and the sweep find them without a
+scan. They stay a superset of the truth: they are written before the account write that
+opens the order (a lost race leaves a hint to nothing) and deleted after the write that
+ends it. Whoever follows a hint re-reads the account and acts only on what it says;
+a hint to an order that is no longer open is deleted then.
 
 Money, prices and quantities are stored as decimal strings (exact, never a float);
 times as ISO 8601 UTC strings with microseconds.
@@ -26,9 +40,9 @@ import binascii
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any, Generic, Protocol, TypeVar
 
 from common.dynamo import Item, from_attributes, is_condition_failure, to_attributes, to_value
@@ -41,14 +55,19 @@ from svc_order.domain import (
     CashEntry,
     DerivedItems,
     Holding,
+    OpenOrder,
     OperationKind,
     OrderRecord,
+    OrderStatus,
     OrderType,
+    TimeInForce,
     Trade,
     sort_key,
 )
 
 ACCOUNT = "ACCOUNT"
+RESTING_PREFIX = "RESTING#"
+EXPIRING = "EXPIRING"
 ORDER_PREFIX = "ORDER#"
 ORDER_ID_PREFIX = "ORDERID#"
 CASH_PREFIX = "CASH#"
@@ -103,6 +122,7 @@ class TradingStore(Protocol):
         *,
         asset_id: str | None = None,
         order_type: OrderType | None = None,
+        status: OrderStatus | None = None,
     ) -> Page[OrderRecord]: ...
     def list_cash_entries(self, user_id: str, page: PageRequest) -> Page[CashEntry]: ...
     def count_cash_entries(self, user_id: str) -> int: ...
@@ -110,6 +130,10 @@ class TradingStore(Protocol):
         self, user_id: str, asset_id: str, page: PageRequest
     ) -> Page[AssetEntry]: ...
     def books(self, user_id: str) -> Books: ...
+    def put_hints(self, user_id: str, order: OpenOrder) -> None: ...
+    def delete_hints(self, order: OpenOrder) -> None: ...
+    def crossed_hints(self, asset_id: str, quote_price: Decimal) -> list[tuple[str, OpenOrder]]: ...
+    def due_hints(self, now: datetime) -> list[tuple[str, OpenOrder]]: ...
 
 
 # --- Items ----------------------------------------------------------------------------
@@ -154,6 +178,8 @@ def _operation_to_map(operation: AppliedOperation) -> Item:
             "quantity": _text(operation.trade.quantity),
             "price": _text(operation.trade.price),
         }
+    if operation.order is not None:
+        entry["order"] = {k: v for k, v in order_fields(operation.order).items() if v is not None}
     return entry
 
 
@@ -175,6 +201,7 @@ def _operation_from_map(entry: Mapping[str, Any]) -> AppliedOperation:
             quantity=Decimal(trade["quantity"]),
             price=Decimal(trade["price"]),
         ),
+        order=order_from_item(entry["order"]) if "order" in entry else None,
     )
 
 
@@ -199,6 +226,10 @@ def account_to_item(account: Account) -> Item:
         "updated_at": _iso(account.updated_at),
         "recent": [_operation_to_map(operation) for operation in account.recent],
     }
+    if account.open_orders:
+        item["open_orders"] = {
+            order_id: _open_order_to_map(order) for order_id, order in account.open_orders.items()
+        }
     if account.last_operation is not None:
         item["last_operation"] = _operation_to_map(account.last_operation)
     if account.closed_at is not None:
@@ -228,32 +259,92 @@ def account_from_item(item: Mapping[str, Any]) -> Account:
         recent=tuple(_operation_from_map(entry) for entry in item["recent"]),
         last_operation=None if last is None else _operation_from_map(last),
         closed_at=_moment(item["closed_at"]) if "closed_at" in item else None,
+        open_orders={
+            order_id: _open_order_from_map(entry)
+            for order_id, entry in item.get("open_orders", {}).items()
+        },
     )
 
 
-def _order_fields(order: OrderRecord) -> Item:
+def _open_order_to_map(order: OpenOrder) -> Item:
+    entry: Item = {
+        "order_id": order.order_id,
+        "order_type": order.order_type.value,
+        "asset_id": order.asset_id,
+        "quantity": _text(order.quantity),
+        "limit_price": _text(order.limit_price),
+        "time_in_force": order.time_in_force.value,
+        "created_at": _iso(order.created_at),
+    }
+    if order.expires_at is not None:
+        entry["expires_at"] = _iso(order.expires_at)
+    return entry
+
+
+def _open_order_from_map(entry: Mapping[str, Any]) -> OpenOrder:
+    return OpenOrder(
+        order_id=entry["order_id"],
+        order_type=OrderType(entry["order_type"]),
+        asset_id=entry["asset_id"],
+        quantity=Decimal(entry["quantity"]),
+        limit_price=Decimal(entry["limit_price"]),
+        time_in_force=TimeInForce(entry["time_in_force"]),
+        expires_at=_optional_moment(entry.get("expires_at")),
+        created_at=_moment(entry["created_at"]),
+    )
+
+
+def _optional_moment(text: str | None) -> datetime | None:
+    return None if text is None else _moment(text)
+
+
+def order_fields(order: OrderRecord) -> Item:
+    """An order's attributes; None (not set) is left out by the serializer."""
     return {
         "order_id": order.order_id,
         "order_type": order.order_type.value,
         "asset_id": order.asset_id,
         "quantity": _text(order.quantity),
-        "price": _text(order.price),
-        "status": order.status,
+        "price": None if order.price is None else _text(order.price),
+        "status": order.status.value,
         "total_amount": _text(order.total_amount),
         "created_at": _iso(order.created_at),
+        "time_in_force": None if order.time_in_force is None else order.time_in_force.value,
+        "limit_price": None if order.limit_price is None else _text(order.limit_price),
+        "expires_at": None if order.expires_at is None else _iso(order.expires_at),
+        "filled_at": None if order.filled_at is None else _iso(order.filled_at),
+        "cancelled_at": None if order.cancelled_at is None else _iso(order.cancelled_at),
+        "expired_at": None if order.expired_at is None else _iso(order.expired_at),
+        "held_amount": None if order.held_amount is None else _text(order.held_amount),
+        # Market orders never change: only a limit order's states need ordering.
+        "revision": order.revision or None,
     }
 
 
 def order_from_item(item: Mapping[str, Any]) -> OrderRecord:
+    price = item.get("price")
+    limit_price = item.get("limit_price")
+    held = item.get("held_amount")
+    tif = item.get("time_in_force")
     return OrderRecord(
         order_id=item["order_id"],
         order_type=OrderType(item["order_type"]),
         asset_id=item["asset_id"],
         quantity=Decimal(item["quantity"]),
-        price=Decimal(item["price"]),
-        status=item["status"],
+        price=None if price is None else Decimal(price),
+        status=OrderStatus(item["status"]),
         total_amount=Decimal(item["total_amount"]),
         created_at=_moment(item["created_at"]),
+        time_in_force=None if tif is None else TimeInForce(tif),
+        limit_price=None if limit_price is None else Decimal(limit_price),
+        expires_at=_optional_moment(item.get("expires_at")),
+        # Market orders stored before fills had a time filled when they were placed.
+        filled_at=_optional_moment(item.get("filled_at"))
+        or (_moment(item["created_at"]) if price is not None and tif is None else None),
+        cancelled_at=_optional_moment(item.get("cancelled_at")),
+        expired_at=_optional_moment(item.get("expired_at")),
+        held_amount=None if held is None else Decimal(held),
+        revision=int(item.get("revision", 0)),
     )
 
 
@@ -292,18 +383,57 @@ def _trade_prefix(asset_id: str) -> str:
 
 def derived_to_items(user_id: str, items: DerivedItems) -> list[Item]:
     """The ledger, trade and order (by time and by id) items of one operation."""
-    found = [cash_to_item(user_id, items.cash_entry)]
+    found = [] if items.cash_entry is None else [cash_to_item(user_id, items.cash_entry)]
     if items.asset_entry is not None:
         found.append(asset_entry_to_item(user_id, items.asset_entry))
     if items.order is not None:
-        fields = _order_fields(items.order)
-        pk = _user_pk(user_id)
-        found.append({"pk": pk, "sk": ORDER_ID_PREFIX + items.order.order_id, **fields})
+        found += order_items(user_id, items.order)
+    return found
+
+
+def order_items(user_id: str, order: OrderRecord) -> list[Item]:
+    """An order under both of its keys: by id, and by time for lists."""
+    fields = order_fields(order)
+    pk = _user_pk(user_id)
+    return [
+        {"pk": pk, "sk": ORDER_ID_PREFIX + order.order_id, **fields},
+        {"pk": pk, "sk": ORDER_PREFIX + sort_key(order.created_at, order.order_id), **fields},
+    ]
+
+
+def price_key(price: Decimal) -> str:
+    """A limit as a string that sorts like the number: 8 decimals, zero-padded.
+
+    Limits have at most 8 decimals and are at most 1,000,000 (domain.values), so the
+    key is exact for them; a quote with more decimals is rounded outward by the caller.
+    """
+    return f"{price.quantize(Decimal('0.00000001')):017f}"
+
+
+def _side(order_type: OrderType) -> str:
+    return "BUY" if order_type.is_buy else "SELL"
+
+
+def _resting_key(order: OpenOrder) -> Item:
+    return {
+        "pk": f"{RESTING_PREFIX}{order.asset_id}#{_side(order.order_type)}",
+        "sk": f"{price_key(order.limit_price)}#{order.order_id}",
+    }
+
+
+def _expiring_key(order: OpenOrder, expires_at: datetime) -> Item:
+    return {"pk": EXPIRING, "sk": f"{_iso(expires_at.astimezone(UTC))}#{order.order_id}"}
+
+
+def hint_items(user_id: str, order: OpenOrder) -> list[Item]:
+    """The hint items of a resting order: by limit, and by expiry when it expires."""
+    found: list[Item] = [{**_resting_key(order), "user_id": user_id, **_open_order_to_map(order)}]
+    if order.expires_at is not None:
         found.append(
             {
-                "pk": pk,
-                "sk": ORDER_PREFIX + sort_key(items.order.created_at, items.order.order_id),
-                **fields,
+                **_expiring_key(order, order.expires_at),
+                "user_id": user_id,
+                **_open_order_to_map(order),
             }
         )
     return found
@@ -419,14 +549,37 @@ class DynamoTradingStore:
     # Derived items ------------------------------------------------------------
 
     def put_derived(self, user_id: str, items: DerivedItems) -> None:
+        order = items.order
+        if order is None or not order.revision:
+            self._batch_put(derived_to_items(user_id, items))
+            return
+        # A limit order's state: each copy only over an older one. Its ledger and trade
+        # items (a fill) never change, and go in one batch.
+        self._batch_put(derived_to_items(user_id, replace(items, order=None)))
+        for item in order_items(user_id, order):
+            self._put_newer(item, order.revision)
+
+    def _put_newer(self, item: Item, revision: int) -> None:
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=to_attributes(item),
+                ConditionExpression="attribute_not_exists(pk) OR revision < :revision",
+                ExpressionAttributeValues={":revision": to_value(revision)},
+            )
+        except Exception as error:
+            if not is_condition_failure(error):
+                raise
+
+    def _batch_put(self, items: list[Item]) -> None:
         # One BatchWriteItem, not a transaction: every put is idempotent, so the
         # items a partial batch left out are simply sent again.
-        pending = {
-            self._table: [
-                {"PutRequest": {"Item": to_attributes(item)}}
-                for item in derived_to_items(user_id, items)
-            ]
-        }
+        if not items:
+            return
+        self._batch([{"PutRequest": {"Item": to_attributes(item)}} for item in items])
+
+    def _batch(self, requests: list[dict[str, Any]]) -> None:
+        pending = {self._table: requests}
         for attempt in range(BATCH_ATTEMPTS):
             pending = self._db.batch_write_item(RequestItems=pending).get("UnprocessedItems")
             if not pending:
@@ -441,12 +594,71 @@ class DynamoTradingStore:
                 self._table: {
                     "Keys": [to_attributes(key) for key in keys],
                     "ConsistentRead": True,
-                    "ProjectionExpression": "pk, sk",
+                    "ProjectionExpression": "pk, sk, revision",
                 }
             }
         )
         # Keys the engine did not get to count as missing: rewriting them is harmless.
-        return len(response.get("Responses", {}).get(self._table, [])) == len(keys)
+        found = [from_attributes(i) for i in response.get("Responses", {}).get(self._table, [])]
+        if len(found) != len(keys):
+            return False
+        # A limit order's copies count once they hold this state or a newer one.
+        wanted = items.order.revision if items.order is not None else 0
+        return all(int(item.get("revision", wanted)) >= wanted for item in found)
+
+    # Hints to resting orders ------------------------------------------------------
+
+    def put_hints(self, user_id: str, order: OpenOrder) -> None:
+        """Written before the account write that opens the order (see the module doc)."""
+        self._batch_put(hint_items(user_id, order))
+
+    def delete_hints(self, order: OpenOrder) -> None:
+        keys = [_resting_key(order)]
+        if order.expires_at is not None:
+            keys.append(_expiring_key(order, order.expires_at))
+        self._batch([{"DeleteRequest": {"Key": to_attributes(key)}} for key in keys])
+
+    def crossed_hints(self, asset_id: str, quote_price: Decimal) -> list[tuple[str, OpenOrder]]:
+        """Resting orders of `asset_id` whose limit `quote_price` crosses: buys with a
+        limit at or above it, sells at or below. One query per side, no scan."""
+        floor = price_key(quote_price.quantize(Decimal("0.00000001"), rounding=ROUND_FLOOR))
+        ceiling = price_key(quote_price.quantize(Decimal("0.00000001"), rounding=ROUND_CEILING))
+        found: list[tuple[str, OpenOrder]] = []
+        for side, condition, bound in (
+            ("BUY", "sk >= :bound", floor),
+            # "$" sorts right after the "#" that ends the price part of a key.
+            ("SELL", "sk < :bound", ceiling + "$"),
+        ):
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": f"pk = :pk AND {condition}",
+                "ExpressionAttributeValues": to_attributes(
+                    {":pk": f"{RESTING_PREFIX}{asset_id}#{side}", ":bound": bound}
+                ),
+            }
+            for item in self._query_all(request):
+                found.append((item["user_id"], _open_order_from_map(item)))
+        return found
+
+    def due_hints(self, now: datetime) -> list[tuple[str, OpenOrder]]:
+        """Resting orders whose expiry has come, oldest first."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND sk < :bound",
+            "ExpressionAttributeValues": to_attributes(
+                {":pk": EXPIRING, ":bound": _iso(now.astimezone(UTC)) + "$"}
+            ),
+        }
+        return [(item["user_id"], _open_order_from_map(item)) for item in self._query_all(request)]
+
+    def _query_all(self, request: dict[str, Any]) -> Iterator[Item]:
+        while True:
+            response = self._db.query(**request)
+            for found in response["Items"]:
+                yield from_attributes(found)
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def get_order(self, user_id: str, order_id: str) -> OrderRecord | None:
         item = self._get({"pk": _user_pk(user_id), "sk": ORDER_ID_PREFIX + order_id})
@@ -459,10 +671,13 @@ class DynamoTradingStore:
         *,
         asset_id: str | None = None,
         order_type: OrderType | None = None,
+        status: OrderStatus | None = None,
     ) -> Page[OrderRecord]:
         def wanted(item: Item) -> bool:
-            return (asset_id is None or item["asset_id"] == asset_id) and (
-                order_type is None or item["order_type"] == order_type.value
+            return (
+                (asset_id is None or item["asset_id"] == asset_id)
+                and (order_type is None or item["order_type"] == order_type.value)
+                and (status is None or item["status"] == status.value)
             )
 
         return self._page(user_id, ORDER_PREFIX, page, order_from_item, wanted)

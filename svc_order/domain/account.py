@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from svc_order.domain.errors import IdempotencyConflict
 from svc_order.domain.ids import utc
+from svc_order.domain.orders import OpenOrder, OrderRecord
 from svc_order.domain.values import OrderType
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -44,6 +45,20 @@ class OperationKind(enum.StrEnum):
     WITHDRAWAL = "WITHDRAWAL"
     BUY = "BUY"
     SELL = "SELL"
+    # A limit order's life that moves no cash: it rests (or is cancelled at once, ioc
+    # and fok), is cancelled, or expires. These leave no ledger entry.
+    PLACE = "PLACE"
+    CANCEL = "CANCEL"
+    EXPIRE = "EXPIRE"
+
+    @property
+    def moves_cash(self) -> bool:
+        return self in (
+            OperationKind.DEPOSIT,
+            OperationKind.WITHDRAWAL,
+            OperationKind.BUY,
+            OperationKind.SELL,
+        )
 
     @property
     def takes_cash(self) -> bool:
@@ -80,6 +95,9 @@ class AppliedOperation:
     idempotency_key: str | None = None
     fingerprint: str = ""
     trade: Trade | None = None
+    # The order as this operation left it, for limit orders (placed, filled, cancelled,
+    # expired); a market order's record is derived from `trade` alone.
+    order: OrderRecord | None = None
 
     @property
     def cash_delta(self) -> Decimal:
@@ -93,6 +111,7 @@ class Account:
     `version` is 0 for an account never stored; each change increments it by one and the
     store writes on the condition that the stored version is still the one read.
     `day` is the UTC date that `deposited_today` and `withdrawn_today` count.
+    `open_orders` are the resting limit orders by id: their holds are derived from them.
     `recent` holds keyed operations of the last 24 h, oldest first, at most
     MAX_RECENT_OPERATIONS. `last_operation` is the newest change, keyed or not, so that
     its derived items can be completed after a crash between the two writes.
@@ -111,10 +130,30 @@ class Account:
     recent: tuple[AppliedOperation, ...] = ()
     last_operation: AppliedOperation | None = None
     closed_at: datetime | None = None
+    open_orders: Mapping[str, OpenOrder] = field(default_factory=dict)
 
     def quantity_of(self, asset_id: str) -> Decimal:
+        """Units held in total, available and held by resting sells."""
         holding = self.holdings.get(asset_id)
         return holding.quantity if holding else Decimal(0)
+
+    @property
+    def held_cash(self) -> Decimal:
+        """Cash held by resting buys; `cash` is the total, so the ledger adds up to it."""
+        return sum((o.held_cash for o in self.open_orders.values()), Decimal("0.00"))
+
+    @property
+    def available_cash(self) -> Decimal:
+        return self.cash - self.held_cash
+
+    def held_units(self, asset_id: str) -> Decimal:
+        return sum(
+            (o.held_units for o in self.open_orders.values() if o.asset_id == asset_id),
+            Decimal(0),
+        )
+
+    def available_units(self, asset_id: str) -> Decimal:
+        return self.quantity_of(asset_id) - self.held_units(asset_id)
 
 
 @dataclass(frozen=True)

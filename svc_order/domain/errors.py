@@ -54,6 +54,21 @@ class InvalidOrderType(FieldError):
     field = "order_type"
 
 
+class InvalidTimeInForce(FieldError):
+    reason = "INVALID_TIME_IN_FORCE"
+    field = "time_in_force"
+
+
+class InvalidExpiry(FieldError):
+    reason = "INVALID_EXPIRES_AT"
+    field = "expires_at"
+
+
+class InvalidStatus(FieldError):
+    reason = "INVALID_STATUS"
+    field = "status"
+
+
 class InvalidAssetId(FieldError):
     reason = "INVALID_ASSET_ID"
     field = "asset_id"
@@ -68,11 +83,6 @@ class Refusal(OrderRuleError):
     """Well-formed input that the rules refuse in the account's current state."""
 
     kind = ErrorKind.FAILED_PRECONDITION
-
-
-class LimitOrdersUnsupported(Refusal):
-    reason = "LIMIT_ORDERS_UNSUPPORTED"
-    field = "order_type"
 
 
 class DailyLimitExceeded(Refusal):
@@ -111,6 +121,21 @@ class UnknownAsset(Refusal):
 
     reason = "UNKNOWN_ASSET"
     field = "asset_id"
+
+
+class TooManyOpenOrders(Refusal):
+    reason = "TOO_MANY_OPEN_ORDERS"
+    field = "order_type"
+
+
+class OrderNotCancellable(OrderRuleError):
+    """The order is no longer resting; answered the same way however often it is asked.
+
+    ABORTED, not FAILED_PRECONDITION: API.md answers a cancel of a finished order 409.
+    """
+
+    kind = ErrorKind.ABORTED
+    reason = "ORDER_NOT_CANCELLABLE"
 
 
 class IdempotencyConflict(OrderRuleError):

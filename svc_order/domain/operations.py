@@ -30,13 +30,20 @@ from svc_order.domain.errors import (
     DailyLimitExceeded,
     InsufficientFunds,
     InsufficientHoldings,
-    LimitOrdersUnsupported,
+    InvalidExpiry,
+    InvalidPrice,
+    InvalidTimeInForce,
     OrderValueTooHigh,
     ProtectionPriceBreached,
+    TooManyOpenOrders,
 )
 from svc_order.domain.ids import operation_id, utc
+from svc_order.domain.orders import OpenOrder, OrderRecord, next_midnight_utc
+from svc_order.domain.records import new_order_id
 from svc_order.domain.values import (
+    OrderStatus,
     OrderType,
+    TimeInForce,
     buy_cost,
     check_amount,
     check_price,
@@ -47,6 +54,10 @@ from svc_order.domain.values import (
     notional,
     sell_proceeds,
 )
+
+# Resting orders live in the account item; the bound keeps it far below DynamoDB's
+# 400 KB item limit (and a cancel-all within one request's work).
+MAX_OPEN_ORDERS = 50
 
 
 @dataclass(frozen=True)
@@ -72,12 +83,15 @@ class Request:
 @dataclass(frozen=True)
 class OrderRequest:
     """What an order asks for. `price` is a market order's protection price (a buy above
-    it or a sell below it is refused) or a limit order's limit."""
+    it or a sell below it is refused) or a limit order's limit (required).
+    `time_in_force` (limit orders only) defaults to gtc; `expires_at` is for gtd only."""
 
     order_type: OrderType
     asset_id: str
     quantity: Decimal
     price: Decimal | None = None
+    time_in_force: TimeInForce | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +130,12 @@ def _counters_for(account: Account, now: datetime) -> _DailyCounters:
     return _DailyCounters(account.day, account.deposited_today, account.withdrawn_today)
 
 
+def _next_operation_id(account: Account, request: Request) -> str:
+    return operation_id(
+        account.user_id, request.idempotency_key, account.version + 1, request.fresh_id
+    )
+
+
 def _commit(
     account: Account,
     request: Request,
@@ -126,12 +146,12 @@ def _commit(
     counters: _DailyCounters,
     holdings: Mapping[str, Holding] | None = None,
     trade: Trade | None = None,
+    order: OrderRecord | None = None,
+    open_orders: Mapping[str, OpenOrder] | None = None,
 ) -> Change:
     version = account.version + 1
     operation = AppliedOperation(
-        operation_id=operation_id(
-            account.user_id, request.idempotency_key, version, request.fresh_id
-        ),
+        operation_id=_next_operation_id(account, request),
         kind=kind,
         amount=amount,
         cash_after=cash,
@@ -139,11 +159,13 @@ def _commit(
         idempotency_key=request.idempotency_key,
         fingerprint=request.fingerprint,
         trade=trade,
+        order=order,
     )
     updated = replace(
         account,
         cash=cash,
         holdings=account.holdings if holdings is None else holdings,
+        open_orders=account.open_orders if open_orders is None else open_orders,
         version=version,
         day=counters.day,
         deposited_today=counters.deposited,
@@ -185,9 +207,9 @@ def withdraw(account: Account, amount: Decimal, request: Request, limits: Limits
     _refuse_closed(account)
     _refuse_seen_key(account, request)
     amount = check_amount(amount)
-    if amount > account.cash:
+    if amount > account.available_cash:
         raise InsufficientFunds(
-            f"insufficient balance: {format_cash(account.cash)} available, "
+            f"insufficient balance: {format_cash(account.available_cash)} available, "
             f"{format_cash(amount)} requested"
         )
     counters = _counters_for(account, request.now)
@@ -249,92 +271,251 @@ def place_order(
     request: Request,
     limits: Limits,
 ) -> Change:
-    """The one way an order enters an account.
+    """The one way an order enters an account, market or limit.
 
-    A market buy pays the quote (cost rounded up to the cent); a market sell is paid it
-    (proceeds rounded down). Refusals: InvalidQuantity, InsufficientFunds,
-    InsufficientHoldings, AssetNotTradable, ProtectionPriceBreached, OrderValueTooHigh.
+    A market order executes at the quote: a buy pays it (cost rounded up to the cent),
+    a sell is paid it (proceeds rounded down). A limit order that the quote crosses
+    (buy: quote <= limit; sell: quote >= limit) executes the same way at once, at the
+    quote; one that it does not cross is cancelled at once (ioc, fok) or rests as
+    pending (gtc, day, gtd), holding quantity × limit of cash (rounded up to the cent)
+    or the units. Refusals: InvalidQuantity, InvalidPrice, InvalidTimeInForce,
+    InvalidExpiry, InsufficientFunds, InsufficientHoldings, AssetNotTradable,
+    ProtectionPriceBreached, OrderValueTooHigh, TooManyOpenOrders.
     """
     _refuse_closed(account)
     _refuse_seen_key(account, request)
-    if order.order_type in (OrderType.LIMIT_BUY, OrderType.LIMIT_SELL):
-        raise LimitOrdersUnsupported(
-            "limit orders are not available yet; place a market order, optionally with "
-            "a protection price"
-        )
     quantity = check_quantity(order.quantity)
-    if order.order_type is OrderType.MARKET_BUY:
-        return _buy_at_quote(account, order, quantity, quote, request, limits)
-    return _sell_at_quote(account, order, quantity, quote, request, limits)
-
-
-def _buy_at_quote(
-    account: Account,
-    order: OrderRequest,
-    quantity: Decimal,
-    quote: MarketQuote,
-    request: Request,
-    limits: Limits,
-) -> Change:
-    asset_id = order.asset_id
-    _check_tradable(asset_id, quote)
-    protection = order.price
-    if protection is not None and quote.price > check_price(protection):
-        raise ProtectionPriceBreached(
-            f"the price of {asset_id} is {format_price(quote.price)}, above your "
-            f"protection price of {format_price(protection)}; nothing was bought"
+    if not order.order_type.is_limit:
+        if order.time_in_force is not None or order.expires_at is not None:
+            raise InvalidTimeInForce("applies to limit orders only")
+        protection = None if order.price is None else check_price(order.price)
+        return _execute(account, order, quantity, quote, request, limits, protection=protection)
+    if order.price is None:
+        raise InvalidPrice("is required for a limit order: it is the limit")
+    resting = _open_order(account, order, quantity, check_price(order.price), request)
+    # The value cap applies at the limit: the most a buy can cost, the least a sale pays.
+    _check_order_value(quantity, resting.limit_price, limits)
+    _check_tradable(order.asset_id, quote)
+    _check_can_hold(account, resting)
+    if resting.crossed_by(quote.price):
+        return _execute(account, order, quantity, quote, request, limits, resting=resting)
+    if not resting.time_in_force.may_rest:
+        return _commit(
+            account,
+            request,
+            kind=OperationKind.PLACE,
+            amount=Decimal("0.00"),
+            cash=account.cash,
+            counters=_counters_for(account, request.now),
+            order=replace(
+                resting.record(OrderStatus.CANCELLED, account.version + 1),
+                cancelled_at=request.now,
+            ),
         )
-    _check_order_value(quantity, quote.price, limits)
-    cost = buy_cost(quantity, quote.price)
-    if cost > account.cash:
-        raise InsufficientFunds(
-            f"insufficient balance: the order costs {format_cash(cost)}, "
-            f"{format_cash(account.cash)} available"
+    if len(account.open_orders) >= MAX_OPEN_ORDERS:
+        raise TooManyOpenOrders(
+            f"at most {MAX_OPEN_ORDERS} limit orders may rest at once; cancel one first"
         )
-    held = account.quantity_of(asset_id) + quantity
     return _commit(
         account,
         request,
-        kind=OperationKind.BUY,
-        amount=cost,
-        cash=account.cash - cost,
+        kind=OperationKind.PLACE,
+        amount=Decimal("0.00"),
+        cash=account.cash,
         counters=_counters_for(account, request.now),
-        holdings=_holdings_with(account.holdings, asset_id, held, request.now),
-        trade=Trade(order.order_type, asset_id, quantity, quote.price),
+        order=resting.record(OrderStatus.PENDING, account.version + 1),
+        open_orders={**account.open_orders, resting.order_id: resting},
     )
 
 
-def _sell_at_quote(
+def _open_order(
+    account: Account, order: OrderRequest, quantity: Decimal, limit: Decimal, request: Request
+) -> OpenOrder:
+    tif = order.time_in_force or TimeInForce.GTC
+    expires_at = None
+    if tif is TimeInForce.GTD:
+        if order.expires_at is None:
+            raise InvalidExpiry("is required for a gtd order")
+        expires_at = utc(order.expires_at)
+        if expires_at <= request.now:
+            raise InvalidExpiry("must be in the future")
+    elif order.expires_at is not None:
+        raise InvalidExpiry("is only for gtd orders")
+    elif tif is TimeInForce.DAY:
+        expires_at = next_midnight_utc(request.now)
+    return OpenOrder(
+        order_id=new_order_id(_next_operation_id(account, request)),
+        order_type=order.order_type,
+        asset_id=order.asset_id,
+        quantity=quantity,
+        limit_price=limit,
+        time_in_force=tif,
+        expires_at=expires_at,
+        created_at=request.now,
+    )
+
+
+def _check_can_hold(account: Account, resting: OpenOrder) -> None:
+    """What the order would hold must be available: nothing is held or spent twice."""
+    if resting.order_type.is_buy:
+        if resting.held_cash > account.available_cash:
+            raise InsufficientFunds(
+                f"insufficient balance: the order holds {format_cash(resting.held_cash)} "
+                f"at its limit, {format_cash(account.available_cash)} available"
+            )
+        return
+    if resting.quantity > account.available_units(resting.asset_id):
+        raise InsufficientHoldings(
+            f"insufficient holdings: {_units_free(account, resting.asset_id)}, "
+            f"{format_quantity(resting.quantity)} to sell"
+        )
+
+
+def _units_free(account: Account, asset_id: str) -> str:
+    free = f"{format_quantity(account.available_units(asset_id))} {asset_id} held"
+    if account.held_units(asset_id):
+        free += " and not promised to resting sells"
+    return free
+
+
+def _execute(
     account: Account,
     order: OrderRequest,
     quantity: Decimal,
     quote: MarketQuote,
     request: Request,
     limits: Limits,
+    *,
+    protection: Decimal | None = None,
+    resting: OpenOrder | None = None,
 ) -> Change:
+    """Executes at the quote: a market order, or a limit order the quote crosses (given
+    as `resting`; its hold, if it rested, is released in the same write)."""
     asset_id = order.asset_id
-    held = account.quantity_of(asset_id)
-    if quantity > held:
-        raise InsufficientHoldings(
-            f"insufficient holdings: {format_quantity(held)} {asset_id} held, "
-            f"{format_quantity(quantity)} to sell"
+    open_orders = dict(account.open_orders)
+    placed = resting is not None and open_orders.pop(resting.order_id, None) is not None
+    after_release = replace(account, open_orders=open_orders)
+    if order.order_type.is_buy:
+        _check_tradable(asset_id, quote)
+        if protection is not None and quote.price > protection:
+            raise ProtectionPriceBreached(
+                f"the price of {asset_id} is {format_price(quote.price)}, above your "
+                f"protection price of {format_price(protection)}; nothing was bought"
+            )
+        if resting is None:
+            _check_order_value(quantity, quote.price, limits)
+        cost = buy_cost(quantity, quote.price)
+        if cost > after_release.available_cash:
+            raise InsufficientFunds(
+                f"insufficient balance: the order costs {format_cash(cost)}, "
+                f"{format_cash(after_release.available_cash)} available"
+            )
+        kind, amount, cash = OperationKind.BUY, cost, account.cash - cost
+        units = account.quantity_of(asset_id) + quantity
+    else:
+        available = after_release.available_units(asset_id)
+        if quantity > available:
+            raise InsufficientHoldings(
+                f"insufficient holdings: {_units_free(after_release, asset_id)}, "
+                f"{format_quantity(quantity)} to sell"
+            )
+        _check_tradable(asset_id, quote)
+        if protection is not None and quote.price < protection:
+            raise ProtectionPriceBreached(
+                f"the price of {asset_id} is {format_price(quote.price)}, below your "
+                f"protection price of {format_price(protection)}; nothing was sold"
+            )
+        if resting is None:
+            _check_order_value(quantity, quote.price, limits)
+        proceeds = sell_proceeds(quantity, quote.price)
+        kind, amount, cash = OperationKind.SELL, proceeds, account.cash + proceeds
+        units = account.quantity_of(asset_id) - quantity
+    record = None
+    if resting is not None:
+        record = replace(
+            resting.record(OrderStatus.COMPLETED, account.version + 1),
+            price=quote.price,
+            total_amount=amount,
+            filled_at=request.now,
         )
-    _check_tradable(asset_id, quote)
-    protection = order.price
-    if protection is not None and quote.price < check_price(protection):
-        raise ProtectionPriceBreached(
-            f"the price of {asset_id} is {format_price(quote.price)}, below your "
-            f"protection price of {format_price(protection)}; nothing was sold"
-        )
-    _check_order_value(quantity, quote.price, limits)
-    proceeds = sell_proceeds(quantity, quote.price)
     return _commit(
         account,
         request,
-        kind=OperationKind.SELL,
-        amount=proceeds,
-        cash=account.cash + proceeds,
+        kind=kind,
+        amount=amount,
+        cash=cash,
         counters=_counters_for(account, request.now),
-        holdings=_holdings_with(account.holdings, asset_id, held - quantity, request.now),
+        holdings=_holdings_with(account.holdings, asset_id, units, request.now),
         trade=Trade(order.order_type, asset_id, quantity, quote.price),
+        order=record,
+        open_orders=open_orders if placed else None,
+    )
+
+
+# A resting order's end ----------------------------------------------------------------
+
+
+def fill_order(
+    account: Account, order_id: str, quote: MarketQuote, request: Request, limits: Limits
+) -> Change | None:
+    """Fills a resting order entirely at `quote` when it crosses the limit.
+
+    None when there is nothing to do: the order is not resting (filled, cancelled or
+    expired already, or unknown), is due to expire, the asset does not trade, or the
+    quote does not cross. The hold is released in the same write.
+    """
+    resting = account.open_orders.get(order_id)
+    if resting is None or resting.is_due(request.now):
+        return None
+    if not quote.is_active or not quote.price.is_finite() or quote.price <= 0:
+        return None
+    if not resting.crossed_by(quote.price):
+        return None
+    order = OrderRequest(resting.order_type, resting.asset_id, resting.quantity)
+    return _execute(account, order, resting.quantity, quote, request, limits, resting=resting)
+
+
+def cancel_order(account: Account, order_id: str, request: Request) -> Change:
+    """Cancels a resting order and releases its hold.
+
+    Raises OrderNotOpen when the account has no such resting order (the caller tells a
+    missing order from a finished one by its record).
+    """
+    resting = account.open_orders.get(order_id)
+    if resting is None:
+        raise OrderNotOpen(order_id)
+    return _end(account, resting, request, OperationKind.CANCEL)
+
+
+def expire_order(account: Account, order_id: str, request: Request) -> Change | None:
+    """Expires a resting day or gtd order once its time has come; None otherwise."""
+    resting = account.open_orders.get(order_id)
+    if resting is None or not resting.is_due(request.now):
+        return None
+    return _end(account, resting, request, OperationKind.EXPIRE)
+
+
+class OrderNotOpen(LookupError):
+    """The account has no resting order of that id."""
+
+
+def _end(account: Account, resting: OpenOrder, request: Request, kind: OperationKind) -> Change:
+    open_orders = {k: v for k, v in account.open_orders.items() if k != resting.order_id}
+    if kind is OperationKind.CANCEL:
+        record = replace(
+            resting.record(OrderStatus.CANCELLED, account.version + 1), cancelled_at=request.now
+        )
+    else:
+        record = replace(
+            resting.record(OrderStatus.EXPIRED, account.version + 1), expired_at=request.now
+        )
+    return _commit(
+        account,
+        request,
+        kind=kind,
+        amount=Decimal("0.00"),
+        cash=account.cash,
+        counters=_counters_for(account, request.now),
+        order=record,
+        open_orders=open_orders,
     )

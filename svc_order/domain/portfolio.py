@@ -18,6 +18,12 @@ class PortfolioLine:
     market_value: Decimal
     # Share of cash + holdings in percent, 2 decimals; 0.00 when the total is 0.
     percentage: Decimal
+    # Units held by resting limit sells; quantity - held_quantity can be sold now.
+    held_quantity: Decimal = Decimal(0)
+
+    @property
+    def available_quantity(self) -> Decimal:
+        return self.quantity - self.held_quantity
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,12 @@ class Portfolio:
     cash_balance: Decimal
     total_asset_value: Decimal
     total_value: Decimal
+    # Cash held by resting limit buys; cash_balance is the total.
+    held_cash: Decimal = Decimal("0.00")
+
+    @property
+    def available_cash(self) -> Decimal:
+        return self.cash_balance - self.held_cash
 
 
 def _share(part: Decimal, total: Decimal) -> Decimal:
@@ -35,7 +47,12 @@ def _share(part: Decimal, total: Decimal) -> Decimal:
 
 
 def value_portfolio(
-    cash: Decimal, holdings: Mapping[str, Decimal], prices: Mapping[str, Decimal]
+    cash: Decimal,
+    holdings: Mapping[str, Decimal],
+    prices: Mapping[str, Decimal],
+    *,
+    held_cash: Decimal = Decimal("0.00"),
+    held_units: Mapping[str, Decimal] | None = None,
 ) -> Portfolio:
     """Cash and holdings (asset id → quantity) valued at `prices`, largest value first.
 
@@ -56,7 +73,8 @@ def value_portfolio(
             current_price=prices[asset_id],
             market_value=values[asset_id],
             percentage=_share(values[asset_id], total_value),
+            held_quantity=(held_units or {}).get(asset_id, Decimal(0)),
         )
         for asset_id in sorted(values, key=lambda a: (-values[a], a))
     )
-    return Portfolio(lines, cash, total_asset_value, total_value)
+    return Portfolio(lines, cash, total_asset_value, total_value, held_cash)

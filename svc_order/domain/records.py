@@ -1,6 +1,7 @@
 """Items derived from an applied operation: its order and ledger entries.
 
-Their ids are name-based on the operation's id, so writing them twice is harmless.
+Their ids are name-based on the operation's id (a limit order keeps the id of the
+operation that placed it), so writing them twice is harmless.
 """
 
 from __future__ import annotations
@@ -12,21 +13,10 @@ from decimal import Decimal
 
 from svc_order.domain.account import AppliedOperation, OperationKind, Trade
 from svc_order.domain.ids import name_based_id
-from svc_order.domain.values import OrderType
+from svc_order.domain.orders import OrderRecord
+from svc_order.domain.values import OrderStatus
 
-STATUS_COMPLETED = "completed"
-
-
-@dataclass(frozen=True)
-class OrderRecord:
-    order_id: str
-    order_type: OrderType
-    asset_id: str
-    quantity: Decimal
-    price: Decimal
-    status: str
-    total_amount: Decimal
-    created_at: datetime
+STATUS_COMPLETED = OrderStatus.COMPLETED.value
 
 
 @dataclass(frozen=True)
@@ -56,15 +46,23 @@ class AssetEntry:
 
 @dataclass(frozen=True)
 class DerivedItems:
-    """Everything an operation writes besides the account; trades have all three."""
+    """Everything an operation writes besides the account: trades have all three, cash
+    movements a ledger entry, a limit order's placement, cancel or expiry its order."""
 
-    cash_entry: CashEntry
+    cash_entry: CashEntry | None
     order: OrderRecord | None = None
     asset_entry: AssetEntry | None = None
 
 
 def order_id_of(operation: AppliedOperation) -> str:
-    return name_based_id(f"order\n{operation.operation_id}")
+    """The id of the order an operation placed, or of the limit order it changed."""
+    if operation.order is not None:
+        return operation.order.order_id
+    return new_order_id(operation.operation_id)
+
+
+def new_order_id(operation_id: str) -> str:
+    return name_based_id(f"order\n{operation_id}")
 
 
 def cash_transaction_id_of(operation: AppliedOperation) -> str:
@@ -82,6 +80,8 @@ def _trade_of(operation: AppliedOperation) -> Trade:
 
 
 def order_record(operation: AppliedOperation) -> OrderRecord:
+    if operation.order is not None:
+        return operation.order
     trade = _trade_of(operation)
     return OrderRecord(
         order_id=order_id_of(operation),
@@ -89,9 +89,10 @@ def order_record(operation: AppliedOperation) -> OrderRecord:
         asset_id=trade.asset_id,
         quantity=trade.quantity,
         price=trade.price,
-        status=STATUS_COMPLETED,
+        status=OrderStatus.COMPLETED,
         total_amount=operation.amount,
         created_at=operation.created_at,
+        filled_at=operation.created_at,
     )
 
 
@@ -122,11 +123,29 @@ def asset_entry(operation: AppliedOperation) -> AssetEntry:
 
 
 def derived_items(operation: AppliedOperation) -> DerivedItems:
-    if operation.trade is None:
-        return DerivedItems(cash_entry(operation))
-    return DerivedItems(cash_entry(operation), order_record(operation), asset_entry(operation))
+    if operation.trade is not None:
+        return DerivedItems(cash_entry(operation), order_record(operation), asset_entry(operation))
+    if operation.order is not None:
+        return DerivedItems(None, operation.order)
+    return DerivedItems(cash_entry(operation))
 
 
 def ledger_balance(entries: Iterable[CashEntry]) -> Decimal:
     """The cash that a ledger adds up to; equals the account's cash when complete."""
     return sum((entry.amount for entry in entries), Decimal("0.00"))
+
+
+_EVENTS = {
+    OrderStatus.PENDING: "placed",
+    OrderStatus.COMPLETED: "filled",
+    OrderStatus.CANCELLED: "cancelled",
+    OrderStatus.EXPIRED: "expired",
+}
+
+
+def order_event(operation: AppliedOperation) -> str | None:
+    """What happened to an order in this operation (placed, filled, cancelled, expired);
+    None for a deposit or withdrawal."""
+    if operation.order is None and operation.trade is None:
+        return None
+    return _EVENTS[order_record(operation).status]

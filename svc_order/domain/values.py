@@ -22,7 +22,8 @@ from svc_order.domain.errors import (
     InvalidOrderType,
     InvalidPrice,
     InvalidQuantity,
-    LimitOrdersUnsupported,
+    InvalidStatus,
+    InvalidTimeInForce,
 )
 
 CENT = Decimal("0.01")
@@ -51,6 +52,37 @@ class OrderType(enum.StrEnum):
     MARKET_SELL = "market_sell"
     LIMIT_BUY = "limit_buy"
     LIMIT_SELL = "limit_sell"
+
+    @property
+    def is_buy(self) -> bool:
+        return self in (OrderType.MARKET_BUY, OrderType.LIMIT_BUY)
+
+    @property
+    def is_limit(self) -> bool:
+        return self in (OrderType.LIMIT_BUY, OrderType.LIMIT_SELL)
+
+
+class TimeInForce(enum.StrEnum):
+    """How long a limit order may rest (the names brokers and exchanges use)."""
+
+    GTC = "gtc"  # good till cancelled
+    DAY = "day"  # until the next 00:00 UTC
+    GTD = "gtd"  # good till a date: until `expires_at`
+    IOC = "ioc"  # immediate or cancel
+    FOK = "fok"  # fill or kill: all now or nothing
+
+    @property
+    def may_rest(self) -> bool:
+        return self not in (TimeInForce.IOC, TimeInForce.FOK)
+
+
+class OrderStatus(enum.StrEnum):
+    """pending (resting) -> completed | cancelled | expired; market orders complete at once."""
+
+    PENDING = "pending"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
 
 
 def decimal_places(value: Decimal) -> int:
@@ -111,7 +143,7 @@ def parse_quantity(raw: str) -> Decimal:
 
 
 def check_price(value: Decimal) -> Decimal:
-    """A protection (or, later, limit) price given by the user."""
+    """A protection or limit price given by the user."""
     if not value.is_finite():
         raise InvalidPrice("must be a number")
     if value <= 0:
@@ -128,18 +160,31 @@ def parse_price(raw: str) -> Decimal:
 
 
 def parse_order_type(raw: str) -> OrderType:
-    """The order type; only market orders execute today, limit orders are refused."""
     try:
-        order_type = OrderType(raw)
+        return OrderType(raw)
     except ValueError:
         choices = ", ".join(t.value for t in OrderType)
         raise InvalidOrderType(f"must be one of {choices}") from None
-    if order_type in (OrderType.LIMIT_BUY, OrderType.LIMIT_SELL):
-        raise LimitOrdersUnsupported(
-            "limit orders are not available yet; place a market order, optionally with "
-            "a protection price"
-        )
-    return order_type
+
+
+def parse_time_in_force(raw: str) -> TimeInForce:
+    try:
+        return TimeInForce(raw)
+    except ValueError:
+        choices = ", ".join(t.value for t in TimeInForce)
+        raise InvalidTimeInForce(f"must be one of {choices}") from None
+
+
+def parse_status_filter(raw: str) -> OrderStatus:
+    """A list filter: a status, or "open" for the resting (pending) orders."""
+    text = raw
+    if text == "open":
+        return OrderStatus.PENDING
+    try:
+        return OrderStatus(text)
+    except ValueError:
+        choices = ", ".join([*(s.value for s in OrderStatus), "open"])
+        raise InvalidStatus(f"must be one of {choices}") from None
 
 
 def parse_asset_id(raw: str) -> str:

@@ -132,7 +132,8 @@ def stack(
     wait_until(lambda: grpc_serving(user.port, wire_pki, "svc_user"), "svc_user reports SERVING")
     yield Stack(user, inventory, order, wire_pki)
     user.server.stop(0).wait()
-    order.server.stop(0).wait()
+    # shutdown, not only the server: svc_order's price trigger and sweep stop too.
+    order.shutdown()
     inventory.shutdown()
 
 

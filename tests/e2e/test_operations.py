@@ -25,6 +25,8 @@ API_MD_ROUTES = {
     ("post", "/api/v1/orders"): True,
     ("get", "/api/v1/orders"): True,
     ("get", "/api/v1/orders/{order_id}"): True,
+    ("delete", "/api/v1/orders/{order_id}"): True,
+    ("get", "/api/v1/stream/orders"): True,
     ("get", "/api/v1/balance"): True,
     ("post", "/api/v1/balance/deposit"): True,
     ("post", "/api/v1/balance/withdraw"): True,

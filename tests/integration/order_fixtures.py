@@ -325,6 +325,40 @@ class Trader:
         response = self.stub.PlaceOrder(request, metadata=self.metadata(key), timeout=CALL_TIMEOUT)
         return response.data
 
+    def limit(
+        self,
+        side: str,
+        asset_id: str,
+        quantity: str,
+        limit_price: str,
+        time_in_force: str | None = None,
+        expires_at: datetime | None = None,
+        key: str | None = None,
+    ) -> order_pb2.Order:
+        """A limit order: `side` is "buy" or "sell"."""
+        request = order_pb2.PlaceOrderRequest(
+            order_type=f"limit_{side}", asset_id=asset_id, quantity=quantity, price=limit_price
+        )
+        if time_in_force is not None:
+            request.time_in_force = time_in_force
+        if expires_at is not None:
+            request.expires_at.FromDatetime(expires_at)
+        response = self.stub.PlaceOrder(request, metadata=self.metadata(key), timeout=CALL_TIMEOUT)
+        return response.data
+
+    def cancel(self, order_id: str) -> order_pb2.Order:
+        response = self.stub.CancelOrder(
+            order_pb2.CancelOrderRequest(order_id=order_id),
+            metadata=self.metadata(),
+            timeout=CALL_TIMEOUT,
+        )
+        return response.data
+
+    def balances(self) -> order_pb2.GetBalanceResponse:
+        return self.stub.GetBalance(
+            order_pb2.GetBalanceRequest(), metadata=self.metadata(), timeout=CALL_TIMEOUT
+        )
+
     def buy(self, asset_id: str, quantity: str, **options: str) -> order_pb2.Order:
         return self.order("market_buy", asset_id, quantity, **options)
 

@@ -157,15 +157,6 @@ def test_a_protection_price_refuses_a_worse_fill(trader: Trader) -> None:
     assert_unchanged(trader, "950.00", orders=1)
 
 
-@pytest.mark.parametrize("order_type", ["limit_buy", "limit_sell"])
-def test_limit_orders_are_not_available_yet(trader: Trader, order_type: str) -> None:
-    trader.deposit("1000")
-    error = refused(lambda: trader.order(order_type, "BTC", "0.001", price="40000"))
-    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert reason_of(error) == "LIMIT_ORDERS_UNSUPPORTED"
-    assert_unchanged(trader, "1000.00", orders=0)
-
-
 @pytest.mark.parametrize(
     ("field", "order_type", "asset_id", "quantity", "price"),
     [

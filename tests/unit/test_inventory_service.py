@@ -12,13 +12,13 @@ from decimal import Decimal
 import pytest
 
 from common.errors import InvalidArgument, ResourceExhausted, Unavailable
+from common.periodic import PeriodicTask
 from svc_inventory.__main__ import price_source
 from svc_inventory.broadcast import SUBSCRIBER_BUFFER, PriceBroadcaster
 from svc_inventory.config import InventorySettings
 from svc_inventory.domain import SEED_CATALOGUE, Asset, MarketTick, Quote, quote_of
 from svc_inventory.feeds import CoinGeckoMarkets, PriceFeedError, SimulatedMarket
 from svc_inventory.service import MAX_IDS_PER_REQUEST, InventoryService
-from svc_inventory.ticker import PeriodicTask
 
 NOW = datetime(2024, 6, 2, tzinfo=UTC)
 BY_ID = {a.asset_id: a for a in SEED_CATALOGUE}

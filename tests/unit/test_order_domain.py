@@ -19,20 +19,24 @@ from svc_order.domain import (
     InsufficientHoldings,
     InvalidAmount,
     InvalidAssetId,
+    InvalidExpiry,
     InvalidIdempotencyKey,
     InvalidOrderType,
     InvalidPrice,
     InvalidQuantity,
-    LimitOrdersUnsupported,
+    InvalidStatus,
+    InvalidTimeInForce,
     Limits,
     MarketQuote,
     OperationKind,
+    OrderNotCancellable,
     OrderRequest,
     OrderRuleError,
     OrderType,
     OrderValueTooHigh,
     ProtectionPriceBreached,
     Request,
+    TooManyOpenOrders,
 )
 
 D = Decimal
@@ -192,17 +196,11 @@ def test_price_refuses_out_of_range(raw: str) -> None:
         domain.parse_price(raw)
 
 
-def test_order_type_accepts_market_orders() -> None:
+def test_order_type_accepts_market_and_limit_orders() -> None:
     assert domain.parse_order_type("market_buy") is OrderType.MARKET_BUY
     assert domain.parse_order_type("market_sell") is OrderType.MARKET_SELL
-
-
-@pytest.mark.parametrize("raw", ["limit_buy", "limit_sell"])
-def test_limit_orders_are_refused_as_a_failed_precondition(raw: str) -> None:
-    with pytest.raises(LimitOrdersUnsupported) as refused:
-        domain.parse_order_type(raw)
-    assert refused.value.kind is ErrorKind.FAILED_PRECONDITION
-    assert "not available yet" in refused.value.message
+    assert domain.parse_order_type("limit_buy") is OrderType.LIMIT_BUY
+    assert domain.parse_order_type("limit_sell") is OrderType.LIMIT_SELL
 
 
 @pytest.mark.parametrize("raw", ["", "buy", "MARKET_BUY", "stop_loss"])
@@ -237,7 +235,11 @@ def test_every_rule_error_has_a_stable_reason_and_a_kind() -> None:
         OrderValueTooHigh,
         ProtectionPriceBreached,
         AssetNotTradable,
-        LimitOrdersUnsupported,
+        InvalidTimeInForce,
+        InvalidExpiry,
+        InvalidStatus,
+        TooManyOpenOrders,
+        OrderNotCancellable,
         IdempotencyConflict,
     ]
     reasons = {error.reason for error in errors}
@@ -577,6 +579,7 @@ def test_a_buy_derives_an_order_a_cash_entry_and_an_asset_entry() -> None:
     assert (items.order.quantity, items.order.price) == (D("0.1"), D("50000.00"))
     assert items.order.total_amount == D("5000.00")
     assert items.order.status == "completed"
+    assert items.cash_entry is not None
     assert items.cash_entry.transaction_type is OperationKind.BUY
     assert items.cash_entry.amount == D("-5000.00")
     assert items.cash_entry.reference_id == items.order.order_id
@@ -587,6 +590,7 @@ def test_a_buy_derives_an_order_a_cash_entry_and_an_asset_entry() -> None:
 def test_a_sale_credits_the_ledger() -> None:
     account = buy(funded("1000"), "1", "100").account
     items = domain.derived_items(sell(account, "1", "100").operation)
+    assert items.cash_entry is not None
     assert items.cash_entry.amount == D("100.00")
     assert items.cash_entry.transaction_type is OperationKind.SELL
 
@@ -595,9 +599,11 @@ def test_deposits_and_withdrawals_derive_only_a_cash_entry() -> None:
     deposited = deposit(funded("0"), "100")
     items = domain.derived_items(deposited.operation)
     assert (items.order, items.asset_entry) == (None, None)
+    assert items.cash_entry is not None
     assert items.cash_entry.amount == D("100.00")
     assert items.cash_entry.reference_id == ""
     withdrawn = domain.derived_items(withdraw(deposited.account, "30").operation)
+    assert withdrawn.cash_entry is not None
     assert withdrawn.cash_entry.transaction_type is OperationKind.WITHDRAWAL
     assert withdrawn.cash_entry.amount == D("-30.00")
     with pytest.raises(ValueError, match="not a trade"):

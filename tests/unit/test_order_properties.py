@@ -25,6 +25,7 @@ from svc_order.domain import (
     OrderRuleError,
     OrderType,
     Request,
+    TimeInForce,
 )
 
 D = Decimal
@@ -37,6 +38,7 @@ amounts = st.decimals(min_value=D("0.01"), max_value=D("6000"), places=2)
 quantities = st.decimals(min_value=D("0.001"), max_value=D("50"), places=8)
 # Quotes carry many decimals, so that most costs fall between two cents.
 prices = st.decimals(min_value=D("0.00000001"), max_value=D("100000"), places=12)
+limits = st.decimals(min_value=D("0.01"), max_value=D("1000"), places=8)
 # A few keys only, so that keys are reused: replays, conflicts and expiries happen.
 keys = st.none() | st.sampled_from([f"key-{n}" for n in range(6)])
 
@@ -52,6 +54,7 @@ class TradingAccount(RuleBasedStateMachine):
         self.cash_entries: list[CashEntry] = []
         self.asset_entries: list[AssetEntry] = []
         self.derived_ids: set[str] = set()
+        self.order_ids: set[str] = set()
         self.by_key: dict[str, AppliedOperation] = {}
         self.last_keyed_request: tuple[str, dict[str, str], str, Callable[[str], Change]] | None
         self.last_keyed_request = None
@@ -96,11 +99,18 @@ class TradingAccount(RuleBasedStateMachine):
         self.account = change.account
         self.applied += 1
         items = domain.derived_items(change.operation)
-        self.cash_entries.append(items.cash_entry)
-        new_ids = [items.cash_entry.transaction_id]
-        if items.asset_entry is not None and items.order is not None:
+        new_ids = []
+        if items.cash_entry is not None:
+            self.cash_entries.append(items.cash_entry)
+            new_ids.append(items.cash_entry.transaction_id)
+        if items.asset_entry is not None:
             self.asset_entries.append(items.asset_entry)
-            new_ids += [items.asset_entry.transaction_id, items.order.order_id]
+            new_ids.append(items.asset_entry.transaction_id)
+        if items.order is not None:
+            # A limit order keeps its id from placement to fill, cancel or expiry.
+            if items.order.order_id not in self.order_ids:
+                new_ids.append(items.order.order_id)
+            self.order_ids.add(items.order.order_id)
         assert self.derived_ids.isdisjoint(new_ids)
         self.derived_ids.update(new_ids)
 
@@ -176,14 +186,87 @@ class TradingAccount(RuleBasedStateMachine):
             ),
         )
 
+    @rule(
+        asset=st.sampled_from(ASSETS),
+        side=st.sampled_from([OrderType.LIMIT_BUY, OrderType.LIMIT_SELL]),
+        quantity=st.decimals(min_value=D("0.001"), max_value=D("5"), places=8),
+        limit=limits,
+        # Around the limit, so that orders both rest and cross at once.
+        move=st.decimals(min_value=D("0.9"), max_value=D("1.1"), places=3),
+        tif=st.sampled_from(TimeInForce),
+        key=keys,
+    )
+    def place_limit(
+        self,
+        asset: str,
+        side: OrderType,
+        quantity: Decimal,
+        limit: Decimal,
+        move: Decimal,
+        tif: TimeInForce,
+        key: str | None,
+    ) -> None:
+        quote = limit * move
+        expires_at = self.now + timedelta(hours=5) if tif is TimeInForce.GTD else None
+        order = OrderRequest(side, asset, quantity, limit, tif, expires_at)
+        self.submit(
+            "order",
+            {
+                "order_type": side.value,
+                "asset_id": asset,
+                "quantity": str(quantity),
+                "price": str(limit),
+                "time_in_force": tif.value,
+            },
+            key,
+            lambda fingerprint: domain.place_order(
+                self.account, order, MarketQuote(quote), self.request(key, fingerprint), LIMITS
+            ),
+        )
+
+    @precondition(lambda self: bool(self.account.open_orders))
+    @rule(data=st.data(), quote=prices)
+    def a_tick_reaches_a_resting_order(self, data: st.DataObject, quote: Decimal) -> None:
+        order_id = data.draw(st.sampled_from(sorted(self.account.open_orders)))
+        resting = self.account.open_orders[order_id]
+        # Half the ticks cross the limit, so that fills happen.
+        if data.draw(st.booleans()):
+            quote = resting.limit_price
+        change = domain.fill_order(
+            self.account, order_id, MarketQuote(quote), self.request(None, ""), LIMITS
+        )
+        if change is None:
+            assert not resting.crossed_by(quote) or resting.is_due(self.now)
+            return
+        self.record(change)
+
+    @precondition(lambda self: bool(self.account.open_orders))
+    @rule(data=st.data())
+    def cancel_a_resting_order(self, data: st.DataObject) -> None:
+        order_id = data.draw(st.sampled_from(sorted(self.account.open_orders)))
+        self.record(domain.cancel_order(self.account, order_id, self.request(None, "")))
+
+    @precondition(lambda self: bool(self.account.open_orders))
+    @rule()
+    def the_sweep_expires_what_is_due(self) -> None:
+        for order_id in sorted(self.account.open_orders):
+            change = domain.expire_order(self.account, order_id, self.request(None, ""))
+            if change is not None:
+                self.record(change)
+
     @invariant()
     def nothing_is_negative(self) -> None:
         assert self.account.cash >= 0
+        assert self.account.available_cash >= 0
         assert all(holding.quantity > 0 for holding in self.account.holdings.values())
+        assert all(self.account.available_units(asset) >= 0 for asset in ASSETS)
 
     @invariant()
     def cash_equals_the_ledger(self) -> None:
-        assert self.account.cash == domain.ledger_balance(self.cash_entries)
+        # cash is the total: available + held.
+        held = sum((o.held_cash for o in self.account.open_orders.values()), D("0.00"))
+        assert self.account.held_cash == held
+        assert self.account.available_cash + held == domain.ledger_balance(self.cash_entries)
 
     @invariant()
     def holdings_equal_bought_minus_sold(self) -> None:
@@ -192,7 +275,10 @@ class TradingAccount(RuleBasedStateMachine):
             sign = 1 if entry.transaction_type is OperationKind.BUY else -1
             expected[entry.asset_id] += sign * entry.quantity
         held = {asset: quantity for asset, quantity in expected.items() if quantity != 0}
-        assert held == {asset: h.quantity for asset, h in self.account.holdings.items()}
+        assert held == {
+            asset: self.account.available_units(asset) + self.account.held_units(asset)
+            for asset in self.account.holdings
+        }
 
     @invariant()
     def every_applied_operation_is_counted_once(self) -> None:
@@ -211,7 +297,7 @@ class TradingAccount(RuleBasedStateMachine):
 
 
 TestTradingAccount = TradingAccount.TestCase
-TestTradingAccount.settings = settings(BOUNDED, stateful_step_count=20)
+TestTradingAccount.settings = settings(BOUNDED, stateful_step_count=40)
 
 
 @BOUNDED
