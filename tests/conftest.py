@@ -38,6 +38,9 @@ def engines() -> Iterator[tuple[Engine, Engine]]:
     redis = start_redis()
     saved = dict(os.environ)
     os.environ.update(engine_environment(dynalite.url, redis.url))
+    # A process a test starts serves its Prometheus page on a port of its own choosing:
+    # the fixed default would collide between processes on one host.
+    os.environ["METRICS_PORT"] = "0"
     try:
         yield dynalite, redis
     finally:
