@@ -56,7 +56,7 @@ def test_a_buy_moves_the_rounded_cost_into_a_holding(trader: Trader, market: Fak
     ledger = trader.cash_transactions()
     newest = ledger.transactions[0]
     assert (newest.transaction_type, newest.amount, newest.reference_id) == (
-        "BUY",
+        "order_payment",
         "-5000.00",
         order.order_id,
     )
