@@ -26,7 +26,7 @@ import grpc
 from trading.v1 import order_pb2, order_pb2_grpc, user_pb2, user_pb2_grpc
 
 from bench.harness import Result, cpu_seconds, machine, merged, peak_rss_mb, run_load
-from common.dynamo import make_client
+from common.dynamo import Table, make_client
 from devstack.stack import LocalStack
 from svc_order import domain
 from svc_order.store import DynamoTradingStore
@@ -84,7 +84,7 @@ def trader_tokens(stack: LocalStack, count: int) -> list[str]:
 def store_calls(stack: LocalStack, count: int) -> list[Callable[[], None]]:
     """One market buy each, as svc_order's store issues it, with no service around."""
     client = make_client(stack.env["DYNAMODB_ENDPOINT"], stack.env["AWS_REGION"], 64)
-    store = DynamoTradingStore(client, stack.env.get("TABLE_PREFIX", "") + "trading")
+    store = DynamoTradingStore(Table(client, stack.env.get("TABLE_PREFIX", "") + "trading"))
     limits = domain.Limits(max_order_value=Decimal("1000000"))
     order = domain.OrderRequest(domain.OrderType.MARKET_BUY, "BTC", Decimal(QUANTITY))
     calls: list[Callable[[], None]] = []

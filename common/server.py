@@ -1,7 +1,8 @@
 """Server bootstrap shared by every service.
 
-Starts a gRPC server with the standard health service (real status per service),
-reflection and the service interceptor; on SIGTERM or SIGINT it reports NOT_SERVING
+Starts a gRPC server with the standard health service (real status per service, and
+SERVING only while the store and Redis answer: `common.health`), reflection and the
+service interceptor; on SIGTERM or SIGINT it reports NOT_SERVING
 first, waits the drain period so balancers stop sending new calls, then stops with a
 grace period for the calls in flight.
 """
@@ -12,7 +13,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from types import FrameType
@@ -21,6 +22,15 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from common.health import (
+    REDIS,
+    STORE,
+    Dependency,
+    DependencyMonitor,
+    Probe,
+    dependency_health_name,
+    redis_probe,
+)
 from common.interceptors import ServiceInterceptor
 from common.metrics import ServerMetrics
 from common.redis_clients import redis_client
@@ -46,21 +56,27 @@ class RunningServer:
     drain_seconds: float
     grace_seconds: float
     _stopped: threading.Event = field(default_factory=threading.Event)
+    monitor: DependencyMonitor | None = None
 
     def set_serving(self, serving: bool) -> None:
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if serving
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
-        for name in ("", *self.service_names):
-            self.health.set(name, status)
+        # The whole ("") last: whoever sees it SERVING finds every service name set too.
+        for name in (*self.service_names, ""):
+            self.health.set(name, _status(serving))
+
+    def set_dependency(self, dependency: str, serving: bool) -> None:
+        """A dependency's state; "" is the service as a whole."""
+        if dependency:
+            self.health.set(dependency_health_name(dependency), _status(serving))
+        else:
+            self.set_serving(serving)
 
     def shutdown(self) -> None:
         """NOT_SERVING, drain, then stop with grace. Safe to call more than once."""
         if self._stopped.is_set():
             return
         self._stopped.set()
+        if self.monitor is not None:
+            self.monitor.stop()
         log.info("shutting down", extra={"drain_s": self.drain_seconds})
         self.health.enter_graceful_shutdown()
         time.sleep(self.drain_seconds)
@@ -69,6 +85,12 @@ class RunningServer:
 
     def wait(self) -> None:
         self.server.wait_for_termination()
+
+
+def _status(serving: bool) -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
+    if serving:
+        return health_pb2.HealthCheckResponse.SERVING
+    return health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 def start_server(
@@ -82,7 +104,10 @@ def start_server(
     drain_seconds: float,
     grace_seconds: float,
     tls: WireTls | None = None,
+    dependencies: Mapping[str, Dependency] | None = None,
+    probe_interval_seconds: float = 1.0,
 ) -> RunningServer:
+    """A started server; with `dependencies` (by name) its health follows them."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
         # The tracing span encloses everything the service interceptor does and logs.
@@ -121,7 +146,13 @@ def start_server(
         drain_seconds=drain_seconds,
         grace_seconds=grace_seconds,
     )
-    running.set_serving(True)
+    if dependencies:
+        running.monitor = DependencyMonitor(
+            dependencies, running.set_dependency, probe_interval_seconds
+        )
+        running.monitor.start()
+    else:
+        running.set_serving(True)
     log.info("serving", extra={"port": bound, "services": list(service_names)})
     return running
 
@@ -139,8 +170,22 @@ def start_service(
     register: Registrar,
     resolve_key: KeyResolver,
     revocations: RevocationList,
+    store: Probe | None = None,
+    needs_redis: bool = True,
 ) -> RunningServer:
-    """start_server with the verifier and the server settings every service shares."""
+    """start_server with the verifier and the server settings every service shares.
+
+    Health follows `store` (the service's table probe) and the settings' Redis, probed
+    every `health_probe_seconds`; `needs_redis=False` for a service that still serves
+    without Redis (then only the dependency's own health name reports it).
+    """
+    dependencies = None
+    if store is not None:
+        redis = redis_client(settings.redis_url, settings.redis_timeout_seconds)
+        dependencies = {
+            STORE: Dependency(store),
+            REDIS: Dependency(redis_probe(redis), required=needs_redis),
+        }
     verifier = AccessTokenVerifier(
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
@@ -157,6 +202,8 @@ def start_service(
         drain_seconds=settings.shutdown_drain_seconds,
         grace_seconds=settings.shutdown_grace_seconds,
         tls=wire_tls(settings),
+        dependencies=dependencies,
+        probe_interval_seconds=settings.health_probe_seconds,
     )
 
 

@@ -69,6 +69,19 @@ class CommonSettings(BaseSettings):
     metrics_port: int = Field(
         9464, ge=-1, le=65535, description="Port of the Prometheus /metrics page; -1: none."
     )
+    store_connect_timeout_seconds: float = Field(
+        0.25, gt=0, description="Time to open a connection to the DynamoDB endpoint."
+    )
+    store_read_timeout_seconds: float = Field(
+        1.0, gt=0, description="Time the DynamoDB endpoint gets to answer one request."
+    )
+    store_budget_seconds: float = Field(
+        2.0, gt=0, description="Time one store call may take with its retries."
+    )
+    store_max_attempts: int = Field(3, ge=1, description="Tries of one store call.")
+    health_probe_seconds: float = Field(
+        1.0, gt=0, description="Interval of the probes of the store and Redis behind health."
+    )
 
     @field_validator("redis_url")
     @classmethod

@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from common.dynamo import Table
 from svc_order.audit import Discrepancy, audit_books
 from svc_order.store import DynamoTradingStore, UnstableRead
 
@@ -36,7 +37,7 @@ class AuditReport:
 
 
 def audit_trading_table(client: Any, table: str) -> AuditReport:
-    store = DynamoTradingStore(client, table)
+    store = DynamoTradingStore(Table(client, table))
     report = AuditReport()
     for user_id in store.user_ids():
         try:

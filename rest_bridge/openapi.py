@@ -11,6 +11,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from trading.v1 import options_pb2
 
 from common import idempotency
+from common.health import DEPENDENCIES
 from rest_bridge.errors import HTTP_STATUS
 from rest_bridge.routes import Route
 from rest_bridge.transcode import FLOAT_TYPES, INTEGER_TYPES, is_decimal
@@ -242,6 +243,14 @@ _HEALTH_SCHEMA: dict[str, Any] = {
         "dependencies": {
             "type": "object",
             "additionalProperties": {"type": "string", "enum": ["up", "down", "not_configured"]},
+        },
+        "causes": {
+            "type": "object",
+            "description": "Per service that is down, the dependencies it reports failing.",
+            "additionalProperties": {
+                "type": "array",
+                "items": {"type": "string", "enum": list(DEPENDENCIES)},
+            },
         },
     },
 }

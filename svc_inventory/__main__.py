@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import partial
 
-from common.dynamo import ensure_table, make_client
+from common.dynamo import ensure_table, open_table
 from common.logs import configure_logging
 from common.metrics import serve_metrics
 from common.periodic import PeriodicTask
@@ -64,10 +64,9 @@ def build(
 ) -> InventoryServer:
     """The running server. `source` replaces the configured price source: tests pass a
     scripted market; no setting selects one, so production cannot."""
-    client = make_client(settings.dynamodb_endpoint, settings.aws_region, settings.grpc_max_workers)
-    table = settings.table_prefix + settings.assets_table
-    ensure_table(client, table)
-    store = DynamoAssetStore(client, table)
+    table = open_table(settings, settings.assets_table)
+    ensure_table(table.client, table.name)
+    store = DynamoAssetStore(table)
     store.seed_catalogue(SEED_CATALOGUE)
     assets = store.list_assets()
     streams = PriceBroadcaster(max_subscribers=settings.max_price_streams)
@@ -75,7 +74,7 @@ def build(
         store=store,
         cache=RedisQuoteCache(
             cache_client(settings.redis_url),
-            namespace=table,
+            namespace=table.name,
             ttl_seconds=settings.price_cache_ttl_seconds,
         ),
         source=(source or partial(price_source, settings))(assets),
@@ -104,6 +103,9 @@ def build(
             else no_keys
         ),
         revocations=revocation_list(settings),
+        store=table.probe,
+        # Quotes come from the store while the Redis cache is down.
+        needs_redis=False,
     )
     ticker = PeriodicTask("price-ticker", service.refresh_prices, settings.tick_seconds)
     ticker.start()

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 
 from common.context import Identity
-from common.dynamo import make_client
+from common.dynamo import open_table
 from common.logs import configure_logging
 from common.metrics import serve_metrics
 from common.periodic import PeriodicTask
@@ -72,17 +72,14 @@ def build(
         retries=settings.grpc_client_retries,
         tls=wire_tls(settings),
     )
-    table = settings.table_prefix + settings.trading_table
+    table = open_table(settings, settings.trading_table)
     revocations = revocation_list(settings)
     quotes = InventoryQuotes(to_inventory)
     service = OrderService(
-        store=DynamoTradingStore(
-            make_client(settings.dynamodb_endpoint, settings.aws_region, settings.grpc_max_workers),
-            table,
-        ),
+        store=DynamoTradingStore(table),
         quotes=quotes,
         events=RedisOrderEvents(
-            redis_client(settings.redis_url, settings.redis_timeout_seconds), namespace=table
+            redis_client(settings.redis_url, settings.redis_timeout_seconds), namespace=table.name
         ),
         limits=Limits(
             daily_deposit_limit=settings.daily_deposit_limit,
@@ -102,6 +99,7 @@ def build(
         register=register(OrderServicer(service, session_alive=session_checker(revocations))),
         resolve_key=user_service_keys(to_users),
         revocations=revocations,
+        store=table.probe,
     )
     trigger = PriceTrigger(
         quotes, service.fill_crossed, stream_seconds=settings.price_trigger_stream_seconds

@@ -38,14 +38,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any, Generic, Protocol, TypeVar
 
-from common.dynamo import Item, from_attributes, is_condition_failure, to_attributes, to_value
+from common.dynamo import Item, Table, decode_time, encode_time
 from common.errors import InvalidArgument
 from svc_order.audit import Books
 from svc_order.domain import (
@@ -72,9 +71,6 @@ ORDER_PREFIX = "ORDER#"
 ORDER_ID_PREFIX = "ORDERID#"
 CASH_PREFIX = "CASH#"
 TRADE_PREFIX = "TRADE#"
-# A batch the engine only partly took is sent again this many times, backing off.
-BATCH_ATTEMPTS = 8
-BATCH_BACKOFF_SECONDS = 0.01
 # Reads of one user's items are repeated until the account's version holds still
 # around them at most this many times (the audit and the export see one moment).
 STABLE_READ_ATTEMPTS = 20
@@ -143,14 +139,6 @@ def _text(value: Decimal) -> str:
     return f"{value:f}"
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="microseconds")
-
-
-def _moment(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
 def _account_key(user_id: str) -> Item:
     return {"pk": f"ACCOUNT#{user_id}", "sk": ACCOUNT}
 
@@ -165,7 +153,7 @@ def _operation_to_map(operation: AppliedOperation) -> Item:
         "kind": operation.kind.value,
         "amount": _text(operation.amount),
         "cash_after": _text(operation.cash_after),
-        "created_at": _iso(operation.created_at),
+        "created_at": encode_time(operation.created_at),
     }
     if operation.idempotency_key is not None:
         entry["idempotency_key"] = operation.idempotency_key
@@ -190,7 +178,7 @@ def _operation_from_map(entry: Mapping[str, Any]) -> AppliedOperation:
         kind=OperationKind(entry["kind"]),
         amount=Decimal(entry["amount"]),
         cash_after=Decimal(entry["cash_after"]),
-        created_at=_moment(entry["created_at"]),
+        created_at=decode_time(entry["created_at"]),
         idempotency_key=entry.get("idempotency_key"),
         fingerprint=entry.get("fingerprint", ""),
         trade=None
@@ -213,8 +201,8 @@ def account_to_item(account: Account) -> Item:
         "holdings": {
             asset_id: {
                 "quantity": _text(holding.quantity),
-                "created_at": _iso(holding.created_at),
-                "updated_at": _iso(holding.updated_at),
+                "created_at": encode_time(holding.created_at),
+                "updated_at": encode_time(holding.updated_at),
             }
             for asset_id, holding in account.holdings.items()
         },
@@ -222,8 +210,8 @@ def account_to_item(account: Account) -> Item:
         "day": account.day.isoformat(),
         "deposited_today": _text(account.deposited_today),
         "withdrawn_today": _text(account.withdrawn_today),
-        "created_at": _iso(account.created_at),
-        "updated_at": _iso(account.updated_at),
+        "created_at": encode_time(account.created_at),
+        "updated_at": encode_time(account.updated_at),
         "recent": [_operation_to_map(operation) for operation in account.recent],
     }
     if account.open_orders:
@@ -233,7 +221,7 @@ def account_to_item(account: Account) -> Item:
     if account.last_operation is not None:
         item["last_operation"] = _operation_to_map(account.last_operation)
     if account.closed_at is not None:
-        item["closed_at"] = _iso(account.closed_at)
+        item["closed_at"] = encode_time(account.closed_at)
     return item
 
 
@@ -245,8 +233,8 @@ def account_from_item(item: Mapping[str, Any]) -> Account:
         holdings={
             asset_id: Holding(
                 quantity=Decimal(holding["quantity"]),
-                created_at=_moment(holding["created_at"]),
-                updated_at=_moment(holding["updated_at"]),
+                created_at=decode_time(holding["created_at"]),
+                updated_at=decode_time(holding["updated_at"]),
             )
             for asset_id, holding in item["holdings"].items()
         },
@@ -254,11 +242,11 @@ def account_from_item(item: Mapping[str, Any]) -> Account:
         day=date.fromisoformat(item["day"]),
         deposited_today=Decimal(item["deposited_today"]),
         withdrawn_today=Decimal(item["withdrawn_today"]),
-        created_at=_moment(item["created_at"]),
-        updated_at=_moment(item["updated_at"]),
+        created_at=decode_time(item["created_at"]),
+        updated_at=decode_time(item["updated_at"]),
         recent=tuple(_operation_from_map(entry) for entry in item["recent"]),
         last_operation=None if last is None else _operation_from_map(last),
-        closed_at=_moment(item["closed_at"]) if "closed_at" in item else None,
+        closed_at=decode_time(item["closed_at"]) if "closed_at" in item else None,
         open_orders={
             order_id: _open_order_from_map(entry)
             for order_id, entry in item.get("open_orders", {}).items()
@@ -274,10 +262,10 @@ def _open_order_to_map(order: OpenOrder) -> Item:
         "quantity": _text(order.quantity),
         "limit_price": _text(order.limit_price),
         "time_in_force": order.time_in_force.value,
-        "created_at": _iso(order.created_at),
+        "created_at": encode_time(order.created_at),
     }
     if order.expires_at is not None:
-        entry["expires_at"] = _iso(order.expires_at)
+        entry["expires_at"] = encode_time(order.expires_at)
     return entry
 
 
@@ -289,13 +277,13 @@ def _open_order_from_map(entry: Mapping[str, Any]) -> OpenOrder:
         quantity=Decimal(entry["quantity"]),
         limit_price=Decimal(entry["limit_price"]),
         time_in_force=TimeInForce(entry["time_in_force"]),
-        expires_at=_optional_moment(entry.get("expires_at")),
-        created_at=_moment(entry["created_at"]),
+        expires_at=_optionaldecode_time(entry.get("expires_at")),
+        created_at=decode_time(entry["created_at"]),
     )
 
 
-def _optional_moment(text: str | None) -> datetime | None:
-    return None if text is None else _moment(text)
+def _optionaldecode_time(text: str | None) -> datetime | None:
+    return None if text is None else decode_time(text)
 
 
 def order_fields(order: OrderRecord) -> Item:
@@ -308,13 +296,13 @@ def order_fields(order: OrderRecord) -> Item:
         "price": None if order.price is None else _text(order.price),
         "status": order.status.value,
         "total_amount": _text(order.total_amount),
-        "created_at": _iso(order.created_at),
+        "created_at": encode_time(order.created_at),
         "time_in_force": None if order.time_in_force is None else order.time_in_force.value,
         "limit_price": None if order.limit_price is None else _text(order.limit_price),
-        "expires_at": None if order.expires_at is None else _iso(order.expires_at),
-        "filled_at": None if order.filled_at is None else _iso(order.filled_at),
-        "cancelled_at": None if order.cancelled_at is None else _iso(order.cancelled_at),
-        "expired_at": None if order.expired_at is None else _iso(order.expired_at),
+        "expires_at": None if order.expires_at is None else encode_time(order.expires_at),
+        "filled_at": None if order.filled_at is None else encode_time(order.filled_at),
+        "cancelled_at": None if order.cancelled_at is None else encode_time(order.cancelled_at),
+        "expired_at": None if order.expired_at is None else encode_time(order.expired_at),
         "held_amount": None if order.held_amount is None else _text(order.held_amount),
         # Market orders never change: only a limit order's states need ordering.
         "revision": order.revision or None,
@@ -334,15 +322,15 @@ def order_from_item(item: Mapping[str, Any]) -> OrderRecord:
         price=None if price is None else Decimal(price),
         status=OrderStatus(item["status"]),
         total_amount=Decimal(item["total_amount"]),
-        created_at=_moment(item["created_at"]),
+        created_at=decode_time(item["created_at"]),
         time_in_force=None if tif is None else TimeInForce(tif),
         limit_price=None if limit_price is None else Decimal(limit_price),
-        expires_at=_optional_moment(item.get("expires_at")),
+        expires_at=_optionaldecode_time(item.get("expires_at")),
         # Market orders stored before fills had a time filled when they were placed.
-        filled_at=_optional_moment(item.get("filled_at"))
-        or (_moment(item["created_at"]) if price is not None and tif is None else None),
-        cancelled_at=_optional_moment(item.get("cancelled_at")),
-        expired_at=_optional_moment(item.get("expired_at")),
+        filled_at=_optionaldecode_time(item.get("filled_at"))
+        or (decode_time(item["created_at"]) if price is not None and tif is None else None),
+        cancelled_at=_optionaldecode_time(item.get("cancelled_at")),
+        expired_at=_optionaldecode_time(item.get("expired_at")),
         held_amount=None if held is None else Decimal(held),
         revision=int(item.get("revision", 0)),
     )
@@ -360,7 +348,7 @@ def cash_to_item(user_id: str, entry: CashEntry) -> Item:
         "transaction_type": entry.transaction_type.value,
         "amount": _text(entry.amount),
         "status": entry.status,
-        "created_at": _iso(entry.created_at),
+        "created_at": encode_time(entry.created_at),
         # An empty string is left out: not every engine stores one.
         "reference_id": entry.reference_id or None,
     }
@@ -372,7 +360,7 @@ def cash_from_item(item: Mapping[str, Any]) -> CashEntry:
         transaction_type=OperationKind(item["transaction_type"]),
         amount=Decimal(item["amount"]),
         status=item["status"],
-        created_at=_moment(item["created_at"]),
+        created_at=decode_time(item["created_at"]),
         reference_id=item.get("reference_id", ""),
     )
 
@@ -422,7 +410,7 @@ def _resting_key(order: OpenOrder) -> Item:
 
 
 def _expiring_key(order: OpenOrder, expires_at: datetime) -> Item:
-    return {"pk": EXPIRING, "sk": f"{_iso(expires_at.astimezone(UTC))}#{order.order_id}"}
+    return {"pk": EXPIRING, "sk": f"{encode_time(expires_at)}#{order.order_id}"}
 
 
 def hint_items(user_id: str, order: OpenOrder) -> list[Item]:
@@ -451,7 +439,7 @@ def asset_entry_to_item(user_id: str, entry: AssetEntry) -> Item:
         "total_amount": _text(entry.total_amount),
         "order_id": entry.order_id,
         "status": entry.status,
-        "created_at": _iso(entry.created_at),
+        "created_at": encode_time(entry.created_at),
     }
 
 
@@ -465,7 +453,7 @@ def asset_entry_from_item(item: Mapping[str, Any]) -> AssetEntry:
         total_amount=Decimal(item["total_amount"]),
         order_id=item["order_id"],
         status=item["status"],
-        created_at=_moment(item["created_at"]),
+        created_at=decode_time(item["created_at"]),
     )
 
 
@@ -502,24 +490,13 @@ def decode_page_token(token: str, prefix: str) -> str:
 
 
 class DynamoTradingStore:
-    def __init__(self, client: Any, table: str) -> None:
-        self._db = client
+    def __init__(self, table: Table) -> None:
         self._table = table
-
-    def _get(self, key: Item) -> Item | None:
-        response = self._db.get_item(
-            TableName=self._table, Key=to_attributes(key), ConsistentRead=True
-        )
-        found = response.get("Item")
-        return from_attributes(found) if found else None
-
-    def _put(self, item: Item) -> None:
-        self._db.put_item(TableName=self._table, Item=to_attributes(item))
 
     # Account ------------------------------------------------------------------
 
     def get_account(self, user_id: str) -> Account | None:
-        item = self._get(_account_key(user_id))
+        item = self._table.get(_account_key(user_id))
         return None if item is None else account_from_item(item)
 
     def save_account(self, account: Account, read_version: int) -> bool:
@@ -529,77 +506,35 @@ class DynamoTradingStore:
         """
         if account.version != read_version + 1:
             raise ValueError("an account write moves the version on by exactly one")
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "Item": to_attributes(account_to_item(account)),
-        }
+        item = account_to_item(account)
         if read_version == 0:
-            request["ConditionExpression"] = "attribute_not_exists(pk)"
-        else:
-            request["ConditionExpression"] = "version = :read"
-            request["ExpressionAttributeValues"] = {":read": to_value(read_version)}
-        try:
-            self._db.put_item(**request)
-        except Exception as error:
-            if is_condition_failure(error):
-                return False
-            raise
-        return True
+            return self._table.put_if(item, "attribute_not_exists(pk)")
+        return self._table.put_if(item, "version = :read", {":read": read_version})
 
     # Derived items ------------------------------------------------------------
 
     def put_derived(self, user_id: str, items: DerivedItems) -> None:
         order = items.order
         if order is None or not order.revision:
-            self._batch_put(derived_to_items(user_id, items))
+            # Not a transaction: every put is idempotent, so the items a failure left
+            # out are simply sent again.
+            self._table.put_many(derived_to_items(user_id, items))
             return
         # A limit order's state: each copy only over an older one. Its ledger and trade
         # items (a fill) never change, and go in one batch.
-        self._batch_put(derived_to_items(user_id, replace(items, order=None)))
+        self._table.put_many(derived_to_items(user_id, replace(items, order=None)))
         for item in order_items(user_id, order):
-            self._put_newer(item, order.revision)
-
-    def _put_newer(self, item: Item, revision: int) -> None:
-        try:
-            self._db.put_item(
-                TableName=self._table,
-                Item=to_attributes(item),
-                ConditionExpression="attribute_not_exists(pk) OR revision < :revision",
-                ExpressionAttributeValues={":revision": to_value(revision)},
+            # A lost condition: this state, or a newer one, is stored.
+            self._table.put_if(
+                item,
+                "attribute_not_exists(pk) OR revision < :revision",
+                {":revision": order.revision},
             )
-        except Exception as error:
-            if not is_condition_failure(error):
-                raise
-
-    def _batch_put(self, items: list[Item]) -> None:
-        # One BatchWriteItem, not a transaction: every put is idempotent, so the
-        # items a partial batch left out are simply sent again.
-        if not items:
-            return
-        self._batch([{"PutRequest": {"Item": to_attributes(item)}} for item in items])
-
-    def _batch(self, requests: list[dict[str, Any]]) -> None:
-        pending = {self._table: requests}
-        for attempt in range(BATCH_ATTEMPTS):
-            pending = self._db.batch_write_item(RequestItems=pending).get("UnprocessedItems")
-            if not pending:
-                return
-            time.sleep(BATCH_BACKOFF_SECONDS * 2**attempt)
-        raise RuntimeError("the engine kept refusing the derived items; they are retried later")
 
     def has_derived(self, user_id: str, items: DerivedItems) -> bool:
         keys = [{"pk": i["pk"], "sk": i["sk"]} for i in derived_to_items(user_id, items)]
-        response = self._db.batch_get_item(
-            RequestItems={
-                self._table: {
-                    "Keys": [to_attributes(key) for key in keys],
-                    "ConsistentRead": True,
-                    "ProjectionExpression": "pk, sk, revision",
-                }
-            }
-        )
         # Keys the engine did not get to count as missing: rewriting them is harmless.
-        found = [from_attributes(i) for i in response.get("Responses", {}).get(self._table, [])]
+        found = self._table.get_many(keys, projection="pk, sk, revision")
         if len(found) != len(keys):
             return False
         # A limit order's copies count once they hold this state or a newer one.
@@ -610,58 +545,33 @@ class DynamoTradingStore:
 
     def put_hints(self, user_id: str, order: OpenOrder) -> None:
         """Written before the account write that opens the order (see the module doc)."""
-        self._batch_put(hint_items(user_id, order))
+        self._table.put_many(hint_items(user_id, order))
 
     def delete_hints(self, order: OpenOrder) -> None:
         keys = [_resting_key(order)]
         if order.expires_at is not None:
             keys.append(_expiring_key(order, order.expires_at))
-        self._batch([{"DeleteRequest": {"Key": to_attributes(key)}} for key in keys])
+        self._table.delete_many(keys)
 
     def crossed_hints(self, asset_id: str, quote_price: Decimal) -> list[tuple[str, OpenOrder]]:
         """Resting orders of `asset_id` whose limit `quote_price` crosses: buys with a
         limit at or above it, sells at or below. One query per side, no scan."""
         floor = price_key(quote_price.quantize(Decimal("0.00000001"), rounding=ROUND_FLOOR))
         ceiling = price_key(quote_price.quantize(Decimal("0.00000001"), rounding=ROUND_CEILING))
-        found: list[tuple[str, OpenOrder]] = []
-        for side, condition, bound in (
-            ("BUY", "sk >= :bound", floor),
-            # "$" sorts right after the "#" that ends the price part of a key.
-            ("SELL", "sk < :bound", ceiling + "$"),
-        ):
-            request: dict[str, Any] = {
-                "TableName": self._table,
-                "KeyConditionExpression": f"pk = :pk AND {condition}",
-                "ExpressionAttributeValues": to_attributes(
-                    {":pk": f"{RESTING_PREFIX}{asset_id}#{side}", ":bound": bound}
-                ),
-            }
-            for item in self._query_all(request):
-                found.append((item["user_id"], _open_order_from_map(item)))
-        return found
+        buys = self._table.query(f"{RESTING_PREFIX}{asset_id}#BUY", at_least=floor)
+        # "$" sorts right after the "#" that ends the price part of a key.
+        sells = self._table.query(f"{RESTING_PREFIX}{asset_id}#SELL", below=ceiling + "$")
+        return [
+            (item["user_id"], _open_order_from_map(item)) for side in (buys, sells) for item in side
+        ]
 
     def due_hints(self, now: datetime) -> list[tuple[str, OpenOrder]]:
         """Resting orders whose expiry has come, oldest first."""
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk AND sk < :bound",
-            "ExpressionAttributeValues": to_attributes(
-                {":pk": EXPIRING, ":bound": _iso(now.astimezone(UTC)) + "$"}
-            ),
-        }
-        return [(item["user_id"], _open_order_from_map(item)) for item in self._query_all(request)]
-
-    def _query_all(self, request: dict[str, Any]) -> Iterator[Item]:
-        while True:
-            response = self._db.query(**request)
-            for found in response["Items"]:
-                yield from_attributes(found)
-            if "LastEvaluatedKey" not in response:
-                return
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        due = self._table.query(EXPIRING, below=encode_time(now) + "$")
+        return [(item["user_id"], _open_order_from_map(item)) for item in due]
 
     def get_order(self, user_id: str, order_id: str) -> OrderRecord | None:
-        item = self._get({"pk": _user_pk(user_id), "sk": ORDER_ID_PREFIX + order_id})
+        item = self._table.get({"pk": _user_pk(user_id), "sk": ORDER_ID_PREFIX + order_id})
         return None if item is None else order_from_item(item)
 
     def list_orders(
@@ -686,46 +596,12 @@ class DynamoTradingStore:
         return self._page(user_id, CASH_PREFIX, page, cash_from_item)
 
     def count_cash_entries(self, user_id: str) -> int:
-        request = self._query(user_id, CASH_PREFIX)
-        request["Select"] = "COUNT"
-        count = 0
-        while True:
-            response = self._db.query(**request)
-            count += int(response["Count"])
-            if "LastEvaluatedKey" not in response:
-                return count
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return self._table.count(_user_pk(user_id), CASH_PREFIX)
 
     def list_asset_entries(
         self, user_id: str, asset_id: str, page: PageRequest
     ) -> Page[AssetEntry]:
         return self._page(user_id, _trade_prefix(asset_id), page, asset_entry_from_item)
-
-    def _query(self, user_id: str, prefix: str) -> dict[str, Any]:
-        return {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": to_attributes(
-                {":pk": _user_pk(user_id), ":prefix": prefix}
-            ),
-            "ScanIndexForward": False,
-            "ConsistentRead": True,
-        }
-
-    def _newest_first(
-        self, user_id: str, prefix: str, after_sk: str | None, batch: int
-    ) -> Iterator[Item]:
-        request = self._query(user_id, prefix)
-        request["Limit"] = batch
-        if after_sk is not None:
-            request["ExclusiveStartKey"] = to_attributes({"pk": _user_pk(user_id), "sk": after_sk})
-        while True:
-            response = self._db.query(**request)
-            for found in response["Items"]:
-                yield from_attributes(found)
-            if "LastEvaluatedKey" not in response:
-                return
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def _page(
         self,
@@ -740,7 +616,10 @@ class DynamoTradingStore:
         batch = page.offset + page.limit + 1
         skipped = 0
         taken: list[Item] = []
-        for item in self._newest_first(user_id, prefix, after_sk, batch):
+        newest_first = self._table.query(
+            _user_pk(user_id), prefix, newest_first=True, after_sk=after_sk, page_size=batch
+        )
+        for item in newest_first:
             if not wanted(item):
                 continue
             if skipped < page.offset:
@@ -762,22 +641,12 @@ class DynamoTradingStore:
         For operators' tools only; requests never scan.
         """
         seen: set[str] = set()
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "ProjectionExpression": "pk",
-            "ConsistentRead": True,
-        }
-        while True:
-            response = self._db.scan(**request)
-            for found in response["Items"]:
-                pk = from_attributes(found)["pk"]
-                _, _, user_id = pk.partition("#")
-                if pk.startswith(("ACCOUNT#", "USER#")) and user_id not in seen:
-                    seen.add(user_id)
-                    yield user_id
-            if "LastEvaluatedKey" not in response:
-                return
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        for found in self._table.scan(projection="pk"):
+            pk = found["pk"]
+            _, _, user_id = pk.partition("#")
+            if pk.startswith(("ACCOUNT#", "USER#")) and user_id not in seen:
+                seen.add(user_id)
+                yield user_id
 
     def books(self, user_id: str) -> Books:
         """Every record of one user as of one moment.
@@ -788,9 +657,9 @@ class DynamoTradingStore:
         STABLE_READ_ATTEMPTS tries.
         """
         for _ in range(STABLE_READ_ATTEMPTS):
-            before = self._get(_account_key(user_id))
+            before = self._table.get(_account_key(user_id))
             books = self._read_books(user_id, before)
-            after = self._get(_account_key(user_id))
+            after = self._table.get(_account_key(user_id))
             if (before or {}).get("version") == (after or {}).get("version"):
                 return books
         raise UnstableRead(f"the account of {user_id} kept changing while it was read")
@@ -802,19 +671,9 @@ class DynamoTradingStore:
                 books.account = account_from_item(account)
             except (KeyError, ValueError, TypeError, ArithmeticError):
                 books.unreadable.append(f"ACCOUNT#{user_id}")
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": to_attributes({":pk": _user_pk(user_id)}),
-            "ConsistentRead": True,
-        }
-        while True:
-            response = self._db.query(**request)
-            for found in response["Items"]:
-                _add_to_books(books, from_attributes(found))
-            if "LastEvaluatedKey" not in response:
-                return books
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        for item in self._table.query(_user_pk(user_id)):
+            _add_to_books(books, item)
+        return books
 
 
 def _add_to_books(books: Books, item: Item) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from common.dynamo import make_client
+from common.dynamo import open_table
 from common.logs import configure_logging
 from common.metrics import serve_metrics
 from common.revocation import RevocationKeeper
@@ -33,11 +33,9 @@ def build(settings: UserSettings) -> RunningServer:
         refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
     )
     revocations = revocation_list(settings)
+    table = open_table(settings, settings.users_table)
     service = UserService(
-        store=DynamoUserStore(
-            make_client(settings.dynamodb_endpoint, settings.aws_region, settings.grpc_max_workers),
-            settings.table_prefix + settings.users_table,
-        ),
+        store=DynamoUserStore(table),
         hasher=PasswordHasher(
             settings.argon2_time_cost,
             settings.argon2_memory_kib,
@@ -69,6 +67,7 @@ def build(settings: UserSettings) -> RunningServer:
         register=register(UserServicer(service)),
         resolve_key=tokens.resolve,
         revocations=revocations,
+        store=table.probe,
     )
 
 

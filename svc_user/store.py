@@ -20,12 +20,11 @@ than `stale_claim_seconds`, so no name is stuck for good.
 
 from __future__ import annotations
 
-import contextlib
 import zlib
-from datetime import UTC, date, datetime
-from typing import Any, Literal, Protocol
+from datetime import date, datetime
+from typing import Literal, Protocol
 
-from common.dynamo import Item, from_attributes, is_condition_failure, to_attributes, to_value
+from common.dynamo import Item, Table, decode_time, encode_time
 from common.revocation import Revocation
 from svc_user.domain import Session, User
 
@@ -61,18 +60,6 @@ class UserStore(Protocol):
         ...
 
 
-def _epoch(moment: datetime) -> int:
-    return int(moment.timestamp())
-
-
-def _moment(epoch: int | str) -> datetime:
-    return datetime.fromtimestamp(int(epoch), UTC)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()
-
-
 def user_to_item(user: User) -> Item:
     return {
         "pk": f"USER#{user.user_id}",
@@ -87,10 +74,10 @@ def user_to_item(user: User) -> Item:
         "date_of_birth": user.date_of_birth.isoformat() if user.date_of_birth else None,
         "marketing_emails_consent": user.marketing_emails_consent,
         "role": user.role,
-        "created_at": _iso(user.created_at),
-        "updated_at": _iso(user.updated_at),
+        "created_at": encode_time(user.created_at),
+        "updated_at": encode_time(user.updated_at),
         "version": user.version,
-        "closed_at": _iso(user.closed_at) if user.closed_at else None,
+        "closed_at": encode_time(user.closed_at) if user.closed_at else None,
     }
 
 
@@ -107,10 +94,10 @@ def user_from_item(item: Item) -> User:
         date_of_birth=date.fromisoformat(birth) if birth else None,
         marketing_emails_consent=bool(item.get("marketing_emails_consent", False)),
         role=item.get("role", "user"),
-        created_at=datetime.fromisoformat(item["created_at"]),
-        updated_at=datetime.fromisoformat(item["updated_at"]),
+        created_at=decode_time(item["created_at"]),
+        updated_at=decode_time(item["updated_at"]),
         version=int(item["version"]),
-        closed_at=datetime.fromisoformat(item["closed_at"]) if item.get("closed_at") else None,
+        closed_at=decode_time(item["closed_at"]) if item.get("closed_at") else None,
     )
 
 
@@ -122,8 +109,8 @@ def session_to_item(session: Session) -> Item:
         "user_id": session.user_id,
         "current_refresh_id": session.current_refresh_id,
         "revoked": session.revoked,
-        "created_at": _epoch(session.created_at),
-        "expires_at": _epoch(session.expires_at),
+        "created_at": encode_time(session.created_at),
+        "expires_at": encode_time(session.expires_at),
     }
 
 
@@ -133,79 +120,58 @@ def session_from_item(item: Item) -> Session:
         user_id=item["user_id"],
         current_refresh_id=item["current_refresh_id"],
         revoked=bool(item["revoked"]),
-        created_at=_moment(item["created_at"]),
-        expires_at=_moment(item["expires_at"]),
+        created_at=decode_time(item["created_at"]),
+        expires_at=decode_time(item["expires_at"]),
     )
 
 
 def claim_item(kind: ClaimKind, value: str, user_id: str, now: datetime) -> Item:
     """The item that says `user_id` holds the username or email `value`."""
-    return {"pk": f"{kind}#{value}", "sk": CLAIM, "user_id": user_id, "claimed_at": _epoch(now)}
+    return {
+        "pk": f"{kind}#{value}",
+        "sk": CLAIM,
+        "user_id": user_id,
+        "claimed_at": encode_time(now),
+    }
 
 
 class DynamoUserStore:
-    def __init__(self, client: Any, table: str, stale_claim_seconds: int = 60) -> None:
-        self._db = client
+    def __init__(self, table: Table, stale_claim_seconds: int = 60) -> None:
         self._table = table
         self._stale_claim_seconds = stale_claim_seconds
 
     def _get(self, pk: str, sk: str) -> Item | None:
-        response = self._db.get_item(
-            TableName=self._table,
-            Key=to_attributes({"pk": pk, "sk": sk}),
-            ConsistentRead=True,
-        )
-        found = response.get("Item")
-        return from_attributes(found) if found else None
-
-    def _conditional_put(
-        self, item: Item, condition: str, values: dict[str, Any] | None = None
-    ) -> bool:
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "Item": to_attributes(item),
-            "ConditionExpression": condition,
-        }
-        if values:
-            request["ExpressionAttributeValues"] = {k: to_value(v) for k, v in values.items()}
-        try:
-            self._db.put_item(**request)
-        except self._db.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        return self._table.get({"pk": pk, "sk": sk})
 
     def claim(self, kind: ClaimKind, value: str, user_id: str, now: datetime) -> bool:
         item = claim_item(kind, value, user_id, now)
-        if self._conditional_put(item, "attribute_not_exists(pk)"):
+        if self._table.put_if(item, "attribute_not_exists(pk)"):
             return True
         current = self._get(f"{kind}#{value}", CLAIM)
         if current is None:
             # Released between our write and our read: try once more.
-            return self._conditional_put(item, "attribute_not_exists(pk)")
+            return self._table.put_if(item, "attribute_not_exists(pk)")
         if current["user_id"] == user_id:
             return True
         holder_exists = self._get(f"USER#{current['user_id']}", PROFILE) is not None
-        is_stale = _epoch(now) - int(current["claimed_at"]) > self._stale_claim_seconds
+        claimed_for = now - decode_time(current["claimed_at"])
+        is_stale = claimed_for.total_seconds() > self._stale_claim_seconds
         if holder_exists or not is_stale:
             return False
-        return self._conditional_put(item, "user_id = :holder", {":holder": current["user_id"]})
+        return self._table.put_if(item, "user_id = :holder", {":holder": current["user_id"]})
 
     def release_claim(self, kind: ClaimKind, value: str, user_id: str) -> None:
-        # Not ours (any more) means nothing to release.
-        with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
-            self._db.delete_item(
-                TableName=self._table,
-                Key=to_attributes({"pk": f"{kind}#{value}", "sk": CLAIM}),
-                ConditionExpression="user_id = :me",
-                ExpressionAttributeValues={":me": to_value(user_id)},
-            )
+        # Not ours (any more) means nothing to release: a lost condition is fine.
+        self._table.delete_if(
+            {"pk": f"{kind}#{value}", "sk": CLAIM}, "user_id = :me", {":me": user_id}
+        )
 
     def claim_holder(self, kind: ClaimKind, value: str) -> str | None:
         item = self._get(f"{kind}#{value}", CLAIM)
         return None if item is None else str(item["user_id"])
 
     def create_user(self, user: User) -> None:
-        if not self._conditional_put(user_to_item(user), "attribute_not_exists(pk)"):
+        if not self._table.put_if(user_to_item(user), "attribute_not_exists(pk)"):
             raise RuntimeError(f"user id collision: {user.user_id}")
 
     def get_user(self, user_id: str) -> User | None:
@@ -213,12 +179,12 @@ class DynamoUserStore:
         return None if item is None else user_from_item(item)
 
     def replace_user(self, user: User, expected_version: int) -> bool:
-        return self._conditional_put(
+        return self._table.put_if(
             user_to_item(user), "version = :expected", {":expected": expected_version}
         )
 
     def put_session(self, session: Session) -> None:
-        self._db.put_item(TableName=self._table, Item=to_attributes(session_to_item(session)))
+        self._table.put(session_to_item(session))
 
     def get_session(self, user_id: str, session_id: str) -> Session | None:
         item = self._get(f"USER#{user_id}", f"SESSION#{session_id}")
@@ -227,79 +193,47 @@ class DynamoUserStore:
     def rotate_session(
         self, user_id: str, session_id: str, spent_refresh_id: str, new_refresh_id: str
     ) -> bool:
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=to_attributes({"pk": f"USER#{user_id}", "sk": f"SESSION#{session_id}"}),
-                UpdateExpression="SET current_refresh_id = :new",
-                ConditionExpression="current_refresh_id = :spent AND revoked = :false",
-                ExpressionAttributeValues={
-                    ":new": to_value(new_refresh_id),
-                    ":spent": to_value(spent_refresh_id),
-                    ":false": to_value(False),
-                },
-            )
-        except Exception as error:
-            if is_condition_failure(error):
-                return False
-            raise
-        return True
+        return self._table.update_if(
+            {"pk": f"USER#{user_id}", "sk": f"SESSION#{session_id}"},
+            "SET current_refresh_id = :new",
+            "current_refresh_id = :spent AND revoked = :false",
+            {":new": new_refresh_id, ":spent": spent_refresh_id, ":false": False},
+        )
 
     def revoke_session(self, user_id: str, session_id: str) -> None:
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=to_attributes({"pk": f"USER#{user_id}", "sk": f"SESSION#{session_id}"}),
-                UpdateExpression="SET revoked = :true",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":true": to_value(True)},
-            )
-        except Exception as error:
-            if not is_condition_failure(error):
-                raise
+        # A session that does not exist has nothing to revoke.
+        self._table.update_if(
+            {"pk": f"USER#{user_id}", "sk": f"SESSION#{session_id}"},
+            "SET revoked = :true",
+            "attribute_exists(pk)",
+            {":true": True},
+        )
 
     def list_sessions(self, user_id: str) -> list[Session]:
-        items = self._query_all(
-            "pk = :pk AND begins_with(sk, :prefix)",
-            {":pk": f"USER#{user_id}", ":prefix": "SESSION#"},
-        )
-        return [session_from_item(item) for item in items]
+        return [
+            session_from_item(item) for item in self._table.query(f"USER#{user_id}", "SESSION#")
+        ]
 
     def record_revocation(self, revocation: Revocation) -> None:
         shard = zlib.crc32(revocation.subject_id.encode()) % REVOCATION_SHARDS
-        item = {
-            "pk": _revocation_partition(revocation.expires_at // _HOUR, shard),
-            "sk": f"{revocation.kind}#{revocation.subject_id}",
-            "kind": revocation.kind,
-            "subject_id": revocation.subject_id,
-            "expires_at": revocation.expires_at,
-            "ttl": revocation.expires_at,
-        }
-        self._db.put_item(TableName=self._table, Item=to_attributes(item))
+        self._table.put(
+            {
+                "pk": _revocation_partition(revocation.expires_at // _HOUR, shard),
+                "sk": f"{revocation.kind}#{revocation.subject_id}",
+                "kind": revocation.kind,
+                "subject_id": revocation.subject_id,
+                "expires_at": revocation.expires_at,
+                "ttl": revocation.expires_at,
+            }
+        )
 
     def revocations_in_force(self, now: int, horizon_seconds: int) -> list[Revocation]:
         found: list[Revocation] = []
         for hour in range(now // _HOUR, (now + horizon_seconds) // _HOUR + 1):
             for shard in range(REVOCATION_SHARDS):
-                items = self._query_all("pk = :pk", {":pk": _revocation_partition(hour, shard)})
                 found.extend(
                     Revocation(item["kind"], item["subject_id"], int(item["expires_at"]))
-                    for item in items
+                    for item in self._table.query(_revocation_partition(hour, shard))
                     if int(item["expires_at"]) > now
                 )
         return found
-
-    def _query_all(self, condition: str, values: dict[str, Any]) -> list[Item]:
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeValues": to_attributes(values),
-            "ConsistentRead": True,
-        }
-        items: list[Item] = []
-        while True:
-            page = self._db.query(**request)
-            items.extend(from_attributes(i) for i in page["Items"])
-            if "LastEvaluatedKey" not in page:
-                return items
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -4,31 +4,23 @@ moto (in memory). Each store's contract suite runs against both through this fix
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from moto import mock_aws
 
-from common.dynamo import ensure_table, make_client
+from common.dynamo import Table, ensure_table, make_client
 from tests.support import unique
-
-
-@dataclass(frozen=True)
-class EngineTable:
-    client: Any
-    name: str
 
 
 @pytest.fixture(params=["dynalite", "moto"])
 def engine_table(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[EngineTable]:
+) -> Iterator[Table]:
     name = unique("contract")
     if request.param == "dynalite":
         client = make_client(request.getfixturevalue("dynamodb_endpoint"), "us-east-1")
         ensure_table(client, name)
-        yield EngineTable(client, name)
+        yield Table(client, name)
         client.delete_table(TableName=name)
         return
     for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
@@ -36,4 +28,4 @@ def engine_table(
     with mock_aws():
         client = make_client(None, "us-east-1")
         ensure_table(client, name)
-        yield EngineTable(client, name)
+        yield Table(client, name)

@@ -8,16 +8,16 @@ from decimal import Decimal
 
 import pytest
 
+from common.dynamo import Table
 from svc_inventory.domain import SEED_CATALOGUE, Asset, decimal_string
 from svc_inventory.store import DynamoAssetStore
-from tests.contract.conftest import EngineTable
 
 BY_ID = {a.asset_id: a for a in SEED_CATALOGUE}
 
 
 @pytest.fixture
-def store(engine_table: EngineTable) -> DynamoAssetStore:
-    return DynamoAssetStore(engine_table.client, engine_table.name)
+def store(engine_table: Table) -> DynamoAssetStore:
+    return DynamoAssetStore(engine_table)
 
 
 @pytest.fixture

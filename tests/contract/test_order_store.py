@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from common.dynamo import Table
 from common.errors import InvalidArgument
 from svc_order import domain
 from svc_order.domain import (
@@ -22,7 +23,6 @@ from svc_order.domain import (
     derived_items,
 )
 from svc_order.store import DynamoTradingStore, PageRequest, encode_page_token
-from tests.contract.conftest import EngineTable
 
 START = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 LIMITS = Limits()
@@ -30,8 +30,8 @@ USER = "user-1"
 
 
 @pytest.fixture
-def store(engine_table: EngineTable) -> DynamoTradingStore:
-    return DynamoTradingStore(engine_table.client, engine_table.name)
+def store(engine_table: Table) -> DynamoTradingStore:
+    return DynamoTradingStore(engine_table)
 
 
 def deposited(account: Account, amount: str, minutes: int, key: str | None = None) -> Change:

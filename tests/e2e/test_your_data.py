@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import jwt
 
-from common.dynamo import make_client
+from common.dynamo import Table, make_client
 from common.server import RunningServer
 from svc_order.store import DynamoTradingStore
 from svc_user.__main__ import build as build_user
@@ -148,14 +148,15 @@ def test_closing_an_emptied_account_erases_the_person_and_keeps_the_books(
 
     # The person is erased; the books are kept, closed, and still balance.
     client = make_client(dynamodb_endpoint, "us-east-1")
-    users = DynamoUserStore(client, user_settings.table_prefix + user_settings.users_table)
+    users = DynamoUserStore(Table(client, user_settings.table_prefix + user_settings.users_table))
     erased = users.get_user(user_id)
     assert erased is not None
     assert erased.closed_at is not None
     personal = (erased.username, erased.email, erased.first_name, erased.last_name)
     assert set(personal) == {"(erased)"}
     assert (erased.phone, erased.date_of_birth, erased.password_hash) == (None, None, "(erased)")
-    books = DynamoTradingStore(client, user_settings.table_prefix + "trading").books(user_id)
+    trading = Table(client, user_settings.table_prefix + "trading")
+    books = DynamoTradingStore(trading).books(user_id)
     assert books.account is not None
     assert books.account.closed_at is not None
     assert [e.transaction_type.value for e in books.cash_entries] == [

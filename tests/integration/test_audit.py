@@ -14,7 +14,7 @@ from typing import Any
 import jwt
 import pytest
 
-from common.dynamo import ensure_table, from_attributes, make_client, to_attributes
+from common.dynamo import Table, ensure_table, from_attributes, make_client, to_attributes
 from devstack.engines import ROOT
 from svc_order.audit import DiscrepancyKind, audit_books
 from svc_order.store import DynamoTradingStore
@@ -103,7 +103,7 @@ def test_books_kept_by_the_service_balance_and_each_planted_fault_is_reported(
     dynamodb_endpoint: str,
 ) -> None:
     traders = {kind: funded_trader(new_trader, ledger) for kind in DiscrepancyKind}
-    store = DynamoTradingStore(ledger.client, ledger.table)
+    store = DynamoTradingStore(Table(ledger.client, ledger.table))
     for _, user_id in traders.values():
         assert audit_books(store.books(user_id)) == []
     clean = run_audit(ledger, dynamodb_endpoint)

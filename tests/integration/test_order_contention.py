@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 
-from common.dynamo import make_client
+from common.dynamo import Table, make_client
 from common.errors import Aborted
 from svc_order import domain
 from svc_order.config import OrderSettings
@@ -29,8 +29,8 @@ class RivalWriter(DynamoTradingStore):
     """The real store, except that before each of the first `rounds` account writes a
     rival deposits 1.00 from the same state, and so wins."""
 
-    def __init__(self, client: object, table: str, rounds: int) -> None:
-        super().__init__(client, table)
+    def __init__(self, table: Table, rounds: int) -> None:
+        super().__init__(table)
         self.rounds = rounds
 
     def save_account(self, account: Account, read_version: int) -> bool:
@@ -61,10 +61,10 @@ def service_with_rival(
 ) -> Callable[[int], tuple[OrderService, RivalWriter]]:
     settings = make_order_settings()
     client = make_client(settings.dynamodb_endpoint, settings.aws_region)
-    table = settings.table_prefix + settings.trading_table
+    table = Table(client, settings.table_prefix + settings.trading_table)
 
     def make(rounds: int) -> tuple[OrderService, RivalWriter]:
-        rival = RivalWriter(client, table, rounds)
+        rival = RivalWriter(table, rounds)
         service = OrderService(
             store=rival,
             quotes=NoQuotes(),

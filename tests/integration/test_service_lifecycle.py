@@ -17,6 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from common.dynamo import ensure_table, make_client
 from devstack.engines import ROOT, free_port
 from svc_user.config import UserSettings
 from tests.support import unique
@@ -47,6 +48,11 @@ def _wait_until_serving(channel: grpc.Channel, process: subprocess.Popen[bytes])
 
 @pytest.fixture
 def user_process(user_settings: UserSettings) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    # Its health follows its store: the table must exist.
+    ensure_table(
+        make_client(user_settings.dynamodb_endpoint, user_settings.aws_region),
+        user_settings.table_prefix + user_settings.users_table,
+    )
     port = free_port()
     env = {
         **os.environ,
