@@ -31,7 +31,7 @@ from svc_order.domain import Limits
 from svc_order.events import RedisOrderEvents
 from svc_order.quotes import InventoryQuotes, inventory_channel
 from svc_order.server import SERVICE_NAME, OrderServicer, register
-from svc_order.service import AfterAccountWrite, OrderService
+from svc_order.service import OrderService, WriteHook
 from svc_order.store import DynamoTradingStore
 from svc_order.trigger import PriceTrigger
 
@@ -56,10 +56,8 @@ class OrderServer(RunningServer):
             channel.close()
 
 
-def build(
-    settings: OrderSettings, *, after_account_write: AfterAccountWrite | None = None
-) -> OrderServer:
-    """The running server; `after_account_write` lets tests inject a crash."""
+def build(settings: OrderSettings, *, write_hook: WriteHook | None = None) -> OrderServer:
+    """The running server; `write_hook` lets tests inject a crash between writes."""
     to_inventory = inventory_channel(
         settings.inventory_service_addr,
         default_deadline=settings.default_deadline_seconds,
@@ -90,7 +88,7 @@ def build(
         new_id=lambda: str(uuid.uuid4()),
         max_quote_age=timedelta(seconds=settings.max_quote_age_seconds),
         write_attempts=settings.account_write_attempts,
-        after_account_write=after_account_write,
+        write_hook=write_hook,
     )
     running = start_service(
         settings,

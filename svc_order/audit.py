@@ -3,8 +3,9 @@
 What must hold for every account (DESIGN.md, "one conditional write per change"):
 - cash = Σ of its cash ledger entries (signed amounts);
 - each holding = Σ of its trades of that asset (buys add, sells take away);
-- every applied operation the account remembers has its derived items, and they are
-  the ones derived from it (same ids, amounts, quantities, prices);
+- every applied operation on record (the account's last one and those in replay
+  records) has its derived items, and they are the ones derived from it (same ids,
+  amounts, quantities, prices);
 - every trade is whole: its order (under both keys, identical), its cash entry and its
   asset entry exist and agree with each other.
 
@@ -66,7 +67,8 @@ class Books:
     """Everything stored for one user in the trading table.
 
     `orders_by_id` holds the ORDERID# copies, `orders_by_time` the ORDER# copies (both
-    keyed by order id); `unreadable` the keys of items that could not be parsed.
+    keyed by order id); `replays` the replay records (by idempotency key); `unreadable`
+    the keys of items that could not be parsed.
     """
 
     user_id: str
@@ -76,6 +78,7 @@ class Books:
     orders_by_id: dict[str, OrderRecord] = field(default_factory=dict)
     orders_by_time: dict[str, OrderRecord] = field(default_factory=dict)
     unreadable: list[str] = field(default_factory=list)
+    replays: dict[str, AppliedOperation] = field(default_factory=dict)
 
     @property
     def is_empty(self) -> bool:
@@ -98,6 +101,12 @@ def _missing_items(books: Books, expected: DerivedItems) -> list[str]:
             missing.append(f"ORDER#{expected.order.order_id}")
     if expected.asset_entry is not None and expected.asset_entry.transaction_id not in asset_ids:
         missing.append(expected.asset_entry.transaction_id)
+    replay = expected.replay
+    if replay is not None and replay.idempotency_key is not None:
+        recorded = books.replays.get(replay.idempotency_key)
+        # A record of an earlier use of the key does not count; a later one replaces it.
+        if recorded is None or recorded.created_at < replay.created_at:
+            missing.append(f"KEY#{replay.idempotency_key}")
     return missing
 
 
@@ -138,9 +147,9 @@ def _wrong_items(books: Books, expected: DerivedItems) -> list[str]:
     return [ident for ident, found, want in stored if found is not None and found != want]
 
 
-def _remembered_operations(account: Account) -> list[AppliedOperation]:
-    """The operations the account item records, each once, oldest first."""
-    seen: dict[str, AppliedOperation] = {op.operation_id: op for op in account.recent}
+def _remembered_operations(books: Books, account: Account) -> list[AppliedOperation]:
+    """The operations on record, each once: the replay records, then the last one."""
+    seen = {op.operation_id: op for op in books.replays.values()}
     if account.last_operation is not None:
         seen[account.last_operation.operation_id] = account.last_operation
     return list(seen.values())
@@ -163,12 +172,17 @@ def _completed(books: Books, pending: DerivedItems) -> Books:
             stored = copies.get(pending.order.order_id)
             if stored is None or stored.revision < pending.order.revision:
                 copies[pending.order.order_id] = pending.order
-    return Books(books.user_id, books.account, cash, assets, by_id, by_time, books.unreadable)
+    replays = dict(books.replays)
+    if pending.replay is not None and pending.replay.idempotency_key is not None:
+        replays.setdefault(pending.replay.idempotency_key, pending.replay)
+    return Books(
+        books.user_id, books.account, cash, assets, by_id, by_time, books.unreadable, replays
+    )
 
 
 def _check_operations(books: Books, account: Account) -> tuple[Books, list[Discrepancy]]:
     found: list[Discrepancy] = []
-    for operation in _remembered_operations(account):
+    for operation in _remembered_operations(books, account):
         expected = derived_items(operation)
         missing = _missing_items(books, expected)
         if missing:

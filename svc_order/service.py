@@ -2,13 +2,14 @@
 tests can swap any of them.
 
 A change reads the account (strongly consistent), answers a replayed idempotency key
-from the account's record, decides in the domain, and writes the account back on the
-condition that its version is unchanged; a lost race re-reads and decides again, a
-bounded number of times, then answers ABORTED. The orders and ledger entries an
-operation derives are written after the account. Every access first completes the
-derived items of the account's last operation if a crash left them unwritten; since a
-write must read the version it replaces, no operation is superseded before its items
-exist.
+from the account's last operation or the key's replay record, decides in the domain,
+and writes the account back on the condition that its version is unchanged; a lost
+race re-reads and decides again, a bounded number of times, then answers ABORTED. The
+orders, ledger entries and replay record an operation derives are written after the
+account. Every access first completes the derived items of the account's last
+operation if a crash left them unwritten; since a write must read the version it
+replaces, no operation is superseded before its items exist. So the work per request
+and the account's size are bounded however many keys a user sends in 24 h.
 
 Limit orders: a placement that rests writes the order's hint items (found by the
 trigger and the sweep, see store.py) before the account write that opens it; the write
@@ -21,6 +22,7 @@ order event (placed, filled, cancelled, expired) is published after the writes.
 
 from __future__ import annotations
 
+import enum
 import logging
 import random
 import re
@@ -28,7 +30,7 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -109,7 +111,17 @@ USER_LOCK_STRIPES = 1024
 
 _ORDER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
-AfterAccountWrite = Callable[[AppliedOperation], None]
+
+class WriteStage(enum.Enum):
+    """Where a change stands between its writes; a test's hook may fail at any of them
+    to play a crash there."""
+
+    BEFORE_ACCOUNT_WRITE = "before_account_write"
+    AFTER_ACCOUNT_WRITE = "after_account_write"
+    AFTER_DERIVED_WRITE = "after_derived_write"
+
+
+WriteHook = Callable[[WriteStage, AppliedOperation], None]
 _Decide = Callable[[Account, datetime, str], Change | None]
 
 
@@ -213,7 +225,7 @@ class OrderService:
         max_quote_age: timedelta,
         events: OrderEvents | None = None,
         write_attempts: int = 10,
-        after_account_write: AfterAccountWrite | None = None,
+        write_hook: WriteHook | None = None,
     ) -> None:
         self._store = store
         self._quotes = quotes
@@ -222,8 +234,8 @@ class OrderService:
         self._new_id = new_id
         self._max_quote_age = max_quote_age
         self._write_attempts = write_attempts
-        # A test sets this to fail between the account write and the derived writes.
-        self._after_account_write = after_account_write
+        # A test sets this to fail at a stage between the writes (a crash there).
+        self._write_hook = write_hook
         self._events = events
         self._completed = _CompletedOperations(COMPLETED_MEMORY)
         self._jitter = random.SystemRandom()
@@ -275,7 +287,7 @@ class OrderService:
                 self._back_off(attempt)
             account = self._account(user_id)
             now = self._clock()
-            replay = find_replay(account, key, fingerprint, now)
+            replay = find_replay(self._recorded(account, key), key, fingerprint, now)
             if replay is not None:
                 metrics.replayed(replay)
                 return replay
@@ -289,6 +301,7 @@ class OrderService:
             ]
             for order in opened:
                 self._store.put_hints(user_id, order)
+            self._reached(WriteStage.BEFORE_ACCOUNT_WRITE, change.operation)
             if self._store.save_account(change.account, account.version):
                 self._write_derived(user_id, change.operation)
                 metrics.applied(change.operation)
@@ -298,17 +311,32 @@ class OrderService:
             "the account changed concurrently too often; try again", reason="CONCURRENT_UPDATE"
         )
 
+    def _recorded(self, account: Account, key: str | None) -> Iterator[AppliedOperation]:
+        """Where a key's operation may be, newest first: the account's last operation,
+        then the key's replay record (read only when the first is not it). Read after
+        the account: an operation superseded by then had its record written first."""
+        if account.last_operation is not None:
+            yield account.last_operation
+        if key is not None:
+            recorded = self._store.replay_record(account.user_id, key)
+            if recorded is not None:
+                yield recorded
+
     def _back_off(self, attempt: int) -> None:
         ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
         time.sleep(self._jitter.uniform(0, ceiling))
 
     def _write_derived(self, user_id: str, operation: AppliedOperation) -> None:
-        if self._after_account_write is not None:
-            self._after_account_write(operation)
+        self._reached(WriteStage.AFTER_ACCOUNT_WRITE, operation)
         self._store.put_derived(user_id, derived_items(operation))
         self._drop_ended_hints(operation)
         self._completed.add(operation.operation_id)
+        self._reached(WriteStage.AFTER_DERIVED_WRITE, operation)
         self._publish(user_id, operation)
+
+    def _reached(self, stage: WriteStage, operation: AppliedOperation) -> None:
+        if self._write_hook is not None:
+            self._write_hook(stage, operation)
 
     def _publish(self, user_id: str, operation: AppliedOperation) -> None:
         event = order_event(operation)

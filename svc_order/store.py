@@ -2,9 +2,9 @@
 
 Table layout (one table, `pk`/`sk`; <sk> is `domain.sort_key`, which sorts by time):
     ACCOUNT#<user>  ACCOUNT                   the account: cash, holdings, version, day
-                                              counters, recent keyed operations and the
-                                              last operation (versioned, the only item
-                                              whose write is conditional)
+                                              counters, resting orders and the last
+                                              operation (versioned; every change writes
+                                              it on the condition of the version read)
     USER#<user>     ORDER#<sk>                an order, for lists newest first
     USER#<user>     ORDERID#<order id>        the same order, for GetOrder by id
     USER#<user>     CASH#<sk>                 a cash ledger entry
@@ -14,13 +14,19 @@ Table layout (one table, `pk`/`sk`; <sk> is `domain.sort_key`, which sorts by ti
                                               limit (see `price_key`), for the trigger
     EXPIRING        <expires_at>#<order id>   a hint: a resting day or gtd order, sorted
                                               by expiry, for the sweep
+    USER#<user>     KEY#<idempotency key>     the replay record: the operation the key
+                                              last applied (newest wins)
 
 Every change is one conditional write of the account item; the other items derive from
-the applied operation with deterministic keys and are written afterwards in one batch
-of plain puts, so writing them twice is harmless; an access that finds any of them
-missing writes them all again. A limit order's record changes with its status, so its
-two order items are put on the condition that the stored `revision` (the account
-version that produced it) is older: a late rewrite of an older state never wins.
+the applied operation with deterministic keys and are written afterwards (one batch of
+plain puts, and the replay record, whose write only ever replaces an older use of its
+key), so writing them twice is harmless; an access that finds any of them missing
+writes them all again. Since a change must read the version it replaces, and every
+access first completes the last operation's items, no operation is superseded before
+its replay record exists: a key is found either in the account's last operation or in
+its record. A limit order's record changes with its status, so its two order items are
+put on the condition that the stored `revision` (the account version that produced it)
+is older: a late rewrite of an older state never wins.
 
 The account item is the truth about resting orders (`open_orders`, whose holds it
 derives); the two hint items only let the trigger and the sweep find them without a
@@ -48,6 +54,7 @@ from common.dynamo import Item, Table, decode_time, encode_time
 from common.errors import InvalidArgument
 from svc_order.audit import Books
 from svc_order.domain import (
+    IDEMPOTENCY_WINDOW,
     Account,
     AppliedOperation,
     AssetEntry,
@@ -71,6 +78,7 @@ ORDER_PREFIX = "ORDER#"
 ORDER_ID_PREFIX = "ORDERID#"
 CASH_PREFIX = "CASH#"
 TRADE_PREFIX = "TRADE#"
+KEY_PREFIX = "KEY#"
 # Reads of one user's items are repeated until the account's version holds still
 # around them at most this many times (the audit and the export see one moment).
 STABLE_READ_ATTEMPTS = 20
@@ -110,6 +118,7 @@ class TradingStore(Protocol):
     def save_account(self, account: Account, read_version: int) -> bool: ...
     def put_derived(self, user_id: str, items: DerivedItems) -> None: ...
     def has_derived(self, user_id: str, items: DerivedItems) -> bool: ...
+    def replay_record(self, user_id: str, idempotency_key: str) -> AppliedOperation | None: ...
     def get_order(self, user_id: str, order_id: str) -> OrderRecord | None: ...
     def list_orders(
         self,
@@ -212,7 +221,6 @@ def account_to_item(account: Account) -> Item:
         "withdrawn_today": _text(account.withdrawn_today),
         "created_at": encode_time(account.created_at),
         "updated_at": encode_time(account.updated_at),
-        "recent": [_operation_to_map(operation) for operation in account.recent],
     }
     if account.open_orders:
         item["open_orders"] = {
@@ -244,7 +252,6 @@ def account_from_item(item: Mapping[str, Any]) -> Account:
         withdrawn_today=Decimal(item["withdrawn_today"]),
         created_at=decode_time(item["created_at"]),
         updated_at=decode_time(item["updated_at"]),
-        recent=tuple(_operation_from_map(entry) for entry in item["recent"]),
         last_operation=None if last is None else _operation_from_map(last),
         closed_at=decode_time(item["closed_at"]) if "closed_at" in item else None,
         open_orders={
@@ -370,8 +377,10 @@ def _trade_prefix(asset_id: str) -> str:
 
 
 def derived_to_items(user_id: str, items: DerivedItems) -> list[Item]:
-    """The ledger, trade and order (by time and by id) items of one operation."""
+    """The ledger, trade, order (by time and by id) and replay items of one operation."""
     found = [] if items.cash_entry is None else [cash_to_item(user_id, items.cash_entry)]
+    if items.replay is not None:
+        found.append(replay_to_item(user_id, items.replay))
     if items.asset_entry is not None:
         found.append(asset_entry_to_item(user_id, items.asset_entry))
     if items.order is not None:
@@ -425,6 +434,32 @@ def hint_items(user_id: str, order: OpenOrder) -> list[Item]:
             }
         )
     return found
+
+
+def _replay_key(user_id: str, idempotency_key: str) -> Item:
+    return {"pk": _user_pk(user_id), "sk": KEY_PREFIX + idempotency_key}
+
+
+def replay_to_item(user_id: str, operation: AppliedOperation) -> Item:
+    if operation.idempotency_key is None:
+        raise ValueError("only an operation with an idempotency key has a replay record")
+    expires = operation.created_at + IDEMPOTENCY_WINDOW
+    return {
+        **_replay_key(user_id, operation.idempotency_key),
+        "operation": _operation_to_map(operation),
+        "created_at": encode_time(operation.created_at),
+        # Epoch seconds, as DynamoDB's TTL wants them: it may delete the record once
+        # the key's window is over (the service ignores an expired record anyway).
+        "ttl": int(expires.timestamp()),
+    }
+
+
+def _is_replay(item: Item) -> bool:
+    return str(item["sk"]).startswith(KEY_PREFIX)
+
+
+def replay_from_item(item: Mapping[str, Any]) -> AppliedOperation:
+    return _operation_from_map(item["operation"])
 
 
 def asset_entry_to_item(user_id: str, entry: AssetEntry) -> Item:
@@ -515,14 +550,16 @@ class DynamoTradingStore:
 
     def put_derived(self, user_id: str, items: DerivedItems) -> None:
         order = items.order
-        if order is None or not order.revision:
-            # Not a transaction: every put is idempotent, so the items a failure left
-            # out are simply sent again.
-            self._table.put_many(derived_to_items(user_id, items))
+        revised = order is not None and bool(order.revision)
+        # Not a transaction: every put is idempotent, so the items a failure left out
+        # are simply sent again. A limit order's state goes apart (below); its ledger
+        # and trade items (a fill) never change.
+        derived = derived_to_items(user_id, replace(items, order=None) if revised else items)
+        self._table.put_many([item for item in derived if not _is_replay(item)])
+        for record in filter(_is_replay, derived):
+            self._put_replay(record)
+        if order is None or not revised:
             return
-        # A limit order's state: each copy only over an older one. Its ledger and trade
-        # items (a fill) never change, and go in one batch.
-        self._table.put_many(derived_to_items(user_id, replace(items, order=None)))
         for item in order_items(user_id, order):
             # A lost condition: this state, or a newer one, is stored.
             self._table.put_if(
@@ -531,15 +568,37 @@ class DynamoTradingStore:
                 {":revision": order.revision},
             )
 
+    def _put_replay(self, record: Item) -> None:
+        # Newer wins: a late completion of an earlier use of the key (its window over)
+        # never replaces the record of a later one. A lost condition means this
+        # record, or a newer one, is there.
+        self._table.put_if(
+            record,
+            "attribute_not_exists(sk) OR created_at <= :created",
+            {":created": record["created_at"]},
+        )
+
     def has_derived(self, user_id: str, items: DerivedItems) -> bool:
         keys = [{"pk": i["pk"], "sk": i["sk"]} for i in derived_to_items(user_id, items)]
         # Keys the engine did not get to count as missing: rewriting them is harmless.
-        found = self._table.get_many(keys, projection="pk, sk, revision")
+        found = self._table.get_many(keys, projection="pk, sk, revision, created_at")
         if len(found) != len(keys):
             return False
         # A limit order's copies count once they hold this state or a newer one.
         wanted = items.order.revision if items.order is not None else 0
-        return all(int(item.get("revision", wanted)) >= wanted for item in found)
+        if not all(int(item.get("revision", wanted)) >= wanted for item in found):
+            return False
+        # A record of an earlier use of the key is not this operation's.
+        return items.replay is None or all(
+            item["created_at"] >= encode_time(items.replay.created_at)
+            for item in found
+            if _is_replay(item)
+        )
+
+    def replay_record(self, user_id: str, idempotency_key: str) -> AppliedOperation | None:
+        """The operation `idempotency_key` last applied (in or out of its window)."""
+        item = self._table.get(_replay_key(user_id, idempotency_key))
+        return None if item is None else replay_from_item(item)
 
     # Hints to resting orders ------------------------------------------------------
 
@@ -690,5 +749,7 @@ def _add_to_books(books: Books, item: Item) -> None:
             books.cash_entries.append(cash_from_item(item))
         elif sk.startswith(TRADE_PREFIX):
             books.asset_entries.append(asset_entry_from_item(item))
+        elif sk.startswith(KEY_PREFIX):
+            books.replays[sk.removeprefix(KEY_PREFIX)] = replay_from_item(item)
     except (KeyError, ValueError, TypeError, ArithmeticError):
         books.unreadable.append(f"{item['pk']} {sk}")

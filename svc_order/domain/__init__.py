@@ -19,7 +19,6 @@ fill, cancel and expiry), `records` (derived orders and ledger entries),
 
 from svc_order.domain.account import (
     IDEMPOTENCY_WINDOW,
-    MAX_RECENT_OPERATIONS,
     Account,
     AppliedOperation,
     Change,
@@ -29,7 +28,6 @@ from svc_order.domain.account import (
     Trade,
     find_replay,
     new_account,
-    remember,
 )
 from svc_order.domain.closing import close_account
 from svc_order.domain.errors import (
@@ -150,7 +148,6 @@ __all__ = [
     "MAX_OPEN_ORDERS",
     "MAX_PRICE",
     "MAX_QUANTITY",
-    "MAX_RECENT_OPERATIONS",
     "MIN_QUANTITY",
     "PRICE_PLACES",
     "QUANTITY_PLACES",
@@ -241,7 +238,6 @@ __all__ = [
     "parse_status_filter",
     "parse_time_in_force",
     "place_order",
-    "remember",
     "request_fingerprint",
     "resting_of",
     "sell_proceeds",

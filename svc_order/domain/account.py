@@ -1,14 +1,19 @@
-"""A user's trading account, the one item every change rewrites, and its replay record.
+"""A user's trading account, the one item every change rewrites, and replays.
 
 A change reads an `Account`, decides in `operations`, and the store writes the returned
 `Account` back on the condition that `version` is still the one read (DESIGN.md, "one
 conditional write per change").
+
+An operation with an idempotency key is answered again from its record for 24 h. The
+account keeps only its last operation; every earlier one is recorded in an item of
+its own, keyed by the idempotency key (a derived item, see `records.DerivedItems`), so
+the account stays the same size however many keys a user sends.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -19,10 +24,6 @@ from svc_order.domain.orders import OpenOrder, OrderRecord
 from svc_order.domain.values import OrderType
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
-# The account item carries the recent keyed operations; the bound keeps it far below
-# DynamoDB's 400 KB item limit. A user with more keyed operations than this in 24 h can
-# lose replay protection for the oldest ones: a documented trade-off of one-item writes.
-MAX_RECENT_OPERATIONS = 100
 
 
 @dataclass(frozen=True)
@@ -112,9 +113,8 @@ class Account:
     store writes on the condition that the stored version is still the one read.
     `day` is the UTC date that `deposited_today` and `withdrawn_today` count.
     `open_orders` are the resting limit orders by id: their holds are derived from them.
-    `recent` holds keyed operations of the last 24 h, oldest first, at most
-    MAX_RECENT_OPERATIONS. `last_operation` is the newest change, keyed or not, so that
-    its derived items can be completed after a crash between the two writes.
+    `last_operation` is the newest change, keyed or not, so that its derived items
+    (its replay record among them) can be completed after a crash between the writes.
     `closed_at` is set once the account is closed (`closing`); it then takes no change.
     """
 
@@ -127,7 +127,6 @@ class Account:
     withdrawn_today: Decimal
     created_at: datetime
     updated_at: datetime
-    recent: tuple[AppliedOperation, ...] = ()
     last_operation: AppliedOperation | None = None
     closed_at: datetime | None = None
     open_orders: Mapping[str, OpenOrder] = field(default_factory=dict)
@@ -185,16 +184,22 @@ def _is_recent(operation: AppliedOperation, now: datetime) -> bool:
 
 
 def find_replay(
-    account: Account, idempotency_key: str | None, fingerprint: str, now: datetime
+    recorded: Iterable[AppliedOperation],
+    idempotency_key: str | None,
+    fingerprint: str,
+    now: datetime,
 ) -> AppliedOperation | None:
     """The operation recorded for this key in the last 24 h, to answer again unchanged.
 
-    Raises IdempotencyConflict when the key was used for a different request body.
+    `recorded`: the operations that may hold the key, newest first (the account's last
+    operation, then the key's record); taken one at a time, so that a match in the
+    first spares reading the next. Raises IdempotencyConflict when the key was used
+    for a different request body.
     """
     if idempotency_key is None:
         return None
     now = utc(now)
-    for operation in reversed(account.recent):
+    for operation in recorded:
         if operation.idempotency_key == idempotency_key and _is_recent(operation, now):
             if operation.fingerprint != fingerprint:
                 raise IdempotencyConflict(
@@ -203,12 +208,3 @@ def find_replay(
                 )
             return operation
     return None
-
-
-def remember(
-    recent: tuple[AppliedOperation, ...], operation: AppliedOperation, now: datetime
-) -> tuple[AppliedOperation, ...]:
-    kept = tuple(entry for entry in recent if _is_recent(entry, now))
-    if operation.idempotency_key is not None:
-        kept += (operation,)
-    return kept[-MAX_RECENT_OPERATIONS:]

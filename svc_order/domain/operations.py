@@ -22,7 +22,6 @@ from svc_order.domain.account import (
     OperationKind,
     Trade,
     find_replay,
-    remember,
 )
 from svc_order.domain.errors import (
     AccountClosed,
@@ -108,7 +107,8 @@ def _refuse_closed(account: Account) -> None:
 
 
 def _refuse_seen_key(account: Account, request: Request) -> None:
-    seen = find_replay(account, request.idempotency_key, request.fingerprint, request.now)
+    last = () if account.last_operation is None else (account.last_operation,)
+    seen = find_replay(last, request.idempotency_key, request.fingerprint, request.now)
     if seen is not None:
         # The service answers a replay from find_replay; applying it again would be
         # the double effect idempotency exists to prevent.
@@ -171,7 +171,6 @@ def _commit(
         deposited_today=counters.deposited,
         withdrawn_today=counters.withdrawn,
         updated_at=request.now,
-        recent=remember(account.recent, operation, request.now),
         last_operation=operation,
     )
     return Change(updated, operation)

@@ -47,11 +47,15 @@ class AssetEntry:
 @dataclass(frozen=True)
 class DerivedItems:
     """Everything an operation writes besides the account: trades have all three, cash
-    movements a ledger entry, a limit order's placement, cancel or expiry its order."""
+    movements a ledger entry, a limit order's placement, cancel or expiry its order; a
+    keyed operation also its replay record."""
 
     cash_entry: CashEntry | None
     order: OrderRecord | None = None
     asset_entry: AssetEntry | None = None
+    # The replay record of an operation with an idempotency key: the operation itself,
+    # stored under the key, so that the key answers its first result for 24 h.
+    replay: AppliedOperation | None = None
 
 
 def order_id_of(operation: AppliedOperation) -> str:
@@ -123,11 +127,14 @@ def asset_entry(operation: AppliedOperation) -> AssetEntry:
 
 
 def derived_items(operation: AppliedOperation) -> DerivedItems:
+    replay = None if operation.idempotency_key is None else operation
     if operation.trade is not None:
-        return DerivedItems(cash_entry(operation), order_record(operation), asset_entry(operation))
+        return DerivedItems(
+            cash_entry(operation), order_record(operation), asset_entry(operation), replay
+        )
     if operation.order is not None:
-        return DerivedItems(None, operation.order)
-    return DerivedItems(cash_entry(operation))
+        return DerivedItems(None, operation.order, replay=replay)
+    return DerivedItems(cash_entry(operation), replay=replay)
 
 
 def ledger_balance(entries: Iterable[CashEntry]) -> Decimal:

@@ -134,6 +134,32 @@ def test_missing_items_are_missing(store: DynamoTradingStore) -> None:
     assert store.get_order("someone-else", "00000000-0000-0000-0000-000000000000") is None
 
 
+def test_a_keyed_operation_is_on_record_under_its_key(store: DynamoTradingStore) -> None:
+    change = deposited(domain.new_account(USER, START), "100", 0, key="k-1")
+    items = derived_items(change.operation)
+    assert store.replay_record(USER, "k-1") is None
+    assert not store.has_derived(USER, items)
+    saved(store, change, domain.new_account(USER, START))
+    assert store.replay_record(USER, "k-1") == change.operation
+    assert store.has_derived(USER, items)
+
+
+def test_the_newest_use_of_a_key_stays_on_record(store: DynamoTradingStore) -> None:
+    account = domain.new_account(USER, START)
+    first = deposited(account, "100", 0, key="k-1")
+    account = saved(store, first, account)
+    # A day later the key's window is over and it is used again.
+    later = deposited(account, "5", 25 * 60, key="k-1")
+    saved(store, later, account)
+    # A late completion of the first use does not put it back on record...
+    store.put_derived(USER, derived_items(first.operation))
+    assert store.replay_record(USER, "k-1") == later.operation
+    # ...and an earlier use's record does not count as the later one's.
+    assert store.has_derived(USER, derived_items(first.operation))
+    third = deposited(later.account, "7", 50 * 60, key="k-1")
+    assert not store.has_derived(USER, derived_items(third.operation))
+
+
 def test_lists_are_newest_first_and_page(store: DynamoTradingStore, history: list[Change]) -> None:
     newest_first = [derived_items(c.operation) for c in reversed(history)]
     order_ids = [items.order.order_id for items in newest_first if items.order]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import grpc
+import jwt
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -27,8 +28,8 @@ from common.server import RunningServer
 from devstack.engines import free_port
 from svc_order.__main__ import OrderServer, build
 from svc_order.config import OrderSettings
-from svc_order.domain import AppliedOperation
 from svc_order.quotes import INVENTORY_SERVICE_NAME
+from svc_order.service import WriteHook
 from tests.user_service import register_and_login
 
 # Generous: two cores are shared with other suites, and races queue on one account.
@@ -239,10 +240,10 @@ def start_order_server(
     started: list[OrderEndpoint] = []
 
     def start(
-        after_account_write: Callable[[AppliedOperation], None] | None = None,
+        write_hook: WriteHook | None = None,
         **overrides: object,
     ) -> OrderEndpoint:
-        server = build(make_order_settings(**overrides), after_account_write=after_account_write)
+        server = build(make_order_settings(**overrides), write_hook=write_hook)
         channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
         endpoint = OrderEndpoint(server, channel, order_pb2_grpc.OrderServiceStub(channel))
         started.append(endpoint)
@@ -279,6 +280,12 @@ class Trader:
 
     access_token: str
     stub: order_pb2_grpc.OrderServiceStub
+
+    @property
+    def user_id(self) -> str:
+        """The `sub` of the access token (read, not verified: the services verify it)."""
+        claims = jwt.decode(self.access_token, options={"verify_signature": False})
+        return str(claims["sub"])
 
     def via(self, stub: order_pb2_grpc.OrderServiceStub) -> Trader:
         return Trader(self.access_token, stub)

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
 import pytest
 
 from common.dynamo import Table, ensure_table, from_attributes, make_client, to_attributes
@@ -39,11 +38,6 @@ def ledger(start_order_server: Callable[..., OrderEndpoint], dynamodb_endpoint: 
     client = make_client(dynamodb_endpoint, "us-east-1")
     ensure_table(client, prefix + "trading")
     return Ledger(client, prefix, prefix + "trading", start_order_server(table_prefix=prefix))
-
-
-def user_id_of(trader: Trader) -> str:
-    claims = jwt.decode(trader.access_token, options={"verify_signature": False})
-    return str(claims["sub"])
 
 
 def partition(ledger: Ledger, pk: str) -> list[dict[str, Any]]:
@@ -93,7 +87,7 @@ def funded_trader(new_trader: Callable[[], Trader], ledger: Ledger) -> tuple[Tra
     trader.buy("BTC", "0.002")
     trader.buy("BTC", "0.004")
     trader.sell("BTC", "0.001", key=unique("sell"))
-    return trader, user_id_of(trader)
+    return trader, trader.user_id
 
 
 def test_books_kept_by_the_service_balance_and_each_planted_fault_is_reported(
@@ -179,4 +173,4 @@ def test_books_kept_by_the_service_balance_and_each_planted_fault_is_reported(
     # The accounts nobody touched stay out of the report.
     untouched = new_trader().via(ledger.endpoint.stub)
     untouched.deposit("5")
-    assert f"user={user_id_of(untouched)}" not in run_audit(ledger, dynamodb_endpoint).stdout
+    assert f"user={untouched.user_id}" not in run_audit(ledger, dynamodb_endpoint).stdout

@@ -15,6 +15,7 @@ import pytest
 from trading.v1 import order_pb2
 
 from svc_order.domain import AppliedOperation, OperationKind
+from svc_order.service import WriteStage
 from tests.integration.limit_fixtures import *  # noqa: F403
 from tests.integration.limit_fixtures import LimitStack
 from tests.integration.order_fixtures import *  # noqa: F403
@@ -268,7 +269,9 @@ class CrashOnFill:
     def __init__(self) -> None:
         self.crashed: list[AppliedOperation] = []
 
-    def __call__(self, operation: AppliedOperation) -> None:
+    def __call__(self, stage: WriteStage, operation: AppliedOperation) -> None:
+        if stage is not WriteStage.AFTER_ACCOUNT_WRITE:
+            return
         if operation.order is not None and operation.kind is OperationKind.BUY:
             self.crashed.append(operation)
             raise RuntimeError("injected crash between the account write and the order update")
@@ -279,7 +282,7 @@ def test_a_crash_between_the_account_write_and_the_order_update_leaves_one_outco
 ) -> None:
     stack = make_limit_stack()
     crash = CrashOnFill()
-    crashing = stack.start_replica(after_account_write=crash)
+    crashing = stack.start_replica(write_hook=crash)
     stack.move("BTC", "100.00")
     trader = stack.trader("1000")
     order = trader.limit("buy", "BTC", "1", "90")

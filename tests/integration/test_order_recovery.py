@@ -1,36 +1,44 @@
-"""A crash between the account write and the order/ledger writes loses nothing: the
-next access, on any instance, completes the operation's items, and money moves once."""
+"""A crash before, between or after the account write and the order/ledger/replay
+writes loses nothing: the next access, on any instance, completes the operation's
+items, money moves once, and a retried key answers its first result."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 from datetime import UTC
+from decimal import Decimal
 
 import grpc
 import pytest
 from trading.v1 import order_pb2_grpc
 
 from svc_order.domain import AppliedOperation
+from svc_order.service import WriteStage
 from tests.integration.order_fixtures import *  # noqa: F403
 from tests.integration.order_fixtures import OrderEndpoint, Trader, refused
 
 
 class CrashSwitch:
-    """Raises once, after the account write, whenever it is armed."""
+    """Raises once at the armed stage (by default between the account write and the
+    derived writes), whenever it is armed."""
 
     def __init__(self) -> None:
-        self._armed = threading.Event()
+        self._lock = threading.Lock()
+        self._stage: WriteStage | None = None
         self.crashed: list[AppliedOperation] = []
 
-    def arm(self) -> None:
-        self._armed.set()
+    def arm(self, stage: WriteStage = WriteStage.AFTER_ACCOUNT_WRITE) -> None:
+        with self._lock:
+            self._stage = stage
 
-    def __call__(self, operation: AppliedOperation) -> None:
-        if self._armed.is_set():
-            self._armed.clear()
+    def __call__(self, stage: WriteStage, operation: AppliedOperation) -> None:
+        with self._lock:
+            if stage is not self._stage:
+                return
+            self._stage = None
             self.crashed.append(operation)
-            raise RuntimeError("injected crash between the account and the derived writes")
+        raise RuntimeError(f"injected crash at {stage.value}")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +50,7 @@ def crash_switch() -> CrashSwitch:
 def crashing_orders(
     start_order_server: Callable[..., OrderEndpoint], crash_switch: CrashSwitch
 ) -> order_pb2_grpc.OrderServiceStub:
-    return start_order_server(after_account_write=crash_switch).stub
+    return start_order_server(write_hook=crash_switch).stub
 
 
 def test_an_order_lost_in_a_crash_appears_on_the_next_access(
@@ -98,3 +106,35 @@ def test_a_deposit_lost_in_a_crash_is_in_the_ledger(
         ("deposit", "50.00"),
         ("deposit", "250.00"),
     ]
+
+
+@pytest.mark.parametrize("stage", list(WriteStage))
+def test_a_keyed_order_crashed_at_any_stage_has_one_effect_and_its_retry_the_first_result(
+    trader: Trader,
+    crashing_orders: order_pb2_grpc.OrderServiceStub,
+    crash_switch: CrashSwitch,
+    stage: WriteStage,
+) -> None:
+    crashing = trader.via(crashing_orders)
+    crashing.deposit("1000", key=f"fund-{stage.value}")
+    crash_switch.arm(stage)
+    refused(lambda: crashing.buy("BTC", "0.002", key="K-crash"))
+    [crashed] = crash_switch.crashed[-1:]
+
+    # Other keyed orders go on, on the other instance, before the client retries.
+    for n in range(5):
+        trader.buy("ETH", "0.001", key=f"K-after-{n}")
+    retried = crashing.buy("BTC", "0.002", key="K-crash")
+    again = trader.buy("BTC", "0.002", key="K-crash")
+
+    assert again == retried
+    if stage is not WriteStage.BEFORE_ACCOUNT_WRITE:
+        # The crashed operation was applied: the retry answers it, from its record.
+        assert retried.created_at.ToDatetime(tzinfo=UTC) == crashed.created_at
+    btc = [o for o in trader.list_orders().data if o.asset_id == "BTC"]
+    assert [o.order_id for o in btc] == [retried.order_id]
+    # 1000 - 100.00 (BTC) - 5 × 3.00 (ETH)
+    assert trader.balance() == "885.00"
+    ledger = trader.cash_transactions()
+    assert ledger.total_count == 7
+    assert sum(Decimal(t.amount) for t in ledger.transactions) == Decimal("885.00")

@@ -488,25 +488,40 @@ def test_a_refused_operation_changes_nothing() -> None:
 # --- Idempotency ----------------------------------------------------------------------
 
 
+def last(account: domain.Account) -> tuple[domain.AppliedOperation, ...]:
+    return () if account.last_operation is None else (account.last_operation,)
+
+
 def test_replay_returns_the_recorded_operation_and_changes_nothing() -> None:
     fingerprint = domain.request_fingerprint("deposit", {"amount": "100.00"})
     change = deposit(funded("0"), "100", key="k-1", body=fingerprint)
     later = NOON + timedelta(hours=23)
-    replay = domain.find_replay(change.account, "k-1", fingerprint, later)
+    replay = domain.find_replay(last(change.account), "k-1", fingerprint, later)
     assert replay == change.operation
     assert replay.cash_after == D("100.00")
 
 
+def test_a_replay_is_found_in_the_keys_record_once_other_operations_followed() -> None:
+    first = deposit(funded("0"), "100", key="k-1", body="b")
+    record = domain.derived_items(first.operation).replay
+    account = first.account
+    for n in range(3):
+        account = deposit(account, "1", key=f"k-{n + 2}", body="b").account
+    assert domain.find_replay(last(account), "k-1", "b", NOON) is None
+    assert record is not None
+    assert domain.find_replay((*last(account), record), "k-1", "b", NOON) == first.operation
+
+
 def test_unknown_or_absent_keys_have_no_replay() -> None:
     change = deposit(funded("0"), "100", key="k-1", body="b")
-    assert domain.find_replay(change.account, "k-2", "b", NOON) is None
-    assert domain.find_replay(change.account, None, "b", NOON) is None
+    assert domain.find_replay(last(change.account), "k-2", "b", NOON) is None
+    assert domain.find_replay(last(change.account), None, "b", NOON) is None
 
 
 def test_same_key_with_a_different_body_is_a_conflict() -> None:
     change = deposit(funded("0"), "100", key="k-1", body="body-a")
     with pytest.raises(IdempotencyConflict) as refused:
-        domain.find_replay(change.account, "k-1", "body-b", NOON)
+        domain.find_replay(last(change.account), "k-1", "body-b", NOON)
     assert refused.value.kind is ErrorKind.ALREADY_EXISTS
     with pytest.raises(IdempotencyConflict):
         deposit(change.account, "200", key="k-1", body="body-b")
@@ -526,26 +541,28 @@ def test_a_key_needs_a_fingerprint() -> None:
 def test_keys_expire_after_24_hours() -> None:
     change = deposit(funded("0"), "100", key="k-1", body="a")
     expired = NOON + timedelta(hours=24)
-    assert domain.find_replay(change.account, "k-1", "other body", expired) is None
+    assert domain.find_replay(last(change.account), "k-1", "other body", expired) is None
     again = deposit(change.account, "100", now=expired, key="k-1", body="other body")
     assert again.account.cash == D("200.00")
-    assert [op.operation_id for op in again.account.recent] == [again.operation.operation_id]
+    assert domain.derived_items(again.operation).replay == again.operation
     # The reused key still gets a new operation id, so no older order is overwritten.
     assert again.operation.operation_id != change.operation.operation_id
 
 
-def test_recent_operations_stay_bounded() -> None:
-    account = funded("0")
-    for n in range(domain.MAX_RECENT_OPERATIONS + 5):
-        account = deposit(account, "1", key=f"k-{n}", body="b").account
-    assert len(account.recent) == domain.MAX_RECENT_OPERATIONS
-    assert account.recent[0].idempotency_key == "k-5"
-    assert account.recent[-1].idempotency_key == f"k-{domain.MAX_RECENT_OPERATIONS + 4}"
+def test_the_account_holds_only_its_last_operation_however_many_keys() -> None:
+    one = deposit(funded("0"), "1", key="k-0", body="b").account
+    account = one
+    for n in range(150):
+        account = deposit(account, "1", key=f"k-{n + 1}", body="b").account
+    # Same fields, one operation: every earlier key lives in its own replay record.
+    assert account.last_operation is not None
+    assert account.last_operation.idempotency_key == "k-150"
+    assert set(vars(account)) == set(vars(one))
 
 
-def test_unkeyed_operations_are_not_kept_for_replay_but_are_the_last_operation() -> None:
+def test_unkeyed_operations_have_no_replay_record_but_are_the_last_operation() -> None:
     change = deposit(funded("0"), "100")
-    assert change.account.recent == ()
+    assert domain.derived_items(change.operation).replay is None
     assert change.account.last_operation == change.operation
     assert change.operation.operation_id == "fresh-0"
 
