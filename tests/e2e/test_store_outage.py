@@ -1,11 +1,14 @@
 """The store killed while orders flow through the bridge: every answer is a success or a
-503 with Retry-After (never a 500), and /health answers 503 `degraded` naming the store.
+503 with Retry-After (never a 500), and /health answers 503 `degraded` naming the store;
+a stalled store (SIGSTOP) is a quick 503 too, not a 504 at the end of the deadline.
 
 svc_order runs on a dynalite of this test's own (a real process), which the test kills.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import uuid
 from collections import Counter
@@ -17,6 +20,7 @@ import pytest
 from common.dynamo import ensure_table, make_client
 from devstack.engines import Engine, start_dynalite
 from tests.e2e.conftest import Bridge, Stack, grpc_serving, sign_up, wait_until
+from tests.support import tls_settings
 
 ORDER = {"order_type": "market_buy", "asset_id": "BTC", "quantity": "0.001"}
 
@@ -25,6 +29,8 @@ ORDER = {"order_type": "market_buy", "asset_id": "BTC", "quantity": "0.001"}
 def own_store() -> Iterator[Engine]:
     engine = start_dynalite()
     yield engine
+    if engine.process.poll() is None:
+        os.kill(engine.process.pid, signal.SIGCONT)
     engine.stop()
 
 
@@ -45,13 +51,16 @@ def bridge_on_own_store(
         table_prefix=table_prefix,
         user_port=stack.user.port,
         inventory_port=stack.inventory.port,
+        **tls_settings(stack.pki, "svc_order"),
     )
     ensure_table(
         make_client(own_store.url, settings.aws_region), table_prefix + settings.trading_table
     )
     order = build_order(settings)
     try:
-        wait_until(lambda: grpc_serving(order.port), "svc_order reports SERVING")
+        wait_until(
+            lambda: grpc_serving(order.port, stack.pki, "svc_order"), "svc_order reports SERVING"
+        )
         yield start_bridge(order_service_addr=f"127.0.0.1:{order.port}")
     finally:
         order.shutdown()
@@ -113,3 +122,30 @@ def test_orders_answer_503_with_retry_after_once_the_store_is_killed(
         assert health["status"] == "degraded"
         assert health["dependencies"]["svc_order"] == "down"
         assert health["causes"] == {"svc_order": ["store"]}
+
+
+def test_a_stalled_store_is_a_503_with_retry_after_not_a_504(
+    own_store: Engine, bridge_on_own_store: Bridge
+) -> None:
+    with bridge_on_own_store.client() as http:
+        account = sign_up(http)
+        deposited = http.post("/api/v1/balance/deposit", json={"amount": 100}, headers=account.auth)
+        assert deposited.status_code == 201, deposited.text
+        os.kill(own_store.process.pid, signal.SIGSTOP)
+        try:
+            # The client would wait 5 s (the bridge's default deadline) for a 504.
+            for answer in (
+                http.get("/api/v1/balance", headers=account.auth),
+                http.post("/api/v1/orders", json=ORDER, headers=account.auth),
+            ):
+                assert answer.status_code == 503, answer.text
+                assert answer.json()["code"] == "STORE_UNAVAILABLE"
+                assert int(answer.headers["Retry-After"]) >= 1
+            wait_until(lambda: http.get("/health").status_code == 503, "/health turns degraded")
+            assert http.get("/health").json()["causes"] == {"svc_order": ["store"]}
+        finally:
+            os.kill(own_store.process.pid, signal.SIGCONT)
+        wait_until(lambda: http.get("/health").status_code == 200, "/health is healthy again")
+        assert http.get("/api/v1/balance", headers=account.auth).json()["current_balance"] == (
+            "100.00"
+        )
