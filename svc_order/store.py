@@ -79,6 +79,8 @@ ORDER_ID_PREFIX = "ORDERID#"
 CASH_PREFIX = "CASH#"
 TRADE_PREFIX = "TRADE#"
 KEY_PREFIX = "KEY#"
+# Where accounts written by earlier releases kept their recent keyed operations.
+LEGACY_RECENT = "recent"
 # Reads of one user's items are repeated until the account's version holds still
 # around them at most this many times (the audit and the export see one moment).
 STABLE_READ_ATTEMPTS = 20
@@ -156,7 +158,7 @@ def _user_pk(user_id: str) -> str:
     return f"USER#{user_id}"
 
 
-def _operation_to_map(operation: AppliedOperation) -> Item:
+def operation_to_map(operation: AppliedOperation) -> Item:
     entry: Item = {
         "operation_id": operation.operation_id,
         "kind": operation.kind.value,
@@ -227,7 +229,7 @@ def account_to_item(account: Account) -> Item:
             order_id: _open_order_to_map(order) for order_id, order in account.open_orders.items()
         }
     if account.last_operation is not None:
-        item["last_operation"] = _operation_to_map(account.last_operation)
+        item["last_operation"] = operation_to_map(account.last_operation)
     if account.closed_at is not None:
         item["closed_at"] = encode_time(account.closed_at)
     return item
@@ -446,7 +448,7 @@ def replay_to_item(user_id: str, operation: AppliedOperation) -> Item:
     expires = operation.created_at + IDEMPOTENCY_WINDOW
     return {
         **_replay_key(user_id, operation.idempotency_key),
-        "operation": _operation_to_map(operation),
+        "operation": operation_to_map(operation),
         "created_at": encode_time(operation.created_at),
         # Epoch seconds, as DynamoDB's TTL wants them: it may delete the record once
         # the key's window is over (the service ignores an expired record anyway).
@@ -532,7 +534,24 @@ class DynamoTradingStore:
 
     def get_account(self, user_id: str) -> Account | None:
         item = self._table.get(_account_key(user_id))
-        return None if item is None else account_from_item(item)
+        if item is None:
+            return None
+        if LEGACY_RECENT in item:
+            self._move_recent_to_records(user_id, item)
+        return account_from_item(item)
+
+    def _move_recent_to_records(self, user_id: str, item: Item) -> None:
+        """An account written before replay records kept its keyed operations in a list:
+        each becomes its record, then the list goes (on the condition that the account
+        is unchanged; a newer write has dropped it anyway), so it is done once."""
+        for entry in item[LEGACY_RECENT]:
+            self._put_replay(replay_to_item(user_id, _operation_from_map(entry)))
+        self._table.update_if(
+            _account_key(user_id),
+            f"REMOVE {LEGACY_RECENT}",
+            "version = :read",
+            {":read": item["version"]},
+        )
 
     def save_account(self, account: Account, read_version: int) -> bool:
         """Writes the account if it is still at `read_version` (0: never stored).

@@ -22,7 +22,13 @@ from svc_order.domain import (
     Request,
     derived_items,
 )
-from svc_order.store import DynamoTradingStore, PageRequest, encode_page_token
+from svc_order.store import (
+    DynamoTradingStore,
+    PageRequest,
+    account_to_item,
+    encode_page_token,
+    operation_to_map,
+)
 
 START = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 LIMITS = Limits()
@@ -158,6 +164,24 @@ def test_the_newest_use_of_a_key_stays_on_record(store: DynamoTradingStore) -> N
     assert store.has_derived(USER, derived_items(first.operation))
     third = deposited(later.account, "7", 50 * 60, key="k-1")
     assert not store.has_derived(USER, derived_items(third.operation))
+
+
+def test_an_account_of_an_earlier_release_moves_its_recent_keys_to_records(
+    store: DynamoTradingStore, engine_table: Table
+) -> None:
+    first = deposited(domain.new_account(USER, START), "100", 0, key="k-1")
+    second = deposited(first.account, "5", 1, key="k-2")
+    legacy = account_to_item(second.account)
+    legacy["recent"] = [operation_to_map(c.operation) for c in (first, second)]
+    engine_table.put(legacy)
+
+    assert store.get_account(USER) == second.account
+    assert store.replay_record(USER, "k-1") == first.operation
+    assert store.replay_record(USER, "k-2") == second.operation
+    stored = engine_table.get({"pk": legacy["pk"], "sk": legacy["sk"]})
+    assert stored is not None
+    assert "recent" not in stored
+    assert stored["version"] == second.account.version
 
 
 def test_lists_are_newest_first_and_page(store: DynamoTradingStore, history: list[Change]) -> None:
