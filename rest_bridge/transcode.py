@@ -193,14 +193,22 @@ def _field_value(path: str, value: Any, field: FieldDescriptor) -> Any:
     return _scalar(path, value, field)
 
 
+@cache
+def _json_names(message: Descriptor) -> dict[str, FieldDescriptor]:
+    return {field.json_name: field for field in message.fields}
+
+
+def _field_named(message: Descriptor, key: str) -> FieldDescriptor | None:
+    """The field a JSON key or query parameter names: its proto name or JSON name."""
+    return message.fields_by_name.get(key) or _json_names(message).get(key)
+
+
 def _message(prefix: str, data: JsonObject, message: Descriptor) -> dict[str, Any]:
     """The known fields of a JSON object, by proto name, each given at most once."""
     fields: dict[str, Any] = {}
     seen: set[str] = set()
     for key, value in data:
-        field = message.fields_by_name.get(key)
-        if field is None:
-            field = next((f for f in message.fields if f.json_name == key), None)
+        field = _field_named(message, key)
         if field is None:
             continue  # unknown: ignored (see the module docs)
         path = f"{prefix}.{field.name}" if prefix else field.name
@@ -249,9 +257,7 @@ def query_fields(
     twice is refused. Repeated fields take repeated parameters or comma lists."""
     grouped: dict[str, list[str]] = {}
     for name, raw in items:
-        field = message.fields_by_name.get(name)
-        if field is None:
-            field = next((f for f in message.fields if f.json_name == name), None)
+        field = _field_named(message, name)
         if field is None:
             continue
         if field.name in bound:
