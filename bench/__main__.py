@@ -264,7 +264,16 @@ def main() -> int:
     parser.add_argument("--c1", type=int, default=200, help="orders at concurrency 1")
     parser.add_argument("--c16", type=int, default=50, help="orders per worker at 16")
     parser.add_argument("--write-results", type=Path, help="also write the table here")
+    parser.add_argument(
+        "--telemetry",
+        action="store_true",
+        help="instead: the cost of tracing and metrics, on against off (bench/telemetry.py)",
+    )
     args = parser.parse_args()
+    if args.telemetry:
+        from bench import telemetry
+
+        return telemetry.main(args.c1, args.c16, args.write_results)
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         stack = LocalStack(
             data_dir=None, log_dir=Path(scratch), overrides=OVERRIDES, fixed_ports=False

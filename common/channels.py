@@ -18,7 +18,7 @@ import grpc
 
 from common.context import REQUEST_ID_HEADER, identity_var, request_id_var, time_remaining
 from common.methods import retryable_methods
-from common.metrics import ClientMetrics
+from common.metrics import ClientMetrics, metrics_enabled
 from common.telemetry import trace_headers, traced_channel
 from common.tls import WireTls, callee_of, server_name
 
@@ -127,5 +127,9 @@ def make_channel(
         channel = grpc.secure_channel(target, tls.channel_credentials(), options=options)
     # Tracing outermost: its client span covers the retries and carries `traceparent`.
     return traced_channel(
-        grpc.intercept_channel(channel, _PropagatingInterceptor(default_deadline), ClientMetrics())
+        grpc.intercept_channel(
+            channel,
+            _PropagatingInterceptor(default_deadline),
+            *([ClientMetrics()] if metrics_enabled() else []),
+        )
     )

@@ -17,6 +17,7 @@ bridge serves the same registry on its own `/metrics`.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
@@ -85,6 +86,13 @@ redis_seconds = Histogram(
     ["command"],
     buckets=LATENCY_BUCKETS,
 )
+
+
+def metrics_enabled() -> bool:
+    """False when METRICS_ENABLED=false: the plumbing hooks (RPC, outgoing call, store and
+    Redis families) are not installed; the benchmark measures their cost that way. The
+    handful of business counters still count."""
+    return os.environ.get("METRICS_ENABLED", "true").strip().lower() != "false"
 
 
 def split_method(full_method: str) -> tuple[str, str]:
@@ -232,6 +240,8 @@ def _store_outcome(http_status: int, parsed: dict[str, Any]) -> str:
 def count_store_calls(client: Any) -> Any:
     """Count the calls of a boto3 DynamoDB client through botocore's events (a call
     is counted once, its retries inside it)."""
+    if not metrics_enabled():
+        return client
 
     def before(model: Any, context: dict[str, Any], **_: Any) -> None:
         context[_STARTED] = time.perf_counter()
@@ -325,6 +335,8 @@ def _pipeline_name(_args: tuple[Any, ...]) -> str:
 
 def count_redis_commands(client: _C) -> _C:
     """Count the commands (and pipelines) of a redis-py client, sync or asyncio."""
+    if not metrics_enabled():
+        return client
     patched: Any = client
     timed: Callable[..., Any] = _timed_async if hasattr(patched, "aclose") else _timed
     patched.execute_command = timed(_command_name, patched.execute_command)

@@ -32,7 +32,7 @@ from common.health import (
     redis_probe,
 )
 from common.interceptors import ServiceInterceptor
-from common.metrics import ServerMetrics
+from common.metrics import ServerMetrics, metrics_enabled
 from common.redis_clients import redis_client
 from common.revocation import RevocationList
 from common.settings import CommonSettings
@@ -113,7 +113,7 @@ def start_server(
         # The tracing span encloses everything the service interceptor does and logs.
         interceptors=[
             server_tracing(),
-            ServerMetrics(),
+            *([ServerMetrics()] if metrics_enabled() else []),
             # On mTLS, the call graph decides before anything else runs.
             *([PeerAuthorization(tls.identity)] if tls is not None else []),
             ServiceInterceptor(verifier),
