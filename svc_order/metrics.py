@@ -14,11 +14,13 @@ from contextlib import contextmanager
 from prometheus_client import Counter, Histogram
 
 from common.errors import DomainError
-from svc_order.domain import AppliedOperation, OrderType
+from svc_order.domain import AppliedOperation, OperationKind, OrderStatus, OrderType
 
 orders = Counter(
     "orders_total",
-    "Orders by type and outcome (filled, refused); a replayed order is not counted again.",
+    "Orders by type and what happened to them: filled (at once or later), resting "
+    "(placed, waiting for its price), cancelled, expired, refused; a replayed request "
+    "is not counted again.",
     ["order_type", "outcome"],
 )
 traded_value = Counter(
@@ -49,16 +51,29 @@ quote_age = Histogram(
 _ORDER_TYPES = frozenset(order_type.value for order_type in OrderType)
 
 
+_OUTCOMES = {
+    OrderStatus.PENDING: "resting",
+    OrderStatus.COMPLETED: "filled",
+    OrderStatus.CANCELLED: "cancelled",
+    OrderStatus.EXPIRED: "expired",
+}
+
+
 def applied(operation: AppliedOperation) -> None:
-    """Count a change that was just written (not a replay)."""
-    if operation.trade is not None:
+    """Count a change that was just written (not a replay): a deposit or withdrawal, a
+    fill (a market order, or a limit order at once or later), or a step of a limit
+    order's life that moves no cash (it rests, is cancelled, expires)."""
+    if operation.kind in (OperationKind.DEPOSIT, OperationKind.WITHDRAWAL):
+        kind = operation.kind.value.lower()
+        cash_operations.labels(kind).inc()
+        cash_value.labels(kind).inc(float(operation.amount))
+    elif operation.trade is not None:
         order_type = operation.trade.order_type.value
         orders.labels(order_type, "filled").inc()
         traded_value.labels(order_type).inc(float(operation.amount))
-        return
-    kind = operation.kind.value.lower()
-    cash_operations.labels(kind).inc()
-    cash_value.labels(kind).inc(float(operation.amount))
+    elif operation.order is not None:
+        order = operation.order
+        orders.labels(order.order_type.value, _OUTCOMES[order.status]).inc()
 
 
 def replayed(operation: AppliedOperation) -> None:
