@@ -19,6 +19,7 @@ from common.dynamo import ensure_table, make_client
 from common.server import RunningServer
 from tests.e2e.conftest import Account, Bridge, grpc_serving, sign_up, wait_until
 from tests.integration.scripted_market import ScriptedMarket
+from tests.support import Pki, tls_settings
 
 EVENT_TIMEOUT = 20.0
 
@@ -45,6 +46,7 @@ def scripted(
     dynamodb_endpoint: str,
     redis_url: str,
     start_bridge: Callable[..., Bridge],
+    wire_pki: Pki,
 ) -> Iterator[ScriptedStack]:
     from svc_inventory.__main__ import build as build_inventory
     from svc_order.__main__ import build as build_order
@@ -54,7 +56,13 @@ def scripted(
     prefix = f"e2elim{uuid.uuid4().hex[:6]}-"
     market = ScriptedMarket()
     inventory = build_inventory(
-        inventory_settings(dynamodb_endpoint, redis_url, prefix, price_tick_seconds=0.1),
+        inventory_settings(
+            dynamodb_endpoint,
+            redis_url,
+            prefix,
+            price_tick_seconds=0.1,
+            **tls_settings(wire_pki, "svc_inventory"),
+        ),
         source=market.source,
     )
     settings = order_settings(
@@ -64,11 +72,15 @@ def scripted(
         user_port=user_server.port,
         inventory_port=inventory.port,
         order_sweep_seconds=0.2,
+        **tls_settings(wire_pki, "svc_order"),
     )
     ensure_table(make_client(dynamodb_endpoint, settings.aws_region), prefix + "trading")
     order = build_order(settings)
-    wait_until(lambda: grpc_serving(inventory.port), "svc_inventory reports SERVING")
-    wait_until(lambda: grpc_serving(order.port), "svc_order reports SERVING")
+    wait_until(
+        lambda: grpc_serving(inventory.port, wire_pki, "svc_inventory"),
+        "svc_inventory reports SERVING",
+    )
+    wait_until(lambda: grpc_serving(order.port, wire_pki, "svc_order"), "svc_order reports SERVING")
     bridge = start_bridge(
         inventory_service_addr=f"127.0.0.1:{inventory.port}",
         order_service_addr=f"127.0.0.1:{order.port}",

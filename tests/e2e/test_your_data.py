@@ -24,6 +24,7 @@ from tests.e2e.conftest import (
     sign_up,
     wait_until,
 )
+from tests.support import Pki
 
 
 def _user_id(account: Account) -> str:
@@ -181,6 +182,7 @@ def test_without_the_order_service_the_export_and_closing_answer_503(
     start_bridge: Callable[..., Bridge],
     user_server: RunningServer,
     user_settings: UserSettings,
+    wire_pki: Pki,
 ) -> None:
     # The session's first svc_user has no ORDER_SERVICE_ADDR.
     unconfigured = start_bridge(user_service_addr=f"127.0.0.1:{user_server.port}")
@@ -199,7 +201,9 @@ def test_without_the_order_service_the_export_and_closing_answer_503(
     # One whose svc_order is down says so, and closes nothing.
     lost = build_user(user_settings.model_copy(update={"order_service_addr": dead_address()}))
     try:
-        wait_until(lambda: grpc_serving(lost.port), "svc_user reports SERVING")
+        wait_until(
+            lambda: grpc_serving(lost.port, wire_pki, "svc_user"), "svc_user reports SERVING"
+        )
         cut_off = start_bridge(user_service_addr=f"127.0.0.1:{lost.port}")
         with cut_off.client() as client:
             account = sign_up(client)
