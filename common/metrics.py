@@ -20,6 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import grpc
@@ -115,6 +116,29 @@ def _code_of(context: grpc.ServicerContext) -> str:
     return "OK" if code is None else str(code.name)
 
 
+@contextmanager
+def _answering(labels: tuple[str, str], context: grpc.ServicerContext) -> Iterator[None]:
+    """Counts one RPC: in flight while inside, then handled by code and its duration."""
+    started = time.perf_counter()
+    in_flight = server_in_flight.labels(*labels)
+    in_flight.inc()
+    code = "UNKNOWN"
+    try:
+        yield
+        code = _code_of(context)
+    except GeneratorExit:
+        code = "CANCELLED"  # the client went away from a stream
+        raise
+    except BaseException:
+        code = _code_of(context)
+        code = "UNKNOWN" if code == "OK" else code
+        raise
+    finally:
+        in_flight.dec()
+        server_handled.labels(*labels, code).inc()
+        server_seconds.labels(*labels).observe(time.perf_counter() - started)
+
+
 class ServerMetrics(grpc.ServerInterceptor):
     """Handled, duration and in-flight per RPC of our contracts."""
 
@@ -132,22 +156,8 @@ class ServerMetrics(grpc.ServerInterceptor):
             unary = handler.unary_unary
 
             def unary_behavior(request: Any, context: grpc.ServicerContext) -> Any:
-                started = time.perf_counter()
-                in_flight = server_in_flight.labels(*labels)
-                in_flight.inc()
-                code = "UNKNOWN"
-                try:
-                    response = unary(request, context)
-                    code = _code_of(context)
-                    return response
-                except BaseException:
-                    code = _code_of(context)
-                    code = "UNKNOWN" if code == "OK" else code
-                    raise
-                finally:
-                    in_flight.dec()
-                    server_handled.labels(*labels, code).inc()
-                    server_seconds.labels(*labels).observe(time.perf_counter() - started)
+                with _answering(labels, context):
+                    return unary(request, context)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary_behavior,
@@ -158,24 +168,8 @@ class ServerMetrics(grpc.ServerInterceptor):
             stream = handler.unary_stream
 
             def stream_behavior(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                started = time.perf_counter()
-                in_flight = server_in_flight.labels(*labels)
-                in_flight.inc()
-                code = "UNKNOWN"
-                try:
+                with _answering(labels, context):
                     yield from stream(request, context)
-                    code = _code_of(context)
-                except GeneratorExit:
-                    code = "CANCELLED"
-                    raise
-                except BaseException:
-                    code = _code_of(context)
-                    code = "UNKNOWN" if code == "OK" else code
-                    raise
-                finally:
-                    in_flight.dec()
-                    server_handled.labels(*labels, code).inc()
-                    server_seconds.labels(*labels).observe(time.perf_counter() - started)
 
             return grpc.unary_stream_rpc_method_handler(
                 stream_behavior,
