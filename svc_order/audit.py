@@ -15,8 +15,12 @@ the account) or after a crash (the next access completes them); that is reported
 cause gives one discrepancy.
 
 Resting limit orders live in the account item and their holds are derived from them
-(domain.account), so held cash and held units cannot disagree with the orders; cash
-(the total: available + held) is what the ledger adds up to. A limit order's record
+(domain.account); cash (the total: available + held) is what the ledger adds up to.
+What can disagree is checked (`HELD_NOT_RESTING`): the holds are Σ of the resting
+orders the records show, that is every order the account holds for has its record,
+pending, with the same quantity, limit and hold, every pending record is held for by
+the account, and nothing holds more than there is (held cash ≤ cash, held units ≤ the
+holding). A limit order's record
 changes with its status: a stored state newer (`revision`) than what a remembered
 operation derives is not wrong, and an order that never filled is no trade.
 """
@@ -36,6 +40,7 @@ from svc_order.domain import (
     DerivedItems,
     OperationKind,
     OrderRecord,
+    OrderStatus,
     derived_items,
     ledger_balance,
 )
@@ -50,6 +55,7 @@ class DiscrepancyKind(enum.StrEnum):
     TRADE_DISAGREES = "TRADE_DISAGREES"
     RECORDS_WITHOUT_ACCOUNT = "RECORDS_WITHOUT_ACCOUNT"
     UNREADABLE_ITEM = "UNREADABLE_ITEM"
+    HELD_NOT_RESTING = "HELD_NOT_RESTING"
 
 
 @dataclass(frozen=True)
@@ -324,6 +330,44 @@ def _check_sums(books: Books, cash: Decimal, holdings: Mapping[str, Decimal]) ->
     return found
 
 
+def _check_holds(books: Books, account: Account) -> list[Discrepancy]:
+    """Held amounts = Σ of the resting orders, as the records show them."""
+    found: list[Discrepancy] = []
+
+    def report(ids: tuple[str, ...], detail: str) -> None:
+        found.append(Discrepancy(DiscrepancyKind.HELD_NOT_RESTING, books.user_id, ids, detail))
+
+    for order_id, resting in sorted(account.open_orders.items()):
+        record = books.orders_by_id.get(order_id)
+        held = resting.held_cash if resting.order_type.is_buy else resting.held_units
+        if record is None or record.status is not OrderStatus.PENDING:
+            shown = "no record" if record is None else f"its record says {record.status.value}"
+            report((order_id,), f"the account holds {held} for order {order_id}, but {shown}")
+        elif (record.quantity, record.limit_price, record.held_amount) != (
+            resting.quantity,
+            resting.limit_price,
+            held,
+        ):
+            report((order_id,), f"order {order_id}: its record and the hold disagree")
+    for order_id, record in sorted(books.orders_by_id.items()):
+        if record.status is OrderStatus.PENDING and order_id not in account.open_orders:
+            report((order_id,), f"order {order_id} shows as resting, but nothing is held for it")
+    if account.held_cash > account.cash:
+        report(
+            (f"ACCOUNT#{books.user_id}",),
+            f"{account.held_cash} cash held, more than the {account.cash} there is",
+        )
+    for asset_id in sorted({o.asset_id for o in account.open_orders.values()}):
+        held_units = account.held_units(asset_id)
+        if held_units > account.quantity_of(asset_id):
+            report(
+                (f"ACCOUNT#{books.user_id}", asset_id),
+                f"{held_units} {asset_id} held, more than the "
+                f"{account.quantity_of(asset_id)} there are",
+            )
+    return found
+
+
 def audit_books(books: Books) -> list[Discrepancy]:
     """Every rule of the module docstring that `books` breaks; [] when they balance."""
     found = [
@@ -344,4 +388,10 @@ def audit_books(books: Books) -> list[Discrepancy]:
         return found + _check_trades(books) + _check_sums(books, Decimal("0.00"), {})
     books, operations = _check_operations(books, account)
     holdings = {asset_id: h.quantity for asset_id, h in account.holdings.items()}
-    return found + operations + _check_trades(books) + _check_sums(books, account.cash, holdings)
+    return (
+        found
+        + operations
+        + _check_trades(books)
+        + _check_sums(books, account.cash, holdings)
+        + _check_holds(books, account)
+    )

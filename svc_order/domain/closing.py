@@ -19,11 +19,13 @@ from svc_order.domain.values import format_cash, format_quantity
 def close_account(account: Account, now: datetime) -> Account:
     """The account closed at `now` (version + 1); unchanged when already closed.
 
-    Raises AccountNotEmpty naming the cash to withdraw and each holding to sell.
+    Raises AccountNotEmpty naming each resting order to cancel, the cash to withdraw and
+    each holding to sell.
     """
     if account.closed_at is not None:
         return account
-    left = []
+    # Resting orders first: their holds are part of the cash and units below.
+    left = [f"cancel order {order_id}" for order_id in sorted(account.open_orders)]
     if account.cash != 0:
         left.append(f"withdraw {format_cash(account.cash)} USD")
     left += [

@@ -86,6 +86,9 @@ def funded_trader(new_trader: Callable[[], Trader], ledger: Ledger) -> tuple[Tra
     trader.deposit("1000", key=unique("dep"))
     trader.buy("BTC", "0.002")
     trader.buy("BTC", "0.004")
+    # A limit buy below the market rests and holds its cash.
+    resting = trader.order("limit_buy", "BTC", "0.002", price="40000")
+    assert resting.status == "pending"
     trader.sell("BTC", "0.001", key=unique("sell"))
     return trader, trader.user_id
 
@@ -140,14 +143,33 @@ def test_books_kept_by_the_service_balance_and_each_planted_fault_is_reported(
     planted[DiscrepancyKind.DERIVED_ITEM_WRONG] = deposit_cash["transaction_id"]
 
     # An old trade lost one copy of its order.
-    first_order = items(ledger, user(DiscrepancyKind.TRADE_INCOMPLETE), "ORDER#")[0]
+    first_order = next(
+        i
+        for i in items(ledger, user(DiscrepancyKind.TRADE_INCOMPLETE), "ORDER#")
+        if i["status"] == "completed"
+    )
     delete(ledger, first_order)
     planted[DiscrepancyKind.TRADE_INCOMPLETE] = first_order["order_id"]
 
     # An old trade whose order says another price than its entries.
-    first_order = items(ledger, user(DiscrepancyKind.TRADE_DISAGREES), "ORDERID#")[0]
+    first_order = next(
+        i
+        for i in items(ledger, user(DiscrepancyKind.TRADE_DISAGREES), "ORDERID#")
+        if i["status"] == "completed"
+    )
     put(ledger, {**first_order, "price": "1.00"})
     planted[DiscrepancyKind.TRADE_DISAGREES] = first_order["order_id"]
+
+    # The account holds cash for a resting order whose records say it was cancelled.
+    held_for = [
+        i
+        for i in items(ledger, user(DiscrepancyKind.HELD_NOT_RESTING), "ORDER")
+        if i["status"] == "pending"
+    ]
+    assert len(held_for) == 2  # the order by id and by time
+    for copy in held_for:
+        put(ledger, {**copy, "status": "cancelled"})
+    planted[DiscrepancyKind.HELD_NOT_RESTING] = held_for[0]["order_id"]
 
     # Records whose account item is gone.
     orphan = user(DiscrepancyKind.RECORDS_WITHOUT_ACCOUNT)

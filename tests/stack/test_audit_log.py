@@ -122,6 +122,24 @@ def test_each_security_event_is_one_record_and_no_log_holds_a_secret(tmp_path: P
         )
         expected[rid] = ("order_placed", "success", "")
         order_request = rid
+        rid, resting = caller.call(
+            "POST",
+            "/api/v1/orders",
+            201,
+            json={
+                "order_type": "limit_buy",
+                "asset_id": "BTC",
+                "quantity": "0.001",
+                "price": "1.00",
+            },
+        )
+        expected[rid] = ("order_placed", "success", "")
+        resting_id = resting["data"]["order_id"]
+        rid, _ = caller.call("DELETE", f"/api/v1/orders/{resting_id}", 200)
+        expected[rid] = ("order_cancelled", "success", "")
+        cancel_request = rid
+        rid, _ = caller.call("DELETE", f"/api/v1/orders/{resting_id}", 409)
+        expected[rid] = ("order_cancelled", "failure", "ORDER_NOT_CANCELLABLE")
         rid, _ = caller.call("POST", "/api/v1/balance/withdraw", 422, json={"amount": "1000000"})
         expected[rid] = ("withdrawal", "failure", "INSUFFICIENT_FUNDS")
         rid, _ = caller.call("POST", "/api/v1/auth/logout", 200, json={})
@@ -155,6 +173,8 @@ def test_each_security_event_is_one_record_and_no_log_holds_a_secret(tmp_path: P
     assert calls[email_change]["changed_fields"] == ["email"]
     assert calls[order_request]["order_id"] == order["data"]["order_id"]
     assert calls[order_request]["asset_id"] == "BTC"
+    assert calls[cancel_request]["order_id"] == resting_id
+    assert calls[cancel_request]["status"] == "cancelled"
     deposits = [r for r in records if r["event"] == "deposit"]
     assert deposits[0]["transaction_id"] == deposit["transaction_id"]
 

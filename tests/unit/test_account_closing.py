@@ -70,3 +70,20 @@ def test_an_empty_account_closes_once_and_then_refuses_every_change() -> None:
 def test_an_account_never_used_closes_too() -> None:
     closed = close_account(domain.new_account("user-2", NOON), NOON)
     assert (closed.version, closed.closed_at) == (1, NOON)
+
+
+def test_a_resting_order_is_named_first_its_hold_is_in_the_cash() -> None:
+    resting = domain.place_order(
+        funded("100"),
+        OrderRequest(OrderType.LIMIT_BUY, "BTC", Decimal("0.001"), Decimal("40000")),
+        MarketQuote(Decimal("50000")),
+        Request(NOON, "f2"),
+        LIMITS,
+    ).account
+    [order_id] = resting.open_orders
+    with pytest.raises(AccountNotEmpty) as refused:
+        close_account(resting, NOON)
+    assert str(refused.value.message) == (
+        f"the account still holds money or assets: cancel order {order_id}, "
+        "withdraw 100.00 USD first"
+    )
