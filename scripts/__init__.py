@@ -1,0 +1,1 @@
+"""Developer scripts: code generation (protos.py) and the pipeline gates (gates.py)."""
