@@ -7,11 +7,24 @@ import uuid
 import grpc
 
 from common.tls import server_name
+from devstack.engines import free_port
 from devstack.pki import Identity
+from devstack.stack import SPECS
 
 
 def unique(prefix: str = "user") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+def stack_ports() -> dict[str, str]:
+    """Every port variable of `./dev up` (engines, services, metrics pages), each a free
+    ephemeral port, so a stack a test starts never meets another on a default port."""
+    ports = {"DYNALITE_PORT": str(free_port()), "REDIS_PORT": str(free_port())}
+    for spec in SPECS:
+        ports[spec.port_variable] = str(free_port())
+        if spec.metrics_port_variable:
+            ports[spec.metrics_port_variable] = str(free_port())
+    return ports
 
 
 # mTLS: `pytest --mtls tests/e2e` runs the services on mutual TLS (tests/conftest.py).

@@ -12,10 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.engines import free_port
-from devstack.stack import SPECS
 from tests.stack.test_local_stack import _start, _stop, _wait_up
-from tests.support import unique
+from tests.support import stack_ports, unique
 
 PASSWORD = "Correct-Horse-42!"
 NEW_PASSWORD = "Battery-Staple-77?"
@@ -48,8 +46,7 @@ def _records(log_dir: Path) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_each_security_event_is_one_record_and_no_log_holds_a_secret(tmp_path: Path) -> None:
-    ports = {"DYNALITE_PORT": str(free_port()), "REDIS_PORT": str(free_port())}
-    ports.update({spec.port_variable: str(free_port()) for spec in SPECS})
+    ports = stack_ports()
     name = unique("audited")
     secrets: list[str] = [PASSWORD, NEW_PASSWORD]
     tokens: list[str] = []

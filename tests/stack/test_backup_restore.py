@@ -15,19 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.engines import ROOT, free_port
-from devstack.stack import SPECS
+from devstack.engines import ROOT
 from ops.backup import read_backup
 from tests.stack.test_local_stack import _start, _stop, _wait_up
-from tests.support import unique
+from tests.support import stack_ports, unique
 
 PASSWORD = "Correct-Horse-42!"
-
-
-def _ports() -> dict[str, str]:
-    ports = {"DYNALITE_PORT": str(free_port()), "REDIS_PORT": str(free_port())}
-    ports.update({spec.port_variable: str(free_port()) for spec in SPECS})
-    return ports
 
 
 def _dev(command: list[str], data_dir: Path, ports: dict[str, str]) -> str:
@@ -92,7 +85,7 @@ class Client:
 def test_a_backup_restored_into_an_empty_store_is_the_same_platform(tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     backup, again = tmp_path / "platform.jsonl.gz", tmp_path / "again.jsonl.gz"
-    ports = _ports()
+    ports = stack_ports()
     people = [unique("trader") for _ in range(2)]
     before: dict[str, dict[str, Any]] = {}
     refresh_tokens: dict[str, str] = {}
@@ -140,7 +133,7 @@ def test_a_backup_restored_into_an_empty_store_is_the_same_platform(tmp_path: Pa
 
     # An empty store; the signing key comes back from where it is kept (here: copied).
     shutil.copytree(first / "keys", second / "keys")
-    ports = _ports()
+    ports = stack_ports()
     restored = _dev(["restore", str(backup)], second, ports)
     assert "The books balance." in restored
     _dev(["backup", str(again)], second, ports)

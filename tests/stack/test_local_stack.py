@@ -15,9 +15,9 @@ import psutil
 import pytest
 from trading.v1 import user_pb2, user_pb2_grpc
 
-from devstack.engines import ROOT, free_port
-from devstack.stack import SPECS, existing_specs
-from tests.support import unique
+from devstack.engines import ROOT
+from devstack.stack import existing_specs
+from tests.support import stack_ports, unique
 
 PASSWORD = "Correct-Horse-42!"
 
@@ -66,8 +66,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow
 def test_up_prints_addresses_stops_everything_and_keeps_users(tmp_path: Path) -> None:
-    ports = {"DYNALITE_PORT": str(free_port()), "REDIS_PORT": str(free_port())}
-    ports.update({spec.port_variable: str(free_port()) for spec in SPECS})
+    ports = stack_ports()
     user_address = f"127.0.0.1:{ports['USER_GRPC_PORT']}"
     name = unique()
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devstack.engines import ROOT, free_port
-from devstack.stack import SPECS
+from devstack.engines import ROOT
 from tests.stack.test_local_stack import _start, _stop, _wait_up
 from tests.stack.test_observability import _order_through_bridge
+from tests.support import stack_ports
 
 
 def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
@@ -25,11 +25,7 @@ def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_up_with_mtls_prints_a_working_grpcurl_line_and_trades(tmp_path: Path) -> None:
-    ports = {"DYNALITE_PORT": str(free_port()), "REDIS_PORT": str(free_port())}
-    ports.update({spec.port_variable: str(free_port()) for spec in SPECS})
-    ports.update(
-        {s.metrics_port_variable: str(free_port()) for s in SPECS if s.metrics_port_variable}
-    )
+    ports = stack_ports()
     stack = _start(tmp_path, ports, "--mtls")
     try:
         printed = _wait_up(stack)

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devstack.engines import ROOT, free_port
+from devstack.engines import ROOT
 from devstack.stack import SPECS
 from tests.stack.test_local_stack import _start, _stop, _wait_up
-from tests.support import unique
+from tests.support import stack_ports, unique
 
 PASSWORD = "Correct-Horse-42!"
 
@@ -67,11 +67,7 @@ def _order_through_bridge(bridge: str) -> str:
 def test_one_order_is_one_trace_across_processes_and_logs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ports = {"DYNALITE_PORT": str(free_port()), "REDIS_PORT": str(free_port())}
-    ports.update({spec.port_variable: str(free_port()) for spec in SPECS})
-    ports.update(
-        {s.metrics_port_variable: str(free_port()) for s in SPECS if s.metrics_port_variable}
-    )
+    ports = stack_ports()
     # Debug lines include each process's per-call line, where the trace id must be.
     ports["LOG_LEVEL"] = "DEBUG"
     for variable in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SDK_DISABLED", "TRACES_FILE"):
