@@ -6,10 +6,20 @@ import uuid
 
 import grpc
 
+from common.dynamo import StoreBudget
 from common.tls import server_name
 from devstack.engines import free_port
 from devstack.pki import Identity
 from devstack.stack import SPECS
+
+# The services of the test session get a patient store budget: this machine is shared
+# and a loaded engine can take over a second to answer. The fault tests set the
+# defaults (STORE_DEFAULTS) on the services whose store they kill or stop.
+PATIENT_STORE: dict[str, object] = {"store_read_timeout_seconds": 5.0, "store_budget_seconds": 5.0}
+STORE_DEFAULTS: dict[str, object] = {
+    "store_read_timeout_seconds": StoreBudget().read_timeout_seconds,
+    "store_budget_seconds": StoreBudget().total_seconds,
+}
 
 
 def unique(prefix: str = "user") -> str:

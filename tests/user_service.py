@@ -15,7 +15,7 @@ from common.dynamo import ensure_table, make_client
 from common.server import RunningServer
 from svc_user.__main__ import build
 from svc_user.config import UserSettings
-from tests.support import Pki, dial, tls_settings, unique
+from tests.support import PATIENT_STORE, Pki, dial, tls_settings, unique
 
 STRONG_PASSWORD = "Correct-Horse-42!"
 
@@ -41,6 +41,7 @@ def user_settings(
         argon2_parallelism=1,
         shutdown_drain_seconds=0,
         shutdown_grace_seconds=0,
+        **PATIENT_STORE,  # type: ignore[arg-type]
         **tls_settings(wire_pki, "svc_user"),  # type: ignore[arg-type]
     )
 

@@ -20,7 +20,7 @@ import pytest
 from common.dynamo import ensure_table, make_client
 from devstack.engines import Engine, start_dynalite
 from tests.e2e.conftest import Bridge, Stack, grpc_serving, sign_up, wait_until
-from tests.support import tls_settings
+from tests.support import STORE_DEFAULTS, tls_settings
 
 ORDER = {"order_type": "market_buy", "asset_id": "BTC", "quantity": "0.001"}
 
@@ -52,6 +52,7 @@ def bridge_on_own_store(
         user_port=stack.user.port,
         inventory_port=stack.inventory.port,
         **tls_settings(stack.pki, "svc_order"),
+        **STORE_DEFAULTS,
     )
     ensure_table(
         make_client(own_store.url, settings.aws_region), table_prefix + settings.trading_table

@@ -17,6 +17,7 @@ from trading.v1 import inventory_pb2_grpc
 
 from svc_inventory.__main__ import InventoryServer, build
 from svc_inventory.config import InventorySettings
+from tests.support import PATIENT_STORE
 
 INVENTORY_REDIS_DB = 3
 # Fast and lively prices keep the suite short while every code path stays the same.
@@ -55,6 +56,7 @@ def inventory_settings(
         "max_price_streams": STREAMS,
         "shutdown_drain_seconds": 0,
         "shutdown_grace_seconds": 0,
+        **PATIENT_STORE,
     }
     fields.update(overrides)
     return InventorySettings(**fields)  # type: ignore[arg-type]

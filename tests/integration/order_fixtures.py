@@ -30,6 +30,7 @@ from svc_order.__main__ import OrderServer, build
 from svc_order.config import OrderSettings
 from svc_order.quotes import INVENTORY_SERVICE_NAME
 from svc_order.service import WriteHook
+from tests.support import PATIENT_STORE
 from tests.user_service import register_and_login
 
 # Generous: two cores are shared with other suites, and races queue on one account.
@@ -193,6 +194,7 @@ def order_settings(
         "inventory_service_addr": f"127.0.0.1:{inventory_port}",
         "shutdown_drain_seconds": 0,
         "shutdown_grace_seconds": 0,
+        **PATIENT_STORE,
     }
     fields.update(overrides)
     return OrderSettings(**fields)  # type: ignore[arg-type]

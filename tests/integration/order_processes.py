@@ -20,6 +20,7 @@ from trading.v1 import order_pb2_grpc
 from devstack.engines import free_port
 from svc_order.config import OrderSettings
 from tests.integration.order_fixtures import serving, wait_until
+from tests.support import PATIENT_STORE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,6 +51,7 @@ def _environment(settings: OrderSettings, port: int) -> dict[str, str]:
         "SHUTDOWN_DRAIN_SECONDS": "0",
         "SHUTDOWN_GRACE_SECONDS": "0",
         "LOG_LEVEL": "WARNING",
+        **{name.upper(): str(value) for name, value in PATIENT_STORE.items()},
         # Several processes run at once: none serves a metrics page (its port is fixed).
         "METRICS_PORT": "-1",
     }

@@ -27,6 +27,7 @@ from svc_user.config import UserSettings
 from tests.integration.inventory_fixtures import inventory_settings
 from tests.integration.order_fixtures import *  # noqa: F403
 from tests.integration.order_fixtures import OrderEndpoint, Trader, refused, wait_until
+from tests.support import STORE_DEFAULTS
 from tests.user_service import STRONG_PASSWORD, bearer, registration
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -87,12 +88,12 @@ def order_on_own_store(
     trader: Trader,
 ) -> tuple[Engine, OrderEndpoint, Trader]:
     """svc_order on `own_store`, and a trader of it with 1000.00 and 0.002 BTC."""
-    settings = make_order_settings(dynamodb_endpoint=own_store.url)
+    settings = make_order_settings(dynamodb_endpoint=own_store.url, **STORE_DEFAULTS)
     ensure_table(
         make_client(own_store.url, settings.aws_region),
         settings.table_prefix + settings.trading_table,
     )
-    endpoint = start_order_server(dynamodb_endpoint=own_store.url)
+    endpoint = start_order_server(dynamodb_endpoint=own_store.url, **STORE_DEFAULTS)
     own = trader.via(endpoint.stub)
     own.deposit("1000")
     own.buy("BTC", "0.002")
@@ -186,7 +187,9 @@ def test_a_stalled_store_answers_unavailable_before_the_client_gives_up(
 def test_every_user_rpc_that_needs_the_store_is_unavailable_while_it_is_down(
     own_store: Engine, user_settings: UserSettings
 ) -> None:
-    settings = user_settings.model_copy(update={"dynamodb_endpoint": own_store.url})
+    settings = user_settings.model_copy(
+        update={"dynamodb_endpoint": own_store.url, **STORE_DEFAULTS}
+    )
     ensure_table(
         make_client(own_store.url, settings.aws_region),
         settings.table_prefix + settings.users_table,
@@ -257,7 +260,9 @@ def test_every_user_rpc_that_needs_the_store_is_unavailable_while_it_is_down(
 def test_the_catalogue_is_unavailable_while_the_store_is_down_and_cached_quotes_still_answer(
     own_store: Engine, redis_url: str, table_prefix: str
 ) -> None:
-    running = build_inventory(inventory_settings(own_store.url, redis_url, table_prefix + "down-"))
+    running = build_inventory(
+        inventory_settings(own_store.url, redis_url, table_prefix + "down-", **STORE_DEFAULTS)
+    )
     channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
     try:
         inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
