@@ -60,8 +60,9 @@ class _PropagatingInterceptor(
     grpc.UnaryUnaryClientInterceptor,
     grpc.UnaryStreamClientInterceptor,
 ):
-    def __init__(self, default_deadline: float) -> None:
+    def __init__(self, default_deadline: float, budget: float | None) -> None:
         self._default_deadline = default_deadline
+        self._budget = budget
 
     def _details(self, details: grpc.ClientCallDetails) -> _CallDetails:
         metadata = list(details.metadata or ())
@@ -83,6 +84,10 @@ class _PropagatingInterceptor(
             timeout = self._default_deadline
             if remaining is not None:
                 timeout = max(min(remaining, self._default_deadline), 0.001)
+        if self._budget is not None:
+            # The dependency's own budget inside the caller's deadline: a hung service
+            # costs this much, and the caller still has time to answer 503 itself.
+            timeout = min(timeout, self._budget)
         return _CallDetails(
             details.method,
             timeout,
@@ -110,7 +115,12 @@ def make_channel(
     default_deadline: float,
     retries: bool = True,
     tls: WireTls | None = None,
+    budget: float | None = None,
 ) -> grpc.Channel:
+    """A channel whose calls carry a deadline: what is left of the caller's (else
+    `default_deadline`), at most `budget` seconds when given. gRPC's retries all happen
+    inside that one deadline, so they never outlive it; a status the server chose (it
+    carries `grpc-retry-pushback-ms: -1`, see common/grpc_errors.py) is not retried."""
     options: list[tuple[str, Any]] = [
         ("grpc.enable_retries", 1 if retries else 0),
         ("grpc.keepalive_time_ms", 30_000),
@@ -129,7 +139,7 @@ def make_channel(
     return traced_channel(
         grpc.intercept_channel(
             channel,
-            _PropagatingInterceptor(default_deadline),
+            _PropagatingInterceptor(default_deadline, budget),
             *([ClientMetrics()] if metrics_enabled() else []),
         )
     )

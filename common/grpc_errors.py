@@ -15,6 +15,14 @@ from common.errors import DomainError, ErrorKind
 
 ERROR_DOMAIN = "trading.v1"
 
+# Sent with every status a service chose: gRPC clients do not retry it within the call
+# (gRFC A6: a negative pushback means "do not retry"). A service that answers
+# UNAVAILABLE itself already waited for its dependency up to its budget; trying again
+# at once would spend the caller's deadline on the same hung dependency. UNAVAILABLE
+# from the transport (connection refused while a service restarts) carries no
+# pushback and is still retried.
+NO_RETRY = ("grpc-retry-pushback-ms", "-1")
+
 _CODES: dict[ErrorKind, int] = {
     ErrorKind.INVALID_ARGUMENT: code_pb2.INVALID_ARGUMENT,
     ErrorKind.FAILED_PRECONDITION: code_pb2.FAILED_PRECONDITION,
@@ -59,8 +67,7 @@ def to_grpc_status(error: DomainError) -> grpc.Status:
             )
         )
     status = status_pb2.Status(code=_CODES[error.kind], message=error.message, details=details)
-    converted: grpc.Status = rpc_status.to_status(status)
-    return converted
+    return _final(rpc_status.to_status(status))
 
 
 def internal_status(request_id: str | None) -> grpc.Status:
@@ -69,8 +76,15 @@ def internal_status(request_id: str | None) -> grpc.Status:
         message=f"internal error (request id {request_id})",
         details=[_packed(error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN))],
     )
-    converted: grpc.Status = rpc_status.to_status(status)
-    return converted
+    return _final(rpc_status.to_status(status))
+
+
+def _final(status: grpc.Status) -> grpc.Status:
+    """The status with NO_RETRY added to its trailing metadata."""
+    final: grpc.Status = status._replace(  # type: ignore[attr-defined]
+        trailing_metadata=(*status.trailing_metadata, NO_RETRY)
+    )
+    return final
 
 
 def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:

@@ -46,6 +46,12 @@ class CommonSettings(BaseSettings):
         description="Retry retryable RPCs in the gRPC channel; off in the mesh, where"
         " the sidecar retries (retries live in exactly one layer).",
     )
+    dependency_budget_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="Most time one call to another service may take, inside the caller's "
+        "deadline: a hung dependency gives 503 after this.",
+    )
     shutdown_drain_seconds: float = Field(
         1.0, ge=0, description="Time NOT_SERVING is reported before the server stops."
     )

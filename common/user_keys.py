@@ -25,7 +25,12 @@ def no_keys(_kid: str) -> None:
 
 
 def user_service_channel(
-    address: str, *, default_deadline: float, retries: bool = True, tls: WireTls | None = None
+    address: str,
+    *,
+    default_deadline: float,
+    retries: bool = True,
+    tls: WireTls | None = None,
+    budget: float | None = None,
 ) -> grpc.Channel:
     return make_channel(
         address,
@@ -33,6 +38,7 @@ def user_service_channel(
         default_deadline=default_deadline,
         retries=retries,
         tls=tls,
+        budget=budget,
     )
 
 

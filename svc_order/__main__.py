@@ -63,12 +63,14 @@ def build(settings: OrderSettings, *, write_hook: WriteHook | None = None) -> Or
         default_deadline=settings.default_deadline_seconds,
         retries=settings.grpc_client_retries,
         tls=wire_tls(settings),
+        budget=settings.dependency_budget_seconds,
     )
     to_users = user_service_channel(
         settings.user_service_addr,
         default_deadline=settings.default_deadline_seconds,
         retries=settings.grpc_client_retries,
         tls=wire_tls(settings),
+        budget=settings.dependency_budget_seconds,
     )
     table = open_table(settings, settings.trading_table)
     revocations = revocation_list(settings)

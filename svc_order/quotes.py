@@ -68,15 +68,23 @@ def _quote_from_message(message: inventory_pb2.Quote) -> Quote:
 
 
 def inventory_channel(
-    address: str, *, default_deadline: float, retries: bool = True, tls: WireTls | None = None
+    address: str,
+    *,
+    default_deadline: float,
+    retries: bool = True,
+    tls: WireTls | None = None,
+    budget: float | None = None,
 ) -> grpc.Channel:
-    """The channel to svc_inventory: deadlines, retries and request ids come with it."""
+    """The channel to svc_inventory: deadlines, retries and request ids come with it;
+    a quote gets at most `budget` seconds, so a hung svc_inventory costs an order that
+    much and then 503 QUOTES_UNAVAILABLE."""
     return make_channel(
         address,
         services=[INVENTORY_SERVICE_NAME],
         default_deadline=default_deadline,
         retries=retries,
         tls=tls,
+        budget=budget,
     )
 
 

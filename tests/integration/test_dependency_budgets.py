@@ -1,0 +1,95 @@
+"""Each call to another service has its own budget inside the caller's deadline, and
+gRPC's retries stay inside it; a status a service chose is not retried at all."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+
+import grpc
+import pytest
+
+from common.channels import make_channel
+from common.errors import Unavailable
+from common.grpc_errors import to_grpc_status
+
+SERVICE = "trading.v1.InventoryService"  # a service whose GetQuotes is retryable
+PATH = f"/{SERVICE}/GetQuotes"
+
+
+def _same(data: bytes) -> bytes:
+    return data
+
+
+class Dependency:
+    """Answers GetQuotes as told: UNAVAILABLE chosen by the service, or a hang."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.behaviour = "unavailable"
+        self.release = threading.Event()
+
+    def handle(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        self.attempts += 1
+        if self.behaviour == "hang":
+            self.release.wait(10)
+            return b""
+        context.abort_with_status(
+            to_grpc_status(Unavailable("store down", reason="STORE_UNAVAILABLE"))
+        )
+        raise AssertionError("unreachable")
+
+
+@pytest.fixture
+def dependency() -> Iterator[tuple[Dependency, int]]:
+    fake = Dependency()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                SERVICE, {"GetQuotes": grpc.unary_unary_rpc_method_handler(fake.handle)}
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield fake, port
+    fake.release.set()
+    server.stop(0).wait()
+
+
+def _call(port: int, *, budget: float | None, timeout: float | None = None) -> grpc.RpcError:
+    channel = make_channel(
+        f"127.0.0.1:{port}", services=[SERVICE], default_deadline=5, budget=budget
+    )
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            channel.unary_unary(PATH, _same, _same)(b"", timeout=timeout)
+    finally:
+        channel.close()
+    return caught.value
+
+
+def test_an_unavailable_the_service_chose_is_not_retried(
+    dependency: tuple[Dependency, int],
+) -> None:
+    fake, port = dependency
+    error = _call(port, budget=None)
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert fake.attempts == 1
+
+
+def test_a_hung_dependency_costs_its_budget_not_the_callers_deadline(
+    dependency: tuple[Dependency, int],
+) -> None:
+    fake, port = dependency
+    fake.behaviour = "hang"
+    started = time.monotonic()
+    error = _call(port, budget=0.3, timeout=20)
+    waited = time.monotonic() - started
+    assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    # The budget, not the 20 s the caller allowed (with ample room for a busy machine).
+    assert waited < 10
+    assert fake.attempts == 1
