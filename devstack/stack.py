@@ -184,21 +184,25 @@ class LocalStack:
             if spec.table_variable and spec.default_table:
                 ensure_table(client, prefix + self.env.get(spec.table_variable, spec.default_table))
 
+    def _launch(self, spec: ProcessSpec) -> subprocess.Popen[bytes]:
+        with (self.log_dir / f"{spec.name}.log").open("ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", spec.name],
+                cwd=ROOT,
+                env={
+                    **self.env,
+                    "METRICS_PORT": self.env.get(spec.metrics_port_variable or "", "-1"),
+                    **(self.identities[spec.name].environment() if self.mtls else {}),
+                },
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
     def start_process(self, spec: ProcessSpec) -> None:
-        log = self.log_dir / f"{spec.name}.log"
-        process = subprocess.Popen(
-            [sys.executable, "-m", spec.name],
-            cwd=ROOT,
-            env={
-                **self.env,
-                "METRICS_PORT": self.env.get(spec.metrics_port_variable or "", "-1"),
-                **(self.identities[spec.name].environment() if self.mtls else {}),
-            },
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        process = self._launch(spec)
         self.processes[spec.name] = process
+        log = self.log_dir / f"{spec.name}.log"
         self._wait_ready(spec, int(self.env[spec.port_variable]), process, log)
 
     def start(self, progress: bool = False) -> None:
@@ -218,6 +222,36 @@ class LocalStack:
     def port(self, name: str) -> int:
         spec = next(s for s in self.specs if s.name == name)
         return int(self.env[spec.port_variable])
+
+    def children(self) -> dict[str, subprocess.Popen[bytes]]:
+        """Every process this stack started, by name: engines, then services."""
+        found = {engine.name: engine.process for engine in self.engines}
+        found.update(self.processes)
+        return found
+
+    def restart(self, name: str) -> None:
+        """Start `name` again on its port with its data; the old process must be gone.
+        An engine is waited for (and dynalite's tables made again if it kept none); a
+        service is only launched: `is_ready` tells when it serves."""
+        for index, engine in enumerate(self.engines):
+            if engine.name == name:
+                port = int(engine.url.rsplit(":", 1)[1].split("/")[0])
+                persisted = self.data_dir / name if self.data_dir else None
+                start = start_dynalite if name == "dynalite" else start_redis
+                self.engines[index] = start(persisted, port, self.log_dir / f"{name}.log")
+                if name == "dynalite":
+                    self.create_tables()
+                return
+        spec = next(s for s in self.specs if s.name == name)
+        self.processes[name] = self._launch(spec)
+
+    def is_ready(self, name: str) -> bool:
+        for engine in self.engines:
+            if engine.name == name:
+                return engine.process.poll() is None
+        spec = next(s for s in self.specs if s.name == name)
+        port = int(self.env[spec.port_variable])
+        return _http_ready(port) if spec.http else _grpc_serving(port, self.probe(name))
 
     def stop(self) -> None:
         for process in reversed(list(self.processes.values())):
@@ -247,9 +281,6 @@ class LocalStack:
             certificate_chain=operator.cert_file.read_bytes(),
         )
         return credentials, server_name(name)
-
-    def exited(self) -> list[str]:
-        return [name for name, p in self.processes.items() if p.poll() is not None]
 
     def _wait_ready(
         self, spec: ProcessSpec, port: int, process: subprocess.Popen[bytes], log: Path
