@@ -15,7 +15,7 @@ import pytest
 
 from devstack.engines import ROOT
 from devstack.stack import SPECS
-from tests.stack.test_local_stack import _start, _stop, _wait_up
+from tests.stack.up_process import start_up, stop_up, wait_up
 from tests.support import stack_ports, unique
 
 PASSWORD = "Correct-Horse-42!"
@@ -72,9 +72,9 @@ def test_one_order_is_one_trace_across_processes_and_logs(
     ports["LOG_LEVEL"] = "DEBUG"
     for variable in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SDK_DISABLED", "TRACES_FILE"):
         monkeypatch.delenv(variable, raising=False)
-    stack = _start(tmp_path, ports)
+    stack = start_up(tmp_path, ports)
     try:
-        printed = _wait_up(stack)
+        printed = wait_up(stack)
         spans_file = tmp_path / "traces" / "spans.jsonl"
         assert str(spans_file) in printed
         request_id = _order_through_bridge(f"http://127.0.0.1:{ports['BRIDGE_PORT']}")
@@ -126,6 +126,6 @@ def test_one_order_is_one_trace_across_processes_and_logs(
             page = httpx.get(url, timeout=10).text
             assert f"\n{families[spec.name]}{{" in page, spec.name
     finally:
-        code, survivors = _stop(stack)
+        code, survivors = stop_up(stack)
     assert code == 0
     assert survivors == []
