@@ -6,10 +6,13 @@ with a guessable one. Every variable is listed in the README's configuration tab
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 PLACEHOLDER_MARKERS = ("changeme", "change-me", "change_me", "placeholder", "example", "xxx")
 
@@ -93,6 +96,13 @@ class CommonSettings(BaseSettings):
     @classmethod
     def _redis_url_is_real(cls, value: str) -> str:
         return refuse_placeholder("REDIS_URL", value)
+
+
+def comma_list(value: object) -> object:
+    """'a, b,c' as ['a', 'b', 'c'] (for list settings given as one variable)."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
 
 
 def read_secret_file(name: str, path: Path) -> bytes:

@@ -163,6 +163,10 @@ class LocalStack:
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "generated")]),
             "JWT_PRIVATE_KEY_FILE": str(signing_key(key_dir)),
+            # The bridge runs on loopback: svc_user believes the client address it passes.
+            "CLIENT_ADDRESS_TRUSTED_PEERS": os.environ.get(
+                "CLIENT_ADDRESS_TRUSTED_PEERS", "127.0.0.1/32"
+            ),
             **tracing_environment(persisted or self.log_dir),
             # Every process appends its audit records to one file of their own.
             "AUDIT_LOG_FILE": str(self.log_dir / "audit.log"),

@@ -26,7 +26,7 @@ from rest_bridge.metrics import BridgeMetrics
 from rest_bridge.middleware import DOCS_PATH, EnvelopeMiddleware, GuardMiddleware, request_info
 from rest_bridge.openapi import build_openapi, docs_page
 from rest_bridge.paths import SegmentRoute
-from rest_bridge.ratelimit import LoginThrottle, RateLimiter, RedisOutage
+from rest_bridge.ratelimit import RateLimiter, RedisOutage
 from rest_bridge.routes import Route as ContractRoute
 from rest_bridge.routes import discover_routes
 from rest_bridge.subjects import TokenSubjects
@@ -73,14 +73,7 @@ def create_app(settings: BridgeSettings, channels: Mapping[str, grpc.Channel]) -
     outage = RedisOutage()
     redis = redis_for_bridge(settings.redis_url, settings.redis_timeout_seconds)
     prefix = settings.rate_limit_key_prefix
-    throttle = LoginThrottle(
-        redis,
-        prefix,
-        max_failures=settings.login_max_failures,
-        window_seconds=settings.login_failure_window_seconds,
-        block_seconds=settings.login_block_seconds,
-    )
-    dispatcher = Dispatcher(settings, channels, throttle=throttle, metrics=metrics, outage=outage)
+    dispatcher = Dispatcher(settings, channels, metrics=metrics)
     spec = build_openapi(routes)
     docs = docs_page(spec)
 

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Annotated, Self
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from common.settings import CommonSettings
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def _comma_list(value: object) -> object:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
+from common.settings import CommonSettings, Network, comma_list
 
 
 class BridgeSettings(CommonSettings):
@@ -67,16 +58,7 @@ class BridgeSettings(CommonSettings):
     rate_limit_user_per_second: float = Field(50.0, gt=0, description="Refill rate per user.")
     rate_limit_user_burst: int = Field(100, ge=1, description="Bucket size per user.")
     rate_limit_key_prefix: str = Field(
-        "bridge", description="Prefix of the bridge's Redis keys (buckets, login failures)."
-    )
-    login_max_failures: int = Field(
-        5, ge=1, description="Failed logins (401) per IP or username before login is blocked."
-    )
-    login_failure_window_seconds: int = Field(
-        300, ge=1, description="Window in which failed logins are counted."
-    )
-    login_block_seconds: int = Field(
-        300, ge=1, description="How long login stays blocked (403 AUTH_004, Retry-After)."
+        "bridge", description="Prefix of the bridge's Redis keys (rate-limit buckets)."
     )
     trusted_proxies: Annotated[list[Network], NoDecode] = Field(
         default_factory=list,
@@ -99,12 +81,12 @@ class BridgeSettings(CommonSettings):
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:
-        return _comma_list(value)
+        return comma_list(value)
 
     @field_validator("cors_allow_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
-        return _comma_list(value)
+        return comma_list(value)
 
     @model_validator(mode="after")
     def _no_wildcard_with_credentials(self) -> Self:

@@ -13,12 +13,12 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import Message
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from common import idempotency
 from common.authorization import TokenTooLarge, parse_bearer
+from common.client_address import CLIENT_ADDRESS_HEADER
 from common.context import REQUEST_ID_HEADER
 from common.errors import Unauthenticated
 from rest_bridge.calls import open_stream, unary_call
@@ -29,12 +29,10 @@ from rest_bridge.media import require_json
 from rest_bridge.metrics import BridgeMetrics
 from rest_bridge.middleware import request_info
 from rest_bridge.paths import path_values
-from rest_bridge.ratelimit import LoginThrottle, RedisOutage
 from rest_bridge.routes import Route
 from rest_bridge.sse import EventStreamResponse
 from rest_bridge.transcode import BadInput, build_request, response_json
 
-LOGIN_METHOD = "trading.v1.UserService.Login"
 TIMEOUT_HEADER = "x-request-timeout"
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -53,15 +51,11 @@ class Dispatcher:
         settings: BridgeSettings,
         channels: Mapping[str, grpc.Channel],
         *,
-        throttle: LoginThrottle,
         metrics: BridgeMetrics,
-        outage: RedisOutage,
     ) -> None:
         self._settings = settings
         self._channels = channels
-        self._throttle = throttle
         self._metrics = metrics
-        self._outage = outage
         self._open_streams = 0
 
     def timeout_of(self, request: Request) -> float:
@@ -98,7 +92,10 @@ class Dispatcher:
             raise unauthenticated(error.message, error.reason) from None
 
     def _metadata(self, route: Route, request: Request) -> list[tuple[str, str]]:
-        metadata = [(REQUEST_ID_HEADER, request_info(request.scope).request_id)]
+        info = request_info(request.scope)
+        # The client's address, for svc_user's login throttle (believed only from a
+        # trusted peer: common/client_address.py).
+        metadata = [(REQUEST_ID_HEADER, info.request_id), (CLIENT_ADDRESS_HEADER, info.client_ip)]
         token = self._forwarded_token(route, request)
         if token is not None:
             metadata.append(("authorization", f"Bearer {token}"))
@@ -157,10 +154,7 @@ class Dispatcher:
                 timeout = self.timeout_of(request)
                 if route.server_streaming:
                     return await self._stream(route, invoke, message, metadata, request_id, timeout)
-                if route.full_name == LOGIN_METHOD:
-                    answer = await self._login(request, invoke, message, metadata, timeout)
-                else:
-                    answer = await unary_call(invoke, message, timeout=timeout, metadata=metadata)
+                answer = await unary_call(invoke, message, timeout=timeout, metadata=metadata)
             except BadInput as bad:
                 error = ApiError(422, "INVALID_ARGUMENT", str(bad), bad.violations)
                 return error_response(error, request_id)
@@ -172,45 +166,6 @@ class Dispatcher:
             return ExactJSONResponse(response_json(route, answer), status_code=route.success_status)
 
         return handle
-
-    async def _login(
-        self,
-        request: Request,
-        invoke: Any,
-        message: Any,
-        metadata: list[tuple[str, str]],
-        timeout: float,
-    ) -> Message:
-        ip = request_info(request.scope).client_ip
-        username = str(message.username)
-        try:
-            blocked = await self._throttle.blocked_for(ip, username)
-        except (RedisError, OSError) as error:
-            # Fail closed: without the failure counts, password guessing is unlimited.
-            self._metrics.redis_errors.labels("login_throttle").inc()
-            self._outage.noted("login_throttle", error)
-            raise ApiError(
-                503,
-                "LOGIN_UNAVAILABLE",
-                "login is unavailable; try again shortly",
-                retry_after=self._settings.bridge_unavailable_retry_after_seconds,
-            ) from None
-        if blocked:
-            self._metrics.login_blocked.inc()
-            raise ApiError(
-                403, "AUTH_004", "too many failed logins; try again later", retry_after=blocked
-            )
-        try:
-            answer: Message = await unary_call(invoke, message, timeout=timeout, metadata=metadata)
-        except grpc.RpcError as failure:
-            if isinstance(failure, grpc.Call) and failure.code() == grpc.StatusCode.UNAUTHENTICATED:
-                try:
-                    await self._throttle.failed(ip, username)
-                except (RedisError, OSError) as error:
-                    self._metrics.redis_errors.labels("login_throttle").inc()
-                    self._outage.noted("login_throttle", error)
-            raise
-        return answer
 
     async def _stream(
         self,

@@ -2,7 +2,7 @@
 
 A configured service that is not SERVING, or Redis down, answers 503 `degraded`: the
 service's routes cannot work, and without Redis the services cannot check revoked
-tokens nor the bridge count failed logins, so every protected route and login fail. A
+tokens nor svc_user count failed logins, so every protected route and login fail. A
 service with no address leaves the bridge `degraded` with 200: the other routes work.
 
 A service that answers but is not SERVING is asked which of its dependencies fail (the

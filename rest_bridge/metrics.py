@@ -36,14 +36,9 @@ class BridgeMetrics:
             ["scope"],
             registry=self.registry,
         )
-        self.login_blocked = Counter(
-            "bridge_login_throttle_blocks",
-            "Logins refused with 403 AUTH_004 by the login throttle.",
-            registry=self.registry,
-        )
         self.redis_errors = Counter(
             "bridge_redis_errors",
-            "Redis calls that failed, by purpose (ratelimit fails open, login fails closed).",
+            "Redis calls that failed, by purpose (rate limits fail open).",
             ["purpose"],
             registry=self.registry,
         )

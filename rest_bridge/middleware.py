@@ -23,8 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from common.authorization import parse_bearer
 from common.context import REQUEST_ID_HEADER, request_id_var, sane_request_id
 from common.errors import Unauthenticated
+from common.settings import Network
 from common.telemetry import annotate_request
-from rest_bridge.config import Network
 from rest_bridge.errors import ApiError, error_response
 from rest_bridge.metrics import UNMATCHED_ROUTE, BridgeMetrics
 from rest_bridge.ratelimit import Bucket, RateLimiter, RedisOutage

@@ -1,10 +1,10 @@
-"""Token buckets and the login throttle, kept in Redis so every bridge shares them.
+"""Token buckets, kept in Redis so every bridge shares them.
 
 One Lua script checks and spends all buckets of a request atomically (per client IP
 and, with a token, per user), reading Redis's clock so bridges on different hosts
 agree. When Redis cannot be reached, rate limits fail open (the services still
-verify every call; a warning is logged and counted), while the login throttle fails
-closed: login answers 503 rather than allow unlimited password guesses.
+verify every call; a warning is logged and counted). The login throttle is svc_user's
+(svc_user/throttle.py), so that every client of Login meets it.
 """
 
 from __future__ import annotations
@@ -66,21 +66,6 @@ local rate = tonumber(ARGV[2 * chosen - 1])
 local burst = tonumber(ARGV[2 * chosen])
 local reset_ms = math.ceil((burst - level[chosen]) / rate * 1000)
 return {allowed, chosen, burst, math.max(0, math.floor(level[chosen])), reset_ms, retry_ms}
-"""
-
-# KEYS: failure counters, then block markers, pairwise. ARGV: max failures, window s,
-# block s. Counts one failure for each subject and blocks those that reach the max.
-_RECORD_FAILURE = """
-local half = #KEYS / 2
-for i = 1, half do
-  local count = redis.call('INCR', KEYS[i])
-  if count == 1 then redis.call('EXPIRE', KEYS[i], tonumber(ARGV[2])) end
-  if count >= tonumber(ARGV[1]) then
-    redis.call('SET', KEYS[half + i], '1', 'EX', tonumber(ARGV[3]))
-    redis.call('DEL', KEYS[i])
-  end
-end
-return 1
 """
 
 
@@ -155,44 +140,3 @@ class RateLimiter:
             retry_after_seconds=max(1, math.ceil(retry_ms / 1000)),
             refused_by=None if allowed else buckets[index - 1].scope,
         )
-
-
-class LoginThrottle:
-    """Failed logins counted per client IP and per username; reaching the maximum in
-    the window blocks login for that IP or username."""
-
-    def __init__(
-        self,
-        client: aioredis.Redis,
-        prefix: str,
-        *,
-        max_failures: int,
-        window_seconds: int,
-        block_seconds: int,
-    ) -> None:
-        self._client = client
-        self._record = client.register_script(_RECORD_FAILURE)
-        self._prefix = prefix
-        self._args = (max_failures, window_seconds, block_seconds)
-
-    def _subjects(self, ip: str, username: str) -> list[str]:
-        subjects = [f"ip:{_digest(ip)}"]
-        if username:
-            subjects.append(f"user:{_digest(username.strip().lower())}")
-        return subjects
-
-    async def blocked_for(self, ip: str, username: str) -> int:
-        """Seconds login stays blocked for this IP or username; 0 when it is not.
-        Raises RedisError when Redis cannot be reached."""
-        keys = [f"{self._prefix}:login:block:{s}" for s in self._subjects(ip, username)]
-        async with self._client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.ttl(key)
-            ttls = await pipe.execute()
-        return max([0, *(int(ttl) for ttl in ttls)])
-
-    async def failed(self, ip: str, username: str) -> None:
-        subjects = self._subjects(ip, username)
-        keys = [f"{self._prefix}:login:fail:{s}" for s in subjects]
-        keys += [f"{self._prefix}:login:block:{s}" for s in subjects]
-        await self._record(keys=keys, args=list(self._args))

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from common.dynamo import open_table
 from common.logs import configure_logging
 from common.metrics import serve_metrics
-from common.revocation import RevocationKeeper
-from common.server import RunningServer, revocation_list, serve_until_signalled, start_service
+from common.redis_clients import redis_client
+from common.revocation import RevocationKeeper, RevocationList
+from common.server import RunningServer, serve_until_signalled, start_service
 from common.settings import read_secret_file
 from common.telemetry import configure_tracing
 from common.tls import wire_tls
@@ -18,6 +19,7 @@ from svc_user.credentials import PasswordHasher, TokenIssuer, load_private_key
 from svc_user.server import SERVICE_NAME, UserServicer, register
 from svc_user.service import UserService
 from svc_user.store import DynamoUserStore
+from svc_user.throttle import RedisLoginThrottle
 from svc_user.trading import OrderServiceAccounts, order_channel
 
 
@@ -32,7 +34,8 @@ def build(settings: UserSettings) -> RunningServer:
         access_ttl_seconds=settings.access_token_ttl_seconds,
         refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
     )
-    revocations = revocation_list(settings)
+    redis = redis_client(settings.redis_url, settings.redis_timeout_seconds)
+    revocations = RevocationList(redis)
     table = open_table(settings, settings.users_table)
     service = UserService(
         store=DynamoUserStore(table),
@@ -44,6 +47,13 @@ def build(settings: UserSettings) -> RunningServer:
         ),
         tokens=tokens,
         revocations=revocations,
+        throttle=RedisLoginThrottle(
+            redis,
+            settings.login_throttle_key_prefix,
+            max_failures=settings.login_max_failures,
+            window_seconds=settings.login_failure_window_seconds,
+            block_seconds=settings.login_block_seconds,
+        ),
         clock=lambda: datetime.now(UTC),
         new_id=lambda: uuid.uuid4().hex,
         trading=OrderServiceAccounts(
@@ -64,7 +74,7 @@ def build(settings: UserSettings) -> RunningServer:
         settings,
         port=settings.user_grpc_port,
         service_names=[SERVICE_NAME],
-        register=register(UserServicer(service)),
+        register=register(UserServicer(service, settings.client_address_trusted_peers)),
         resolve_key=tokens.resolve,
         revocations=revocations,
         store=table.probe,

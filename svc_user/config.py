@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
-from common.settings import CommonSettings
+from common.settings import CommonSettings, Network, comma_list
 
 
 class UserSettings(CommonSettings):
@@ -31,3 +33,25 @@ class UserSettings(CommonSettings):
         description="host:port of svc_order, for the data export and account closing "
         "(unset: both answer UNAVAILABLE SERVICE_NOT_CONFIGURED).",
     )
+    login_max_failures: int = Field(
+        5, ge=1, description="Failed logins (401) per client address or username before a block."
+    )
+    login_failure_window_seconds: int = Field(
+        300, ge=1, description="Window in which failed logins are counted."
+    )
+    login_block_seconds: int = Field(
+        300, ge=1, description="How long login stays blocked (403 AUTH_004, Retry-After)."
+    )
+    login_throttle_key_prefix: str = Field(
+        "login", description="Prefix of the login throttle's Redis keys."
+    )
+    client_address_trusted_peers: Annotated[list[Network], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated IPs/CIDRs of peers (the REST bridge) whose "
+        "x-client-address metadata is believed; from others the peer is the client.",
+    )
+
+    @field_validator("client_address_trusted_peers", mode="before")
+    @classmethod
+    def _split_peers(cls, value: object) -> object:
+        return comma_list(value)

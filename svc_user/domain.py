@@ -12,6 +12,7 @@ from common.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     Unauthenticated,
 )
 
@@ -56,6 +57,13 @@ class SessionRevoked(Unauthenticated):
 
 class RefreshTokenReused(Unauthenticated):
     reason = "REFRESH_TOKEN_REUSED"
+
+
+class LoginThrottled(PermissionDenied):
+    """Too many failed logins for this client address or username (API.md: 403
+    `AUTH_004` with Retry-After); the reason is the REST code itself."""
+
+    reason = "AUTH_004"
 
 
 class UserNotFound(NotFound):

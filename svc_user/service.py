@@ -20,6 +20,7 @@ from svc_user.credentials import PasswordHasher, TokenIssuer, TokenPair
 from svc_user.domain import (
     EmailTaken,
     InvalidCredentials,
+    LoginThrottled,
     ProfileChanges,
     RefreshTokenReused,
     Session,
@@ -36,6 +37,7 @@ from svc_user.domain import (
     validate_registration,
 )
 from svc_user.store import UserStore
+from svc_user.throttle import LoginThrottle
 from svc_user.trading import NoTradingAccounts, TradingAccounts
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ class UserService:
         hasher: PasswordHasher,
         tokens: TokenIssuer,
         revocations: RevocationList,
+        throttle: LoginThrottle,
         clock: Callable[[], datetime],
         new_id: Callable[[], str],
         trading: TradingAccounts | None = None,
@@ -74,6 +77,7 @@ class UserService:
         self._hasher = hasher
         self._tokens = tokens
         self._revocations = revocations
+        self._throttle = throttle
         self._clock = clock
         self._new_id = new_id
         self._trading: TradingAccounts = trading or NoTradingAccounts()
@@ -139,14 +143,19 @@ class UserService:
 
     # Sessions -----------------------------------------------------------------
 
-    def login(self, username: str, password: str) -> TokenPair:
+    def login(self, username: str, password: str, client_address: str) -> TokenPair:
+        """Tokens for a right password. Each wrong one (unknown user included) counts
+        against the client address and the username; an invalid request (422) does
+        not. Raises LoginThrottled while either is blocked."""
         key = validate_login(username, password)
-        user_id = self._store.claim_holder("USERNAME", key)
-        user = self._store.get_user(user_id or _ABSENT_USER_ID)
+        blocked = self._throttle.blocked_for(client_address, key)
+        if blocked:
+            raise LoginThrottled(
+                "too many failed logins; try again later", retry_after_seconds=blocked
+            )
+        user = self._check_password(key, password)
         if user is None:
-            self._hasher.verify_unknown(password)
-            raise InvalidCredentials("invalid username or password")
-        if not self._hasher.verify(user.password_hash, password):
+            self._throttle.failed(client_address, key)
             raise InvalidCredentials("invalid username or password")
         now = self._clock()
         session_id, refresh_id = self._new_id(), self._new_id()
@@ -161,6 +170,14 @@ class UserService:
             )
         )
         return self._issue(user, session_id, refresh_id, now)
+
+    def _check_password(self, username: str, password: str) -> User | None:
+        user_id = self._store.claim_holder("USERNAME", username)
+        user = self._store.get_user(user_id or _ABSENT_USER_ID)
+        if user is None:
+            self._hasher.verify_unknown(password)
+            return None
+        return user if self._hasher.verify(user.password_hash, password) else None
 
     def refresh(self, refresh_token: str) -> TokenPair:
         claims = decode_token(

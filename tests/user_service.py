@@ -41,6 +41,8 @@ def user_settings(
         argon2_parallelism=1,
         shutdown_drain_seconds=0,
         shutdown_grace_seconds=0,
+        # Every test calls from 127.0.0.1; tests of the throttle start their own svc_user.
+        login_max_failures=100_000,
         **PATIENT_STORE,  # type: ignore[arg-type]
         **tls_settings(wire_pki, "svc_user"),  # type: ignore[arg-type]
     )

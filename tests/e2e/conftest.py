@@ -39,7 +39,6 @@ UNLIMITED = {
     "rate_limit_ip_burst": 100_000,
     "rate_limit_user_per_second": 100_000.0,
     "rate_limit_user_burst": 100_000,
-    "login_max_failures": 100_000,
 }
 
 

@@ -1,11 +1,18 @@
-"""Rate limits and the login throttle against the real Redis, and a Redis that is down."""
+"""Rate limits (the bridge's) and the login throttle (svc_user's, through the bridge)
+against the real Redis, and a Redis that is down."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import ipaddress
+import uuid
+from collections.abc import Callable, Iterator
 
 import httpx
+import pytest
 
+from common.server import RunningServer
+from svc_user.__main__ import build as build_user
+from svc_user.config import UserSettings
 from tests.e2e.conftest import Bridge, dead_address, sign_up
 
 RATE_HEADERS = ("Limit", "Remaining", "Reset")
@@ -72,8 +79,37 @@ def login(client: httpx.Client, username: str, password: str, ip: str) -> httpx.
     )
 
 
-def test_five_failed_logins_for_a_username_block_it(start_bridge: Callable[..., Bridge]) -> None:
-    bridge = start_bridge(trusted_proxies="127.0.0.1", login_max_failures=5)
+@pytest.fixture(scope="module")
+def throttled(
+    user_settings: UserSettings, start_bridge: Callable[..., Bridge]
+) -> Iterator[Callable[..., Bridge]]:
+    """A bridge (trusting 127.0.0.1 as its proxy) in front of an svc_user of its own,
+    which trusts the bridge's client address and throttles with the given settings
+    (keys of its own, so tests never share counts)."""
+    servers: list[RunningServer] = []
+
+    def start(bridge_redis_url: str | None = None, **user_overrides: object) -> Bridge:
+        settings = user_settings.model_copy(
+            update={
+                "login_throttle_key_prefix": f"login-{uuid.uuid4().hex[:8]}",
+                "client_address_trusted_peers": [ipaddress.ip_network("127.0.0.1/32")],
+                **user_overrides,
+            }
+        )
+        server = build_user(settings)
+        servers.append(server)
+        bridge_overrides: dict[str, object] = {"trusted_proxies": "127.0.0.1"}
+        if bridge_redis_url:
+            bridge_overrides["redis_url"] = bridge_redis_url
+        return start_bridge(user_service_addr=f"127.0.0.1:{server.port}", **bridge_overrides)
+
+    yield start
+    for server in servers:
+        server.server.stop(0).wait()
+
+
+def test_five_failed_logins_for_a_username_block_it(throttled: Callable[..., Bridge]) -> None:
+    bridge = throttled(login_max_failures=5)
     with bridge.client() as client:
         account = sign_up(client)
         failures = [
@@ -89,8 +125,8 @@ def test_five_failed_logins_for_a_username_block_it(start_bridge: Callable[..., 
     assert unaffected.status_code == 200
 
 
-def test_five_failed_logins_from_an_ip_block_it(start_bridge: Callable[..., Bridge]) -> None:
-    bridge = start_bridge(trusted_proxies="127.0.0.1", login_max_failures=5)
+def test_five_failed_logins_from_an_ip_block_it(throttled: Callable[..., Bridge]) -> None:
+    bridge = throttled(login_max_failures=5)
     with bridge.client() as client:
         account = sign_up(client)
         for i in range(5):
@@ -104,30 +140,30 @@ def test_five_failed_logins_from_an_ip_block_it(start_bridge: Callable[..., Brid
 
 
 def test_422_logins_are_not_counted_and_the_numbers_are_settings(
-    start_bridge: Callable[..., Bridge],
+    throttled: Callable[..., Bridge],
 ) -> None:
-    bridge = start_bridge(login_max_failures=2, login_block_seconds=60)
+    bridge = throttled(login_max_failures=2, login_block_seconds=60)
     with bridge.client() as client:
         account = sign_up(client)
         for _ in range(4):
             bad = client.post("/api/v1/auth/login", json={"username": account.username})
             assert bad.status_code == 422
-        still_open = login(client, account.username, account.password, "ignored")
-        for _ in range(2):
-            login(client, account.username, "Wrong-Pass-123!", "ignored")
-        blocked = login(client, account.username, account.password, "ignored")
+        still_open = login(client, account.username, account.password, "192.0.2.20")
+        for i in range(2):
+            login(client, account.username, "Wrong-Pass-123!", f"192.0.2.{30 + i}")
+        blocked = login(client, account.username, account.password, "192.0.2.40")
     assert still_open.status_code == 200
     assert blocked.status_code == 403
     assert 55 <= int(blocked.headers["Retry-After"]) <= 60
 
 
 def test_redis_down_rate_limits_fail_open_and_login_fails_closed(
-    start_bridge: Callable[..., Bridge],
+    throttled: Callable[..., Bridge],
 ) -> None:
-    bridge = start_bridge(
-        redis_url=f"redis://{dead_address()}/0",
-        rate_limit_ip_per_second=0.5,
-        rate_limit_ip_burst=1,
+    dead_redis = f"redis://{dead_address()}/0"
+    bridge = throttled(
+        bridge_redis_url=dead_redis,
+        redis_url=dead_redis,
     )
     with bridge.client() as client:
         reads = [client.get("/api/v1/inventory/assets?limit=1") for _ in range(3)]
@@ -141,7 +177,7 @@ def test_redis_down_rate_limits_fail_open_and_login_fails_closed(
                 "last_name": "b",
             },
         )
-        login_answer = login(client, "redis_down_user", "Correct-Horse-42!", "ignored")
+        login_answer = login(client, "redis_down_user", "Correct-Horse-42!", "192.0.2.50")
         health = client.get("/health")
         metrics = client.get("/metrics").text
     assert [r.status_code for r in reads] == [200, 200, 200]
@@ -154,4 +190,3 @@ def test_redis_down_rate_limits_fail_open_and_login_fails_closed(
     assert health.json()["status"] == "degraded"
     assert health.json()["dependencies"]["redis"] == "down"
     assert 'bridge_redis_errors_total{purpose="ratelimit"}' in metrics
-    assert 'bridge_redis_errors_total{purpose="login_throttle"} 1.0' in metrics

@@ -28,6 +28,7 @@ from svc_user.config import UserSettings
 from svc_user.credentials import PasswordHasher, TokenIssuer, load_private_key
 from svc_user.server import SERVICE_NAME, UserServicer, register
 from svc_user.service import UserService
+from svc_user.throttle import RedisLoginThrottle
 
 SERVICES = [SERVICE_NAME]
 
@@ -105,12 +106,16 @@ def broken_user_server(user_settings: UserSettings) -> Iterator[RunningServer]:
         access_ttl_seconds=60,
         refresh_ttl_seconds=60,
     )
-    revocations = RevocationList(redis_client(user_settings.redis_url))
+    redis = redis_client(user_settings.redis_url)
+    revocations = RevocationList(redis)
     service = UserService(
         store=_BrokenStore(),
         hasher=PasswordHasher(1, 8192, 1),
         tokens=tokens,
         revocations=revocations,
+        throttle=RedisLoginThrottle(
+            redis, f"broken-{uuid.uuid4().hex}", max_failures=5, window_seconds=60, block_seconds=60
+        ),
         clock=lambda: datetime.now(UTC),
         new_id=lambda: uuid.uuid4().hex,
     )
