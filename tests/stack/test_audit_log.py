@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.stack.test_local_stack import _start, _stop, _wait_up
+from tests.stack.up_process import start_up, stop_up, wait_up
 from tests.support import stack_ports, unique
 
 PASSWORD = "Correct-Horse-42!"
@@ -52,9 +52,9 @@ def test_each_security_event_is_one_record_and_no_log_holds_a_secret(tmp_path: P
     tokens: list[str] = []
     expected: dict[str, tuple[str, str, str]] = {}  # request id -> (event, outcome, reason)
 
-    stack = _start(tmp_path, ports)
+    stack = start_up(tmp_path, ports)
     try:
-        _wait_up(stack)
+        wait_up(stack)
         caller = Caller(f"http://127.0.0.1:{ports['BRIDGE_PORT']}")
         caller.call(
             "POST",
@@ -147,7 +147,7 @@ def test_each_security_event_is_one_record_and_no_log_holds_a_secret(tmp_path: P
         rid, _ = caller.call("GET", "/api/v1/inventory/assets", 200)
         expected[rid] = ("", "", "")
     finally:
-        _stop(stack)
+        stop_up(stack)
 
     records = _records(tmp_path / "logs")
     calls = {r["request_id"]: r for r in records if r["event"] != "revocation"}

@@ -17,7 +17,7 @@ import pytest
 
 from devstack.engines import ROOT
 from ops.backup import read_backup
-from tests.stack.test_local_stack import _start, _stop, _wait_up
+from tests.stack.up_process import start_up, stop_up, wait_up
 from tests.support import stack_ports, unique
 
 PASSWORD = "Correct-Horse-42!"
@@ -90,9 +90,9 @@ def test_a_backup_restored_into_an_empty_store_is_the_same_platform(tmp_path: Pa
     before: dict[str, dict[str, Any]] = {}
     refresh_tokens: dict[str, str] = {}
 
-    stack = _start(first, ports)
+    stack = start_up(first, ports)
     try:
-        _wait_up(stack)
+        wait_up(stack)
         client = Client(f"http://127.0.0.1:{ports['BRIDGE_PORT']}")
         for n, name in enumerate(people):
             client.token = ""
@@ -129,7 +129,7 @@ def test_a_backup_restored_into_an_empty_store_is_the_same_platform(tmp_path: Pa
         printed = _dev(["backup", str(backup)], first, ports)
         assert f"to {backup}" in printed
     finally:
-        _stop(stack)
+        stop_up(stack)
 
     # An empty store; the signing key comes back from where it is kept (here: copied).
     shutil.copytree(first / "keys", second / "keys")
@@ -139,9 +139,9 @@ def test_a_backup_restored_into_an_empty_store_is_the_same_platform(tmp_path: Pa
     _dev(["backup", str(again)], second, ports)
     assert _items(again) == _items(backup)
 
-    stack = _start(second, ports)
+    stack = start_up(second, ports)
     try:
-        _wait_up(stack)
+        wait_up(stack)
         client = Client(f"http://127.0.0.1:{ports['BRIDGE_PORT']}")
         for name in people:
             # The session from before the backup still refreshes...
@@ -166,4 +166,4 @@ def test_a_backup_restored_into_an_empty_store_is_the_same_platform(tmp_path: Pa
         assert refused.status_code == 401
         assert "The books balance." in _dev(["audit"], second, ports)
     finally:
-        _stop(stack)
+        stop_up(stack)
