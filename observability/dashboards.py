@@ -262,13 +262,12 @@ def bridge_dashboard() -> dict[str, Any]:
             "s",
         ),
         Panel(
-            "Rate-limit refusals and login throttle blocks",
+            "Rate-limit refusals",
             (
                 (
                     f"sum by (scope) (rate(bridge_rate_limit_rejections_total{{{sel}}}{RATE}))",
                     "429 {{scope}}",
                 ),
-                (f"sum(rate(bridge_login_throttle_blocks_total{{{sel}}}{RATE}))", "login blocked"),
             ),
             "reqps",
         ),
@@ -354,7 +353,12 @@ def business_dashboard() -> dict[str, Any]:
                     'sum(rate(grpc_server_refusals_total{grpc_method="Login"}' + RATE + "))",
                     "login failures",
                 ),
-                (f"sum(rate(bridge_login_throttle_blocks_total{RATE}))", "throttle blocks"),
+                (
+                    'sum(rate(grpc_server_refusals_total{grpc_method="Login",reason="AUTH_004"}'
+                    + RATE
+                    + "))",
+                    "throttle blocks",
+                ),
                 (f"sum by (kind) (rate(tokens_revoked_total{RATE}))", "revoked {{kind}}"),
             ),
             "ops",

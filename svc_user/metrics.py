@@ -1,6 +1,6 @@
 """svc_user's metrics (Prometheus). Login failures are the refusals of Login by reason
 (`grpc_server_refusals_total{grpc_method="Login"}`), counted by the interceptor; the
-bridge counts its throttle blocks (`bridge_login_throttle_blocks_total`)."""
+login throttle's blocks are those with reason `AUTH_004`."""
 
 from __future__ import annotations
 
