@@ -15,10 +15,9 @@ import httpx
 import psutil
 import pytest
 
-from devstack.engines import free_port
-from devstack.stack import SPECS, existing_specs
+from devstack.stack import existing_specs
 from tests.stack.up_process import start_up, stop_up
-from tests.support import unique
+from tests.support import stack_ports, unique
 
 PASSWORD = "Correct-Horse-42!"
 WAIT_SECONDS = 90.0
@@ -81,8 +80,7 @@ def _wait_healthy(client: httpx.Client) -> None:
 
 @pytest.mark.slow
 def test_up_restarts_each_process_that_dies_and_keeps_the_data(tmp_path: Path) -> None:
-    ports = {"DYNALITE_PORT": str(free_port()), "REDIS_PORT": str(free_port())}
-    ports.update({spec.port_variable: str(free_port()) for spec in SPECS})
+    ports = stack_ports()
     names = ["dynalite", "redis", *(spec.name for spec in existing_specs())]
     up = start_up(tmp_path, ports)
     console = Console(up)

@@ -44,7 +44,10 @@ def wait_up(process: subprocess.Popen[str]) -> str:
 
 
 def stop_up(process: subprocess.Popen[str]) -> tuple[int, list[int]]:
-    children = [c.pid for c in psutil.Process(process.pid).children(recursive=True)]
+    try:
+        children = [c.pid for c in psutil.Process(process.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:  # it stopped by itself (a failed start)
+        children = []
     process.send_signal(signal.SIGINT)
     code = process.wait(timeout=60)
     return code, [pid for pid in children if psutil.pid_exists(pid) and _alive(pid)]
