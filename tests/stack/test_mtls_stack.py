@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from devstack.engines import ROOT
-from tests.stack.test_local_stack import _start, _stop, _wait_up
 from tests.stack.test_observability import _order_through_bridge
+from tests.stack.up_process import start_up, stop_up, wait_up
 from tests.support import stack_ports
 
 
@@ -26,9 +26,9 @@ def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 def test_up_with_mtls_prints_a_working_grpcurl_line_and_trades(tmp_path: Path) -> None:
     ports = stack_ports()
-    stack = _start(tmp_path, ports, "--mtls")
+    stack = start_up(tmp_path, ports, "--mtls")
     try:
-        printed = _wait_up(stack)
+        printed = wait_up(stack)
         pki = tmp_path / "pki"
         assert {"ca.pem", "svc_order.pem", "rest_bridge.pem", "operator-key.pem"} <= {
             p.name for p in pki.iterdir()
@@ -49,6 +49,6 @@ def test_up_with_mtls_prints_a_working_grpcurl_line_and_trades(tmp_path: Path) -
         health = httpx.get(f"http://127.0.0.1:{ports['BRIDGE_PORT']}/health", timeout=10)
         assert health.json()["status"] == "healthy"
     finally:
-        code, survivors = _stop(stack)
+        code, survivors = stop_up(stack)
     assert code == 0
     assert survivors == []
