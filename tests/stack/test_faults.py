@@ -1,0 +1,334 @@
+"""The README's table "When a part fails", row by row, against real processes.
+
+One local stack (devstack.LocalStack: dynalite, Redis, every service and the bridge as
+child processes on free ports, engines in memory) is supervised as `./dev up` does it.
+Each test breaks one part (SIGKILL, SIGSTOP, SIGTERM), checks what a client of the
+REST surface sees and what is kept, lets the part recover (SIGCONT, or the supervisor's
+restart) and checks the platform is whole again. The supervisor is held while a test
+looks at the gap, so a restart cannot hide it. `-s` prints the measured times.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devstack.stack import LocalStack
+from devstack.supervisor import Supervisor
+
+PASSWORD = "Correct-Horse-42!"
+# The client's patience for every request here, as X-Request-Timeout: a hung
+# dependency must answer well before it.
+CLIENT_TIMEOUT_SECONDS = 5.0
+RECOVERY_SECONDS = 60.0
+
+
+@dataclass
+class Platform:
+    stack: LocalStack
+    http: httpx.Client
+    console: list[str]
+    hold: threading.Event  # set: the supervisor leaves dead processes alone
+    token: str = ""
+    ended_token: str = ""
+    username: str = ""
+    orders: list[str] = field(default_factory=list)
+
+    def auth(self, token: str | None = None) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {token or self.token}",
+            "X-Request-Timeout": str(CLIENT_TIMEOUT_SECONDS),
+        }
+
+    def pid(self, name: str) -> int:
+        return self.stack.children()[name].pid
+
+    def signal(self, name: str, number: signal.Signals) -> None:
+        os.kill(self.pid(name), number)
+
+    def timed(self, method: str, path: str, **kwargs: object) -> tuple[httpx.Response, float]:
+        started = time.monotonic()
+        response = self.http.request(method, path, **kwargs)  # type: ignore[arg-type]
+        return response, time.monotonic() - started
+
+    def buy(self) -> httpx.Response:
+        return self.http.post(
+            "/api/v1/orders",
+            json={"order_type": "market_buy", "asset_id": "BTC", "quantity": "0.001"},
+            headers={**self.auth(), "Idempotency-Key": uuid.uuid4().hex},
+        )
+
+    def login(self) -> httpx.Response:
+        return self.http.post(
+            "/api/v1/auth/login",
+            json={"username": self.username, "password": PASSWORD},
+            headers={"X-Request-Timeout": str(CLIENT_TIMEOUT_SECONDS)},
+        )
+
+    def wait_whole(self) -> None:
+        """Until /health is 200 and the account answers again."""
+        deadline = time.monotonic() + RECOVERY_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                healthy = self.http.get("/health").status_code == 200
+                if healthy and self.http.get("/api/v1/balance", headers=self.auth()).is_success:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("the platform did not recover:\n" + "\n".join(self.console))
+
+
+def _figure(what: str, seconds: float) -> None:
+    print(f"\nFIGURE {what}: {seconds:.2f} s")
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    saved = dict(os.environ)
+    # Engines of its own: never the session's Redis or dynalite.
+    for name in ("REDIS_URL", "DYNAMODB_ENDPOINT", "TABLE_PREFIX"):
+        os.environ.pop(name, None)
+    logs = Path(tmp_path_factory.mktemp("faults")) / "logs"
+    stack = LocalStack(data_dir=None, log_dir=logs, fixed_ports=False)
+    stop, hold = threading.Event(), threading.Event()
+    console: list[str] = []
+    thread = None
+    try:
+        stack.start()
+        supervisor = Supervisor(stack, report=console.append)
+
+        def supervise() -> None:
+            while not stop.wait(0.2):
+                if not hold.is_set():
+                    supervisor.check()
+
+        thread = threading.Thread(target=supervise, name="supervisor", daemon=True)
+        thread.start()
+        http = httpx.Client(base_url=f"http://127.0.0.1:{stack.port('rest_bridge')}", timeout=30)
+        platform = Platform(stack, http, console, hold)
+        _open_account(platform)
+        yield platform
+        http.close()
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join()
+        for process in stack.children().values():
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGCONT)
+        stack.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _open_account(platform: Platform) -> None:
+    http = platform.http
+    platform.username = f"faults_{uuid.uuid4().hex[:10]}"
+    registered = http.post(
+        "/api/v1/auth/register",
+        json={
+            "username": platform.username,
+            "email": f"{platform.username}@example.org",
+            "password": PASSWORD,
+            "first_name": "ada",
+            "last_name": "lovelace",
+        },
+    )
+    assert registered.status_code == 201, registered.text
+    platform.token = platform.login().json()["access_token"]
+    platform.ended_token = platform.login().json()["access_token"]
+    assert http.post("/api/v1/auth/logout", headers=platform.auth(platform.ended_token)).is_success
+    deposit = http.post(
+        "/api/v1/balance/deposit",
+        json={"amount": 5000},
+        headers={**platform.auth(), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert deposit.status_code in (200, 201), deposit.text
+    bought = platform.buy()
+    assert bought.status_code == 201, bought.text
+    platform.orders.append(bought.json()["data"]["order_id"])
+
+
+@pytest.fixture
+def healthy(platform: Platform) -> Iterator[Platform]:
+    """The platform, whole before the test, and whole again after it."""
+    platform.wait_whole()
+    yield platform
+    platform.hold.clear()
+    platform.wait_whole()
+
+
+def _assert_503(response: httpx.Response, code: str | None = None) -> None:
+    assert response.status_code == 503, response.text
+    assert int(response.headers["Retry-After"]) >= 1
+    if code is not None:
+        assert response.json()["code"] == code, response.text
+
+
+def _assert_kept(platform: Platform) -> None:
+    """What a client relies on after any recovery: its orders, its session, and the
+    session it ended staying ended."""
+    http = platform.http
+    listed = http.get("/api/v1/orders?limit=50", headers=platform.auth())
+    assert listed.status_code == 200, listed.text
+    ids = {order["order_id"] for order in listed.json()["data"]}
+    assert set(platform.orders) <= ids
+    assert http.get("/api/v1/auth/profile", headers=platform.auth()).status_code == 200
+    ended = http.get("/api/v1/auth/profile", headers=platform.auth(platform.ended_token))
+    assert ended.status_code == 401
+
+
+def test_redis_stalled(healthy: Platform) -> None:
+    platform = healthy
+    platform.signal("redis", signal.SIGSTOP)
+    try:
+        balance, waited = platform.timed("GET", "/api/v1/balance", headers=platform.auth())
+        login, login_waited = platform.timed(
+            "POST",
+            "/api/v1/auth/login",
+            json={"username": platform.username, "password": PASSWORD},
+        )
+        health = platform.http.get("/health")
+    finally:
+        platform.signal("redis", signal.SIGCONT)
+    _figure("Redis stalled: GET /balance -> 503", waited)
+    _figure("Redis stalled: login -> 503", login_waited)
+    _assert_503(balance, "REVOCATION_UNAVAILABLE")
+    _assert_503(login, "LOGIN_UNAVAILABLE")
+    assert waited < CLIENT_TIMEOUT_SECONDS
+    assert health.status_code == 503
+    assert health.json()["dependencies"]["redis"] == "down"
+    platform.wait_whole()
+    _assert_kept(platform)
+
+
+def test_redis_killed_and_restarted_empty(healthy: Platform) -> None:
+    platform = healthy
+    platform.hold.set()
+    platform.signal("redis", signal.SIGKILL)
+    platform.stack.children()["redis"].wait()
+    balance = platform.http.get("/api/v1/balance", headers=platform.auth())
+    login = platform.login()
+    health = platform.http.get("/health")
+    _assert_503(balance, "REVOCATION_UNAVAILABLE")
+    _assert_503(login, "LOGIN_UNAVAILABLE")
+    assert health.json()["dependencies"]["redis"] == "down"
+    platform.hold.clear()  # the supervisor starts an empty Redis (in memory here)
+    platform.wait_whole()
+    _assert_kept(platform)  # the ended session stays ended: restored from the record
+
+
+def test_svc_inventory_killed(healthy: Platform) -> None:
+    platform = healthy
+    platform.hold.set()
+    platform.signal("svc_inventory", signal.SIGKILL)
+    platform.stack.children()["svc_inventory"].wait()
+    order = platform.buy()
+    assets = platform.http.get("/api/v1/inventory/assets")
+    balance = platform.http.get("/api/v1/balance", headers=platform.auth())
+    health = platform.http.get("/health")
+    _assert_503(order, "QUOTES_UNAVAILABLE")
+    _assert_503(assets)
+    assert balance.status_code == 200
+    assert health.json()["dependencies"]["svc_inventory"] == "down"
+    platform.hold.clear()
+    platform.wait_whole()
+    again = platform.buy()
+    assert again.status_code == 201, again.text
+    platform.orders.append(again.json()["data"]["order_id"])
+    _assert_kept(platform)
+
+
+def test_svc_inventory_stalled(healthy: Platform) -> None:
+    platform = healthy
+    platform.signal("svc_inventory", signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        order = platform.buy()
+        waited = time.monotonic() - started
+        assets, assets_waited = platform.timed(
+            "GET", "/api/v1/inventory/assets", headers={"X-Request-Timeout": "2"}
+        )
+        balance = platform.http.get("/api/v1/balance", headers=platform.auth())
+    finally:
+        platform.signal("svc_inventory", signal.SIGCONT)
+    _figure("svc_inventory stalled: POST /orders -> 503", waited)
+    _figure(
+        "svc_inventory stalled: GET /inventory/assets (X-Request-Timeout 2) -> 504", assets_waited
+    )
+    _assert_503(order, "QUOTES_UNAVAILABLE")
+    assert waited < CLIENT_TIMEOUT_SECONDS
+    # The bridge is the edge: a route served by the stalled service itself waits for
+    # the client's own deadline.
+    assert assets.status_code == 504
+    assert balance.status_code == 200
+    platform.wait_whole()
+    again = platform.buy()
+    assert again.status_code == 201, again.text
+    platform.orders.append(again.json()["data"]["order_id"])
+    _assert_kept(platform)
+
+
+def test_svc_user_killed(healthy: Platform) -> None:
+    platform = healthy
+    platform.hold.set()
+    platform.signal("svc_user", signal.SIGKILL)
+    platform.stack.children()["svc_user"].wait()
+    login = platform.login()
+    profile = platform.http.get("/api/v1/auth/profile", headers=platform.auth())
+    balance = platform.http.get("/api/v1/balance", headers=platform.auth())
+    ended = platform.http.get("/api/v1/balance", headers=platform.auth(platform.ended_token))
+    order = platform.buy()
+    health = platform.http.get("/health")
+    _assert_503(login)
+    _assert_503(profile)
+    # Trading goes on: svc_order holds svc_user's public keys and checks Redis.
+    assert balance.status_code == 200
+    assert ended.status_code == 401
+    assert order.status_code == 201, order.text
+    platform.orders.append(order.json()["data"]["order_id"])
+    assert health.json()["dependencies"]["svc_user"] == "down"
+    platform.hold.clear()
+    platform.wait_whole()
+    assert platform.login().status_code == 200
+    _assert_kept(platform)
+
+
+def test_svc_order_killed(healthy: Platform) -> None:
+    platform = healthy
+    platform.hold.set()
+    platform.signal("svc_order", signal.SIGKILL)
+    platform.stack.children()["svc_order"].wait()
+    balance = platform.http.get("/api/v1/balance", headers=platform.auth())
+    profile = platform.http.get("/api/v1/auth/profile", headers=platform.auth())
+    health = platform.http.get("/health")
+    _assert_503(balance)
+    assert profile.status_code == 200
+    assert health.json()["dependencies"]["svc_order"] == "down"
+    platform.hold.clear()
+    platform.wait_whole()
+    _assert_kept(platform)
+
+
+def test_svc_order_sigterm(healthy: Platform) -> None:
+    platform = healthy
+    platform.hold.set()
+    process = platform.stack.children()["svc_order"]
+    platform.signal("svc_order", signal.SIGTERM)
+    code = process.wait(timeout=30)
+    balance = platform.http.get("/api/v1/balance", headers=platform.auth())
+    assert code == 0
+    _assert_503(balance)
+    platform.hold.clear()
+    platform.wait_whole()
+    _assert_kept(platform)
