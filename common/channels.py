@@ -124,6 +124,10 @@ def make_channel(
     options: list[tuple[str, Any]] = [
         ("grpc.enable_retries", 1 if retries else 0),
         ("grpc.keepalive_time_ms", 30_000),
+        # A dependency that comes back (a restart) is reached again within a second;
+        # gRPC's default reconnect back-off grows to two minutes.
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 1_000),
     ]
     if retries:
         options.append(("grpc.service_config", _retry_config(services)))

@@ -74,6 +74,15 @@ class Platform:
             headers={"X-Request-Timeout": str(CLIENT_TIMEOUT_SECONDS)},
         )
 
+    def buy_when_back(self) -> httpx.Response:
+        """A buy, tried until the platform answers something else than 503."""
+        deadline = time.monotonic() + RECOVERY_SECONDS
+        while True:
+            answer = self.buy()
+            if answer.status_code != 503 or time.monotonic() > deadline:
+                return answer
+            time.sleep(0.2)
+
     def wait_whole(self) -> None:
         """Until /health is 200 and the account answers again."""
         deadline = time.monotonic() + RECOVERY_SECONDS
@@ -243,7 +252,7 @@ def test_svc_inventory_killed(healthy: Platform) -> None:
     assert health.json()["dependencies"]["svc_inventory"] == "down"
     platform.hold.clear()
     platform.wait_whole()
-    again = platform.buy()
+    again = platform.buy_when_back()
     assert again.status_code == 201, again.text
     platform.orders.append(again.json()["data"]["order_id"])
     _assert_kept(platform)
@@ -273,7 +282,7 @@ def test_svc_inventory_stalled(healthy: Platform) -> None:
     assert assets.status_code == 504
     assert balance.status_code == 200
     platform.wait_whole()
-    again = platform.buy()
+    again = platform.buy_when_back()
     assert again.status_code == 201, again.text
     platform.orders.append(again.json()["data"]["order_id"])
     _assert_kept(platform)
