@@ -23,11 +23,14 @@ from common.tls import server_name
 from devstack.engines import ROOT
 from devstack.stack import LocalStack
 from devstack.supervisor import Supervisor
+from devstack.webapp import ensure_web_build
 
 
 def print_addresses(stack: LocalStack) -> None:
     env = stack.env
     print("\nThe platform is up.")
+    if any(spec.name == "rest_bridge" for spec in stack.specs):
+        print(f"\n  Open the app:  http://127.0.0.1:{stack.port('rest_bridge')}/\n")
     for spec in stack.specs:
         scheme = "http " if spec.http else "grpc "
         address = (
@@ -58,7 +61,7 @@ def print_addresses(stack: LocalStack) -> None:
     print("\nTry:")
     if any(spec.name == "rest_bridge" for spec in stack.specs):
         bridge = f"http://127.0.0.1:{stack.port('rest_bridge')}"
-        print(f"  browser: {bridge}/docs")
+        print(f"  API routes: {bridge}/docs")
         print(f"  curl {bridge}/api/v1/inventory/assets")
         print(f"  curl -N '{bridge}/api/v1/stream/prices?symbols=btc,eth'")
     if stack.mtls:
@@ -98,6 +101,9 @@ def main() -> int:
         action="store_true",
         help="mutual TLS between the processes (dev CA and certificates under the data folder)",
     )
+    parser.add_argument(
+        "--skip-web", action="store_true", help="do not build the web app (web/dist) first"
+    )
     args = parser.parse_args()
     # Line by line, also into a pipe: the console is where restarts are announced.
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
@@ -107,6 +113,8 @@ def main() -> int:
     data_dir: Path = args.data_dir.resolve()
     stack = LocalStack(data_dir=data_dir, log_dir=data_dir / "logs", mtls=args.mtls)
     try:
+        if not args.skip_web:
+            ensure_web_build()
         print("Starting the engines...")
         stack.start(progress=True)
         print_addresses(stack)

@@ -8,7 +8,9 @@ when the bridge is reached over TLS (``Secure``). Refresh reads the cookie only 
 request carries that same header: a cross-site form cannot set a custom header, and a
 cross-origin script needs a CORS preflight that only configured origins pass, so the
 cookie alone never refreshes anything (CSRF). Logout clears the cookie whatever the
-answer; a refused refresh clears it too (the token is spent or revoked).
+answer. A refused refresh leaves the cookie alone: its answer may arrive after a newer
+login in the same browser has set a fresh cookie, which clearing would throw away (a
+spent cookie costs one more 401 at most).
 
 Clients without the header see the JSON API of shared/API.md unchanged. The layer sits
 inside the envelope and the guard, so request ids, rate limits and the login throttle
@@ -116,7 +118,7 @@ class CookieAuthMiddleware:
                     401, "REFRESH_COOKIE_MISSING", "no session to refresh; sign in again"
                 )
                 response = error_response(error, request_info(scope).request_id)
-                await response(scope, receive, _clearing(send, secure))
+                await response(scope, receive, send)
                 return
             document["refresh_token"] = token
             body = json.dumps(document).encode()
@@ -167,8 +169,8 @@ def _clearing(send: Send, secure: bool) -> Send:
 
 
 def _moving_token(send: Send, secure: bool) -> Send:
-    """Holds back the (small) token response, moves refresh_token into the cookie on
-    success, and clears the cookie when the route refused."""
+    """Holds back the (small) token response and moves refresh_token into the cookie
+    on success; any other answer passes unchanged."""
     start: dict[str, Any] = {}
     chunks: list[bytes] = []
 
@@ -191,8 +193,6 @@ def _moving_token(send: Send, secure: bool) -> Send:
             body = json.dumps(document).encode()
             if token:
                 out.append("Set-Cookie", set_cookie_header(token, secure=secure))
-        elif status == 401:
-            out.append("Set-Cookie", clear_cookie_header(secure=secure))
         out["content-length"] = str(len(body))
         await send(start)
         await send({"type": "http.response.body", "body": body, "more_body": False})

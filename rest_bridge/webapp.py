@@ -8,16 +8,20 @@
 - A strict Content-Security-Policy: scripts only from this origin (no inline script at
   all), styles from this origin plus the one nonce of this response (for the few
   ``<style>`` elements UI libraries insert at run time; the build leaves the placeholder
-  ``__CSP_NONCE__`` in ``index.html`` and this module puts a fresh random value there),
-  connections only to this origin, no framing, no plugins, no ``<base>``.
+  ``__CSP_NONCE__`` in ``index.html`` and this module puts a fresh random value there)
+  plus the SHA-256 of the constant ``<style>`` elements the build listed in
+  ``csp-hashes.json``; connections only to this origin, no framing, no plugins, no
+  ``<base>``.
 
 The files are looked up at request time, so a rebuild needs no restart of the bridge.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from fastapi import FastAPI
@@ -32,14 +36,16 @@ NONCE_PLACEHOLDER = "__CSP_NONCE__"
 RESERVED_PREFIXES = ("api/", "health", "metrics", "docs", "openapi.json")
 _APP_PATH = "(?!" + "|".join(re.escape(prefix) for prefix in RESERVED_PREFIXES) + ").*"
 IMMUTABLE = "public, max-age=31536000, immutable"
+_HASH = re.compile(r"sha256-[A-Za-z0-9+/]{43}=")
 
 
-def app_csp(nonce: str) -> str:
+def app_csp(nonce: str, style_hashes: Sequence[str] = ()) -> str:
+    styles = " ".join(f"'{value}'" for value in style_hashes)
     return "; ".join(
         (
             "default-src 'self'",
             "script-src 'self'",
-            f"style-src 'self' 'nonce-{nonce}'",
+            f"style-src 'self' 'nonce-{nonce}'" + (f" {styles}" if styles else ""),
             "img-src 'self' data:",
             "font-src 'self'",
             "connect-src 'self'",
@@ -66,6 +72,17 @@ def _file(dist: Path, path: str) -> Path | None:
     return resolved
 
 
+def style_hashes(dist: Path) -> list[str]:
+    """The hashes of the constant <style> elements the build found in the bundle
+    (dist/csp-hashes.json, written by web/vite.config.ts); nothing else is read."""
+    try:
+        listed = json.loads((dist / "csp-hashes.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    values = listed.get("style-src", []) if isinstance(listed, dict) else []
+    return [v for v in values if isinstance(v, str) and _HASH.fullmatch(v)]
+
+
 def _index(dist: Path) -> Response:
     index = dist / "index.html"
     if not index.is_file():
@@ -73,7 +90,11 @@ def _index(dist: Path) -> Response:
     nonce = secrets.token_urlsafe(18)
     html = index.read_text(encoding="utf-8").replace(NONCE_PLACEHOLDER, nonce)
     return HTMLResponse(
-        html, headers={"Cache-Control": "no-store", "Content-Security-Policy": app_csp(nonce)}
+        html,
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": app_csp(nonce, style_hashes(dist)),
+        },
     )
 
 

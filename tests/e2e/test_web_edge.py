@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -79,10 +80,11 @@ def test_cookie_refresh_rotates_the_cookie_and_a_spent_one_is_refused(
         headers={"Authorization": f"Bearer {refreshed.json()['access_token']}"},
     )
     assert profile.status_code == 200
-    # Reuse of the spent cookie: refused, the cookie cleared, and the family revoked.
+    # Reuse of the spent cookie: refused and the family revoked. The cookie is left
+    # alone: a late refusal must not clear the cookie of a newer login.
     reused = refresh_with(http, first, **COOKIE_MODE)
     assert reused.status_code == 401
-    assert "Max-Age=0" in set_cookie(reused)
+    assert "set-cookie" not in reused.headers
     assert refresh_with(http, second, **COOKIE_MODE).status_code == 401
 
 
@@ -124,6 +126,7 @@ def test_logout_clears_the_cookie_and_ends_its_family(http: httpx.Client) -> Non
 
 # The served app ----------------------------------------------------------------------
 
+STYLE_HASH = "sha256-441zG27rExd4/il+NvIqyL8zFx5XmyNQtE381kSkUJk="
 INDEX = (
     '<!doctype html><html><head><meta property="csp-nonce" nonce="__CSP_NONCE__">'
     '<script type="module" src="/assets/index-abc123.js"></script></head>'
@@ -138,6 +141,8 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "index.html").write_text(INDEX)
     (root / "assets" / "index-abc123.js").write_text("console.log('app')")
     (root / "favicon.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    hashes = {"style-src": [STYLE_HASH, "sha256-x' 'unsafe-inline", 7]}
+    (root / "csp-hashes.json").write_text(json.dumps(hashes))
     (root.parent / "secret.txt").write_text("not served")
     return root
 
@@ -163,6 +168,9 @@ def test_index_is_no_store_with_a_fresh_nonce_each_time(web: httpx.Client) -> No
     assert "unsafe-inline" not in policy
     assert "unsafe-eval" not in policy
     assert "frame-ancestors 'none'" in policy
+    # The build's constant <style> hashes are allowed; a malformed entry is dropped.
+    assert f"'{STYLE_HASH}'" in policy
+    assert policy.count("sha256-") == 1
     assert nonce_of(first) != nonce_of(second)
     assert f'nonce="{nonce_of(first)}"' in first.text
     assert "__CSP_NONCE__" not in first.text

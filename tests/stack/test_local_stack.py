@@ -29,6 +29,11 @@ def test_up_prints_addresses_stops_everything_and_keeps_users(tmp_path: Path) ->
             assert f"127.0.0.1:{ports[spec.port_variable]}" in printed, spec.name
         assert f"grpcurl -plaintext {user_address} list" in printed
         assert f"http://127.0.0.1:{ports['BRIDGE_PORT']}/docs" in printed
+        # The app's address comes first, before any service's.
+        up = printed[printed.index("The platform is up.") :]
+        app = up.index(f"Open the app:  http://127.0.0.1:{ports['BRIDGE_PORT']}/")
+        services = [s for s in existing_specs() if not s.http]
+        assert app < min(up.index(f"127.0.0.1:{ports[s.port_variable]}") for s in services)
         with grpc.insecure_channel(user_address) as channel:
             user_pb2_grpc.UserServiceStub(channel).Register(
                 user_pb2.RegisterRequest(

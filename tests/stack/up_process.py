@@ -20,7 +20,8 @@ def start_up(data_dir: Path, ports: dict[str, str], *options: str) -> subprocess
     env.update(ports)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "generated")])
     return subprocess.Popen(
-        [sys.executable, "-m", "devstack", "--data-dir", str(data_dir), *options],
+        # The web build has its own tests (tests/web builds it through the same function).
+        [sys.executable, "-m", "devstack", "--data-dir", str(data_dir), "--skip-web", *options],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

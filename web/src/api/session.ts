@@ -47,6 +47,9 @@ export class Session {
   private listeners = new Set<Listener>();
   private timer: unknown = null;
   private refreshing: Promise<boolean> | null = null;
+  // Bumped by every sign-in, refresh and end: a refresh that fails after a newer
+  // sign-in (a slow restore at page load, say) must not end that newer session.
+  private epoch = 0;
 
   constructor(private readonly clock: Clock = realClock) {}
 
@@ -128,6 +131,7 @@ export class Session {
 
   private async doRefresh(): Promise<boolean> {
     const wasSignedIn = this.state.status === "signed-in";
+    const epoch = this.epoch;
     try {
       const answer = await send<TokenAnswer>("/api/v1/auth/refresh", {
         method: "POST",
@@ -137,6 +141,7 @@ export class Session {
       this.accept(answer);
       return true;
     } catch (error) {
+      if (epoch !== this.epoch) return this.token !== null;
       if (error instanceof ApiError && error.status === 401) {
         this.end(wasSignedIn ? "expired" : undefined);
       } else if (!wasSignedIn) {
@@ -148,6 +153,7 @@ export class Session {
   }
 
   private accept(answer: TokenAnswer): void {
+    this.epoch += 1;
     this.token = answer.access_token;
     const lifetimeMs = Math.max(1, answer.expires_in) * 1000;
     const lead = Math.min(lifetimeMs * 0.2, 60_000);
@@ -164,6 +170,7 @@ export class Session {
   }
 
   private end(reason: "expired" | "signed-out" | undefined): void {
+    this.epoch += 1;
     this.token = null;
     if (this.timer !== null) this.clock.clearTimeout(this.timer);
     this.timer = null;

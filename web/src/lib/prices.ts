@@ -81,8 +81,22 @@ class PriceStore {
     });
     source.onerror = () => {
       this.setStatus("reconnecting");
+      // EventSource retries a dropped stream by itself, but not a refused one (429 when
+      // the bridge has too many streams, 503): then open a new one after a pause.
+      if (source.readyState === EventSource.CLOSED) {
+        this.source = null;
+        this.retries += 1;
+        setTimeout(() => {
+          if (this.source === null && this.users > 0) this.open();
+        }, Math.min(30_000, 1_000 * 2 ** Math.min(this.retries, 5)));
+      }
+    };
+    source.onopen = () => {
+      this.retries = 0;
     };
   }
+
+  private retries = 0;
 
   private setStatus(status: StreamStatus): void {
     if (this.status === status) return;

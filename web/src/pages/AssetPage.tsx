@@ -1,5 +1,5 @@
 import { ArrowLeftIcon } from "@radix-ui/react-icons";
-import { Button, Card, DataList, Flex, Grid, Heading, Skeleton, Table, Text } from "@radix-ui/themes";
+import { Button, Card, DataList, Flex, Grid, Heading, Skeleton, Text } from "@radix-ui/themes";
 import { useQuery } from "@tanstack/react-query";
 import { Link, useParams } from "react-router";
 import { Area, AreaChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
@@ -65,30 +65,21 @@ function YourTrades({ assetId }: { assetId: string }) {
   if (trades.isError) return <ErrorNotice error={trades.error} onRetry={() => void trades.refetch()} />;
   if (trades.data.data.length === 0) return <EmptyState title={`No ${assetId} trades yet`} />;
   return (
-    <div className="table-scroll">
-      <Table.Root size="1" aria-label={`Your ${assetId} trades`}>
-        <Table.Header>
-          <Table.Row>
-            <Table.ColumnHeaderCell>When</Table.ColumnHeaderCell>
-            <Table.ColumnHeaderCell>Side</Table.ColumnHeaderCell>
-            <Table.ColumnHeaderCell justify="end">Quantity</Table.ColumnHeaderCell>
-            <Table.ColumnHeaderCell justify="end">Price</Table.ColumnHeaderCell>
-            <Table.ColumnHeaderCell justify="end">Total</Table.ColumnHeaderCell>
-          </Table.Row>
-        </Table.Header>
-        <Table.Body>
-          {trades.data.data.map((t) => (
-            <Table.Row key={t.order_id}>
-              <Table.Cell>{formatDateTime(t.timestamp)}</Table.Cell>
-              <Table.Cell>{t.transaction_type}</Table.Cell>
-              <Table.Cell justify="end" className="num">{formatQuantity(t.quantity)}</Table.Cell>
-              <Table.Cell justify="end" className="num">{formatPrice(t.price)}</Table.Cell>
-              <Table.Cell justify="end" className="num">{formatUsd(t.total_amount)}</Table.Cell>
-            </Table.Row>
-          ))}
-        </Table.Body>
-      </Table.Root>
-    </div>
+    <ul className="trade-list" aria-label={`Your ${assetId} trades, newest first`}>
+      {trades.data.data.map((t) => (
+        <li key={t.order_id}>
+          <Text size="2" color="gray">
+            {formatDateTime(t.timestamp)}
+          </Text>{" "}
+          <Text size="2" weight="medium">
+            {t.transaction_type === "SELL" ? "Sold" : "Bought"} {formatQuantity(t.quantity)} at {formatPrice(t.price)}
+          </Text>{" "}
+          <Text size="2" className="num">
+            = {formatUsd(t.total_amount)}
+          </Text>
+        </li>
+      ))}
+    </ul>
   );
 }
 
@@ -186,7 +177,9 @@ export default function AssetPage() {
           )}
         </Flex>
         <Flex direction="column" gap="4">
-          {signedIn ? (
+          {state.status === "unknown" ? (
+            <Skeleton height="320px" />
+          ) : signedIn ? (
             <TradeTicket
               assetId={id}
               assetName={data.name}

@@ -52,9 +52,11 @@ export default function Landing() {
             Array.from({ length: 6 }, (_, i) => <Skeleton key={i} height="84px" />)}
           {top.map((row) => (
             <Card key={row.asset.asset_id} asChild>
-              <Link to={`/market/${row.asset.asset_id}`} aria-label={`${row.asset.name}, ${formatPrice(row.price)}`}>
+              <Link to={`/market/${row.asset.asset_id}`}>
                 <Flex direction="column" gap="1">
-                  <Text weight="bold">{row.asset.asset_id}</Text>
+                  <Text weight="bold">
+                    {row.asset.asset_id} <span className="visually-hidden">{row.asset.name}</span>
+                  </Text>
                   <Text className="num">{formatPrice(row.price)}</Text>
                   <Change value={row.change24h} />
                 </Flex>

@@ -8,7 +8,7 @@ import { CardSkeleton, EmptyState, TableSkeleton } from "../components/States";
 import { valueOverTime } from "../lib/history";
 import { dec, formatPrice, formatQuantity, formatUsd, toChartNumber } from "../lib/money";
 import { useLivePrices } from "../lib/prices";
-import { formatDateTime } from "../lib/time";
+import { formatDateTime, formatTime } from "../lib/time";
 
 const COLOURS = ["var(--indigo-9)", "var(--amber-9)", "var(--grass-9)", "var(--crimson-9)", "var(--cyan-9)", "var(--orange-9)", "var(--purple-9)", "var(--gray-9)"];
 
@@ -55,12 +55,16 @@ function ValueChart({ total }: { total: string }) {
   const points = valueOverTime(history.data.ledger, history.data.orders, { t: Date.now(), value: total });
   if (points.length < 2) return <EmptyState title="Your history starts with your first deposit" />;
   const data = points.map((p) => ({ t: p.t, v: toChartNumber(p.value), label: formatUsd(p.value) }));
+  const first = points[0]?.t ?? 0;
+  const last = points[points.length - 1]?.t ?? 0;
+  // Within two days, times say more than dates.
+  const tick = last - first < 2 * 86_400_000 ? (t: number) => formatTime(t) : (t: number) => new Date(t).toLocaleDateString();
   return (
     <figure className="chart-box" aria-label={`Account value from ${data[0]?.label ?? ""} to ${data[data.length - 1]?.label ?? ""}`}>
       <ResponsiveContainer width="100%" height="100%">
         <AreaChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: 8 }}>
           <CartesianGrid strokeDasharray="3 3" stroke="var(--gray-a5)" />
-          <XAxis dataKey="t" type="number" domain={["dataMin", "dataMax"]} tickFormatter={(t: number) => new Date(t).toLocaleDateString()} stroke="var(--gray-11)" fontSize={12} />
+          <XAxis dataKey="t" type="number" domain={["dataMin", "dataMax"]} tickFormatter={tick} stroke="var(--gray-11)" fontSize={12} />
           <YAxis width={90} tickFormatter={(v: number) => formatUsd(String(Math.round(v)))} stroke="var(--gray-11)" fontSize={12} />
           <Tooltip labelFormatter={(t) => formatDateTime(new Date(Number(t)).toISOString())} formatter={(_v, _n, item) => [(item.payload as { label: string }).label, "Value"]} contentStyle={{ background: "var(--color-panel-solid)", border: "1px solid var(--gray-a6)" }} />
           <Area type="stepAfter" dataKey="v" stroke="var(--accent-9)" fill="var(--accent-a4)" isAnimationActive={false} />

@@ -1,0 +1,321 @@
+"""A trader's paths through the web app in real Chromium, against the real stack."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect
+
+from rest_bridge.cookie_auth import COOKIE_NAME, COOKIE_PATH
+from tests.e2e.conftest import Bridge
+from tests.support import unique
+from tests.web.conftest import (
+    ARTIFACTS,
+    CSP_PROBE,
+    DESKTOP,
+    PASSWORD,
+    PHONE,
+    api_trader,
+    axe_source,
+    axe_violations,
+    money,
+    screenshot,
+    sign_in,
+)
+
+# The first test also builds the app (npm ci + Vite) on a machine that may be shared.
+pytestmark = pytest.mark.timeout(900)
+
+
+def nav(page: Page, name: str) -> None:
+    page.get_by_role("navigation", name="Main").get_by_role("link", name=name).click()
+
+
+def review_and_confirm(page: Page, side: str, quantity: str, *, double_click: bool = False) -> None:
+    page.get_by_role("radio", name=side.capitalize()).click()
+    page.get_by_label(re.compile(r"^Quantity")).fill(quantity)
+    page.get_by_role("button", name=f"Review {side} order").click()
+    dialog = page.get_by_role("alertdialog")
+    expect(dialog).to_contain_text(f"{side.capitalize()} {quantity}")
+    confirm = dialog.get_by_role("button", name=f"Confirm {side}")
+    if double_click:
+        confirm.dblclick()
+    else:
+        confirm.click()
+
+
+def test_register_sign_in_deposit_buy_sell_and_sign_out(page: Page) -> None:
+    name = unique()
+    page.goto("/")
+    page.get_by_role("button", name="Open an account").first.click()
+    page.get_by_label("First name").fill("Grace")
+    page.get_by_label("Last name").fill("Hopper")
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Email").fill(f"{name}@example.org")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_text(f"Your account {name} is ready")).to_be_visible()
+
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("form", name="Sign in").get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/portfolio$"))
+    expect(page.get_by_text("You hold no assets yet")).to_be_visible()
+
+    nav(page, "Cash")
+    page.get_by_label("Amount to deposit (USD)").fill("5000")
+    page.get_by_role("button", name="Deposit", exact=True).click()
+    expect(page.get_by_test_id("cash-done")).to_contain_text("Deposited $5,000.00")
+    expect(page.get_by_test_id("balance")).to_have_text("$5,000.00")
+
+    nav(page, "Market")
+    page.get_by_role("link", name="Ethereum").click()
+    expect(page.get_by_role("heading", name="Trade ETH")).to_be_visible()
+    # A double click on the confirmation sends one Idempotency-Key: one order.
+    review_and_confirm(page, "buy", "0.5", double_click=True)
+    placed = page.get_by_test_id("order-placed")
+    expect(placed).to_contain_text("Bought 0.5 ETH")
+    cost = Decimal(money(re.findall(r"\$[\d,]+\.\d\d", placed.inner_text())[-1]))
+
+    nav(page, "Portfolio")
+    holding = page.get_by_test_id("holdings").locator("tr[data-asset=ETH]")
+    expect(holding.get_by_test_id("holding-quantity")).to_have_text("0.5")
+    expect(page.get_by_test_id("cash-balance")).to_have_text(f"${Decimal('5000.00') - cost:,.2f}")
+
+    nav(page, "Orders")
+    rows = page.get_by_test_id("orders-table").locator("tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Market buy")
+    expect(rows.first).to_contain_text("ETH")
+    expect(rows.first).to_contain_text("completed")
+
+    page.goto("/market/ETH")
+    review_and_confirm(page, "sell", "0.2")
+    expect(page.get_by_test_id("order-placed")).to_contain_text("Sold 0.2 ETH")
+    nav(page, "Orders")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("Market sell")
+    nav(page, "Portfolio")
+    expect(holding.get_by_test_id("holding-quantity")).to_have_text("0.3")
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/signin$"))
+    page.goto("/orders")
+    expect(page).to_have_url(re.compile(r"/signin\?next=%2Forders$"))
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def test_the_market_table_updates_by_itself(page: Page) -> None:
+    page.goto("/market")
+    prices = page.get_by_test_id("market-table").get_by_test_id("price")
+    expect(prices.first).to_be_visible()
+    before = prices.all_inner_texts()
+    page.wait_for_function(
+        """(before) => {
+          const now = [...document.querySelectorAll(
+            '[data-testid=market-table] [data-testid=price]')].map((cell) => cell.innerText);
+          return now.length === before.length && now.join('|') !== before.join('|');
+        }""",
+        arg=before,
+        timeout=10_000,
+    )
+    expect(page.get_by_text("Live prices", exact=True)).to_be_visible()
+
+
+def test_search_and_sort_the_market(page: Page) -> None:
+    page.goto("/market")
+    table = page.get_by_test_id("market-table")
+    page.get_by_label("Search assets").fill("ethereum")
+    expect(table.locator("tbody tr")).to_have_count(1)
+    expect(table).to_contain_text("Ethereum")
+    page.get_by_label("Search assets").fill("no such coin")
+    expect(page.get_by_test_id("empty-state")).to_contain_text("No asset matches")
+    page.get_by_label("Search assets").fill("")
+    page.get_by_role("button", name="Asset").click()
+    names = table.locator("tbody tr th a").all_inner_texts()
+    assert names == sorted(names, key=str.lower)
+    expect(page.get_by_role("columnheader", name="Asset")).to_have_attribute(
+        "aria-sort", "ascending"
+    )
+
+
+def test_a_refused_order_shows_the_servers_message_and_request_id(page: Page, web: Bridge) -> None:
+    sign_in(page, api_trader(web, deposit="100"), then="/market/BTC")
+    review_and_confirm(page, "buy", "1")
+    message = page.get_by_test_id("error-message")
+    expect(message).to_contain_text("above the maximum of 10000.00 per order")
+    expect(page.get_by_role("alert").filter(has=message)).to_contain_text(
+        re.compile(r"Request ID for support: [0-9a-f]{32}")
+    )
+    nav(page, "Orders")
+    expect(page.get_by_text("No orders yet")).to_be_visible()
+
+
+def test_a_reload_keeps_the_session_and_sign_out_ends_it(
+    page: Page, context: BrowserContext, web: Bridge
+) -> None:
+    trader = api_trader(web)
+    sign_in(page, trader)
+    (cookie,) = [c for c in context.cookies() if c["name"] == COOKIE_NAME]
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Strict"
+    assert cookie["path"] == COOKIE_PATH
+    assert page.evaluate("document.cookie") == ""  # script cannot read it
+    stored = page.evaluate("JSON.stringify([{...localStorage}, {...sessionStorage}])")
+    assert "eyJ" not in stored  # no token in web storage
+
+    page.reload()
+    expect(page).to_have_url(re.compile(r"/portfolio$"))
+    expect(page.get_by_role("heading", name="Portfolio")).to_be_visible()
+    page.goto("/profile")
+    expect(page.get_by_text(f"Username {trader.username}")).to_be_visible()
+
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/signin$"))
+    assert [c for c in context.cookies() if c["name"] == COOKIE_NAME] == []
+    page.reload()
+    page.goto("/portfolio")
+    expect(page).to_have_url(re.compile(r"/signin\?next=%2Fportfolio$"))
+
+
+def test_register_shows_the_rules_and_the_servers_violations(page: Page, web: Bridge) -> None:
+    taken = api_trader(web)
+    page.goto("/register")
+    page.get_by_label("Password", exact=True).fill("short")
+    expect(page.get_by_label("Password rules")).to_contain_text("12 to 128 characters (not yet)")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_text("6 to 30 letters, digits or underscores.").last).to_be_visible()
+    page.get_by_label("First name").fill("Ada")
+    page.get_by_label("Last name").fill("Lovelace")
+    page.get_by_label("Username").fill(taken.username)
+    page.get_by_label("Email").fill(f"{unique()}@example.org")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    expect(page.get_by_label("Password rules")).not_to_contain_text("(not yet)")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_test_id("error-message")).to_contain_text(re.compile("taken|exists", re.I))
+
+
+Role = Literal["heading", "table", "link", "button"]
+# (screenshot name, path, role and name of what shows the page is ready)
+PUBLIC_PAGES: list[tuple[str, str, Role, str]] = [
+    ("landing", "/", "heading", "Market snapshot"),
+    ("signin", "/signin", "heading", "Sign in"),
+    ("register", "/register", "heading", "Open an account"),
+    ("market", "/market", "table", "Assets by market cap"),
+    ("asset", "/market/BTC", "link", "Sign in to trade"),
+    ("not-found", "/no-such-page", "heading", "Page not found"),
+]
+PRIVATE_PAGES: list[tuple[str, str, Role, str]] = [
+    ("asset-signed-in", "/market/ETH", "button", "Review buy order"),
+    ("portfolio", "/portfolio", "table", "Holdings"),
+    ("orders", "/orders", "table", "Your orders, newest first"),
+    ("cash", "/cash", "table", "Cash ledger, newest first"),
+    ("profile", "/profile", "button", "Save changes"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize(("size", "viewport"), [("desktop", DESKTOP), ("phone", PHONE)])
+def test_every_page_screenshot_and_axe(
+    browser: Browser,
+    web: Bridge,
+    scheme: Literal["light", "dark"],
+    size: str,
+    viewport: ViewportSize,
+) -> None:
+    """Every page, light and dark, desktop and phone: a screenshot each, and no serious
+    or critical axe-core violation (WCAG 2.2 A/AA rules) on any."""
+    trader = api_trader(web, deposit="5000", buys={"BTC": "0.02", "ETH": "0.5", "SOL": "3"})
+    context = browser.new_context(
+        base_url=web.url,
+        viewport=viewport,
+        color_scheme=scheme,
+        locale="en-US",
+    )
+    context.add_init_script(CSP_PROBE)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    source = axe_source()
+    found: dict[str, object] = {}
+    csp: dict[str, object] = {}
+
+    def visit(name: str, path: str, role: Role, ready: str) -> None:
+        page.goto(path)
+        expect(page.get_by_role(role, name=ready).first).to_be_visible()
+        expect(page.get_by_role("status", name=re.compile("Loading"))).to_have_count(0)
+        if name.startswith("market") or name.startswith("asset"):
+            page.wait_for_timeout(1500)  # a few live ticks for the sparklines and chart
+        screenshot(page, f"{name}-{scheme}-{size}")
+        violations = axe_violations(page, source)
+        if violations:
+            found[name] = violations
+        blocked = page.evaluate("window.__cspViolations")
+        if blocked:
+            csp[name] = blocked
+
+    try:
+        for name, path, role, ready in PUBLIC_PAGES:
+            visit(name, path, role, ready)
+        sign_in(page, trader)
+        for name, path, role, ready in PRIVATE_PAGES:
+            visit(name, path, role, ready)
+    finally:
+        context.close()
+    assert found == {}, json.dumps(found, indent=1)
+    assert csp == {}, csp
+
+
+def test_market_time_to_interactive_and_bundle_size(
+    browser: Browser, web: Bridge, web_dist: Path
+) -> None:
+    """Records (never asserts) how long the market page takes to be usable in this
+    browser, and the gzip size of what it loads, in web/test-results/metrics.json."""
+    context = browser.new_context(base_url=web.url, viewport=DESKTOP)
+    page = context.new_page()
+    try:
+        page.goto("/market", wait_until="commit")
+        ready_ms = page.evaluate(
+            """() => new Promise((resolve) => {
+              const check = () => {
+                const cells = document.querySelectorAll(
+                  '[data-testid=market-table] [data-testid=price]');
+                const search = document.querySelector('input[aria-label="Search assets"]');
+                if (cells.length > 0 && search) resolve(performance.now());
+                else requestAnimationFrame(check);
+              };
+              check();
+            })"""
+        )
+        page.get_by_label("Search assets").fill("btc")
+        expect(page.get_by_test_id("market-table").locator("tbody tr")).to_have_count(1)
+        loaded = page.evaluate(
+            "performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname)"
+            ".filter((p) => p.startsWith('/assets/'))"
+        )
+    finally:
+        context.close()
+    sizes = {
+        path: len(gzip.compress((web_dist / path.lstrip("/")).read_bytes(), 9)) for path in loaded
+    }
+    everything = sum(
+        len(gzip.compress(p.read_bytes(), 9))
+        for p in (web_dist / "assets").iterdir()
+        if p.suffix in (".js", ".css")
+    )
+    metrics = {
+        "market_time_to_interactive_ms": round(float(ready_ms)),
+        "market_page_gzip_bytes": sum(sizes.values()),
+        "market_page_files": sizes,
+        "all_assets_gzip_bytes": everything,
+    }
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(json.dumps(metrics, indent=2))
+    assert sizes, "the market page loaded no bundle"
