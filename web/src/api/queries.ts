@@ -63,6 +63,7 @@ export function useBalance() {
 export interface OrderFilters {
   asset_id?: string;
   order_type?: string;
+  status?: string;
   page_token?: string;
   limit?: number;
 }

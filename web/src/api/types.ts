@@ -46,6 +46,11 @@ export interface Order {
   total_amount: string;
   created_at: string;
   time_in_force?: string;
+  /** Limit orders: the limit price; empty for market orders. */
+  limit_price?: string;
+  /** What a resting order holds: cash for a buy, units for a sell. */
+  held_amount?: string;
+  expires_at?: string | null;
 }
 
 export interface Page<T> {
@@ -60,11 +65,14 @@ export interface PlaceOrder {
   quantity: string;
   price?: string;
   time_in_force?: string;
+  expires_at?: string;
 }
 
 export interface Holding {
   asset_id: string;
   quantity: string;
+  available_quantity?: string;
+  held_quantity?: string;
   current_price: string;
   market_value: string;
   percentage: string;
@@ -75,6 +83,9 @@ export interface Portfolio {
   cash_balance: string;
   total_asset_value: string;
   total_value: string;
+  /** Cash that can be spent now (total minus what resting limit buys hold). */
+  available_cash?: string;
+  held_cash?: string;
 }
 
 export interface Balance {

@@ -11,7 +11,8 @@ import { Field } from "./Field";
 type Kind = "market" | "limit";
 const TIME_IN_FORCE = [
   { value: "gtc", label: "Good till cancelled" },
-  { value: "day", label: "Day" },
+  { value: "day", label: "Day (until 00:00 UTC)" },
+  { value: "gtd", label: "Good till date" },
   { value: "ioc", label: "Immediate or cancel" },
   { value: "fok", label: "Fill or kill" },
 ];
@@ -30,6 +31,7 @@ export function TradeTicket({ assetId, assetName, price, cash, holding }: Ticket
   const [quantity, setQuantity] = useState("");
   const [limit, setLimit] = useState("");
   const [timeInForce, setTimeInForce] = useState("gtc");
+  const [expires, setExpires] = useState("");
   const [touched, setTouched] = useState(false);
   const [confirming, setConfirming] = useState(false);
   // One key per intended order: a double click or a retry of this confirmation sends
@@ -51,6 +53,11 @@ export function TradeTicket({ assetId, assetName, price, cash, holding }: Ticket
   const total = qty ? orderTotal(side, qty, unit) : null;
   const quantityError = touched ? rules.quantity(quantity) : null;
   const priceError = touched ? (kind === "limit" ? rules.required("Limit price")(limit) ?? rules.price(limit) : rules.price(limit)) : null;
+  const expiryProblem = (force = touched): string | null => {
+    if (!force || kind !== "limit" || timeInForce !== "gtd") return null;
+    const when = Date.parse(expires);
+    return Number.isNaN(when) || when <= Date.now() ? "Choose a time in the future." : null;
+  };
   const overMax = total !== null && total.gt(dec(MAX_ORDER_VALUE));
   const cashAfter = cash !== null && total !== null ? (side === "buy" ? dec(cash).minus(total) : dec(cash).plus(total)) : null;
   const holdingAfter = holding !== null && qty ? (side === "buy" ? dec(holding).plus(qty) : dec(holding).minus(qty)) : null;
@@ -59,7 +66,10 @@ export function TradeTicket({ assetId, assetName, price, cash, holding }: Ticket
 
   const order = (): PlaceOrder => {
     const base = { order_type: `${kind}_${side}` as OrderType, asset_id: assetId, quantity: quantity.trim() };
-    if (kind === "limit") return { ...base, price: limit.trim(), time_in_force: timeInForce };
+    if (kind === "limit") {
+      const order = { ...base, price: limit.trim(), time_in_force: timeInForce };
+      return timeInForce === "gtd" ? { ...order, expires_at: new Date(expires).toISOString() } : order;
+    }
     return limit.trim() ? { ...base, price: limit.trim() } : base;
   };
 
@@ -67,7 +77,7 @@ export function TradeTicket({ assetId, assetName, price, cash, holding }: Ticket
     event.preventDefault();
     setTouched(true);
     const priceProblem = kind === "limit" ? rules.required("Limit price")(limit) ?? rules.price(limit) : rules.price(limit);
-    if (rules.quantity(quantity) || priceProblem) return;
+    if (rules.quantity(quantity) || priceProblem || expiryProblem(true)) return;
     setConfirming(true);
   };
 
@@ -150,7 +160,13 @@ export function TradeTicket({ assetId, assetName, price, cash, holding }: Ticket
                 <Text as="label" size="2" weight="medium" id="tif-label">
                   Time in force
                 </Text>
-                <Select.Root value={timeInForce} onValueChange={setTimeInForce}>
+                <Select.Root
+                  value={timeInForce}
+                  onValueChange={(v) => {
+                    setTimeInForce(v);
+                    setKey(idempotencyKey());
+                  }}
+                >
                   <Select.Trigger aria-labelledby="tif-label" />
                   <Select.Content>
                     {TIME_IN_FORCE.map((t) => (
@@ -161,6 +177,18 @@ export function TradeTicket({ assetId, assetName, price, cash, holding }: Ticket
                   </Select.Content>
                 </Select.Root>
               </Flex>
+            )}
+            {kind === "limit" && timeInForce === "gtd" && (
+              <Field
+                label="Expires (your local time)"
+                type="datetime-local"
+                value={expires}
+                onChange={(v) => {
+                  setExpires(v);
+                  setKey(idempotencyKey());
+                }}
+                error={expiryProblem()}
+              />
             )}
             <DataList.Root size="2" aria-label="Order preview">
               <DataList.Item>
@@ -205,8 +233,9 @@ export function TradeTicket({ assetId, assetName, price, cash, holding }: Ticket
             {placed && (
               <Callout.Root color="grass" role="status" data-testid="order-placed">
                 <Callout.Text>
-                  {placed.order_type.endsWith("buy") ? "Bought" : "Sold"} {formatQuantity(placed.quantity)} {placed.asset_id} at{" "}
-                  {formatPrice(placed.price)}: {formatUsd(placed.total_amount)} ({placed.status}).
+                  {placed.status === "pending"
+                    ? `Your limit ${placed.order_type.endsWith("buy") ? "buy" : "sell"} of ${formatQuantity(placed.quantity)} ${placed.asset_id} at ${formatPrice(placed.limit_price || limit || "0")} is resting${placed.held_amount ? ` (holding ${placed.order_type.endsWith("buy") ? formatUsd(placed.held_amount) : `${formatQuantity(placed.held_amount)} ${placed.asset_id}`})` : ""}. Cancel it from Orders.`
+                    : `${placed.order_type.endsWith("buy") ? "Bought" : "Sold"} ${formatQuantity(placed.quantity)} ${placed.asset_id} at ${formatPrice(placed.price)}: ${formatUsd(placed.total_amount)} (${placed.status}).`}
                 </Callout.Text>
               </Callout.Root>
             )}

@@ -1,11 +1,10 @@
 /**
- * What the API offers today. Limit orders (POST /api/v1/orders with limit_buy/limit_sell,
- * price, time_in_force), cancel (DELETE /api/v1/orders/{id}) and the order stream
- * (GET /api/v1/stream/orders) are in shared/API.md but not yet on the platform: the
- * ticket and the orders page already have their places, switched on here.
+ * Parts of the API the app uses that a deployment might not serve yet: limit orders
+ * (POST /api/v1/orders with limit_buy/limit_sell, price, time_in_force) and cancel
+ * (DELETE /api/v1/orders/{id}). Both are on the platform now.
  */
-export const LIMIT_ORDERS: boolean = false;
-export const ORDER_CANCEL: boolean = false;
+export const LIMIT_ORDERS: boolean = true;
+export const ORDER_CANCEL: boolean = true;
 
 /** The platform's default MAX_ORDER_VALUE (the API does not publish its setting). */
 export const MAX_ORDER_VALUE = "10000.00";

@@ -184,8 +184,8 @@ export default function AssetPage() {
               assetId={id}
               assetName={data.name}
               price={price}
-              cash={portfolio.data?.cash_balance ?? null}
-              holding={portfolio.data ? (holding?.quantity ?? "0") : null}
+              cash={portfolio.data ? (portfolio.data.available_cash || portfolio.data.cash_balance) : null}
+              holding={portfolio.data ? (holding?.available_quantity || holding?.quantity || "0") : null}
             />
           ) : (
             <Card>

@@ -178,6 +178,7 @@ export default function Cash() {
           <Flex direction="column" gap="3">
             <div className="table-scroll">
               <Table.Root aria-label="Cash ledger, newest first" data-testid="ledger">
+                <caption className="visually-hidden">Cash ledger, newest first</caption>
                 <Table.Header>
                   <Table.Row>
                     <Table.ColumnHeaderCell>When</Table.ColumnHeaderCell>

@@ -58,6 +58,7 @@ export default function Market() {
       {market.isSuccess && rows.length > 0 && (
         <div className="table-scroll">
           <Table.Root variant="surface" aria-label="Assets by market cap" data-testid="market-table">
+            <caption className="visually-hidden">Assets by market cap, live prices</caption>
             <Table.Header>
               <Table.Row>
                 {COLUMNS.map((column) => (

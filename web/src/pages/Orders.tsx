@@ -24,28 +24,46 @@ const STATUS_COLOUR: Record<string, "grass" | "amber" | "gray" | "red"> = {
   failed: "red",
 };
 
-function CancelButton({ order }: { order: Order }) {
+function CancelButton({ order, onError }: { order: Order; onError: (error: unknown) => void }) {
   const cancel = useCancelOrder();
   if (!ORDER_CANCEL || order.status !== "pending") return null;
   return (
-    <Button size="1" variant="soft" color="red" loading={cancel.isPending} onClick={() => {
-      cancel.mutate(order.order_id);
-    }}>
-      Cancel<span className="visually-hidden"> order {order.order_id}</span>
+    <Button
+      size="1"
+      variant="soft"
+      color="red"
+      loading={cancel.isPending}
+      onClick={() => {
+        cancel.mutate(order.order_id, { onError });
+      }}
+    >
+      Cancel<span className="visually-hidden"> {TYPES[order.order_type] ?? order.order_type} of {order.quantity} {order.asset_id}</span>
     </Button>
   );
 }
 
+const STATUSES: Record<string, string> = {
+  all: "All statuses",
+  open: "Open (resting)",
+  completed: "Completed",
+  cancelled: "Cancelled",
+  expired: "Expired",
+};
+
 export default function Orders() {
   const [asset, setAsset] = useState("");
   const [type, setType] = useState("all");
+  const [status, setStatus] = useState("all");
+  const [cancelError, setCancelError] = useState<unknown>(null);
   const pager = usePager();
   const filters = {
     asset_id: /^[A-Za-z0-9]{1,10}$/.test(asset.trim()) ? asset.trim().toUpperCase() : undefined,
     order_type: type === "all" ? undefined : type,
+    status: status === "all" ? undefined : status,
     page_token: pager.token || undefined,
   };
-  // Until the order stream exists, the list refreshes itself every 10 s.
+  // Refreshes itself every 10 s. components/OrderUpdates.tsx (the order stream) is
+  // written but not mounted yet: it has not run in the browser tests.
   const orders = useOrders(filters, 10_000);
 
   return (
@@ -86,13 +104,32 @@ export default function Orders() {
                 </Select.Content>
               </Select.Root>
             </Flex>
+            <Flex direction="column" gap="1">
+              <Text as="label" size="2" id="filter-status-label">
+                Status
+              </Text>
+              <Select.Root value={status} onValueChange={(v) => {
+                setStatus(v);
+                pager.reset();
+              }}>
+                <Select.Trigger aria-labelledby="filter-status-label" />
+                <Select.Content>
+                  {Object.entries(STATUSES).map(([value, label]) => (
+                    <Select.Item key={value} value={value}>
+                      {label}
+                    </Select.Item>
+                  ))}
+                </Select.Content>
+              </Select.Root>
+            </Flex>
           </form>
         </Flex>
       </Card>
+      {cancelError !== null && <ErrorNotice error={cancelError} />}
       {orders.isPending && <TableSkeleton label="Loading your orders" />}
       {orders.isError && <ErrorNotice error={orders.error} onRetry={() => void orders.refetch()} />}
       {orders.data && orders.data.data.length === 0 && (
-        <EmptyState title={filters.asset_id || filters.order_type ? "No order matches these filters" : "No orders yet"}>
+        <EmptyState title={filters.asset_id || filters.order_type || filters.status ? "No order matches these filters" : "No orders yet"}>
           <Link to="/market">Find an asset to trade</Link>
         </EmptyState>
       )}
@@ -100,6 +137,7 @@ export default function Orders() {
         <>
           <div className="table-scroll">
             <Table.Root variant="surface" aria-label="Your orders, newest first" data-testid="orders-table">
+              <caption className="visually-hidden">Your orders, newest first</caption>
               <Table.Header>
                 <Table.Row>
                   <Table.ColumnHeaderCell>When</Table.ColumnHeaderCell>
@@ -123,14 +161,20 @@ export default function Orders() {
                       </Link>
                     </Table.Cell>
                     <Table.Cell justify="end" className="num">{formatQuantity(order.quantity)}</Table.Cell>
-                    <Table.Cell justify="end" className="num hide-narrow">{formatPrice(order.price)}</Table.Cell>
-                    <Table.Cell justify="end" className="num">{formatUsd(order.total_amount)}</Table.Cell>
+                    <Table.Cell justify="end" className="num hide-narrow">
+                      {order.price ? formatPrice(order.price) : order.limit_price ? `limit ${formatPrice(order.limit_price)}` : "—"}
+                    </Table.Cell>
+                    <Table.Cell justify="end" className="num">
+                      {order.status === "pending" && order.held_amount
+                        ? `holds ${order.order_type.endsWith("buy") ? formatUsd(order.held_amount) : formatQuantity(order.held_amount)}`
+                        : formatUsd(order.total_amount)}
+                    </Table.Cell>
                     <Table.Cell>
                       <Badge color={STATUS_COLOUR[order.status] ?? "gray"}>{order.status}</Badge>
                     </Table.Cell>
                     {ORDER_CANCEL && (
                       <Table.Cell>
-                        <CancelButton order={order} />
+                        <CancelButton order={order} onError={setCancelError} />
                       </Table.Cell>
                     )}
                   </Table.Row>

@@ -120,6 +120,7 @@ export default function Portfolio() {
           </Heading>
           <div className="table-scroll">
             <Table.Root aria-label="Holdings" data-testid="holdings">
+              <caption className="visually-hidden">Holdings</caption>
               <Table.Header>
                 <Table.Row>
                   <Table.ColumnHeaderCell>Asset</Table.ColumnHeaderCell>
