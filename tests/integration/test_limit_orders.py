@@ -298,3 +298,39 @@ def test_a_crash_between_the_account_write_and_the_order_update_leaves_one_outco
     assert trader.asset_balance("BTC").quantity == "1.00000000"
     assert len(crash.crashed) == 1
     assert_books_balance(trader)
+
+
+def test_a_restart_loses_neither_an_expiry_nor_a_fill(
+    make_limit_stack: Callable[[], LimitStack],
+) -> None:
+    stack = make_limit_stack()
+    first = stack.start_replica()
+    stack.move("BTC", "100.00")
+    trader = stack.trader("1000")
+    expires_at = datetime.now(UTC) + timedelta(seconds=1)
+    expiring = trader.limit("buy", "BTC", "1", "50", time_in_force="gtd", expires_at=expires_at)
+    crossing = trader.limit("buy", "BTC", "1", "90")
+    first.server.shutdown()
+    # While no svc_order runs, the gtd order's time comes and the price falls through.
+    stack.market.move("BTC", "85.00")
+    wait_until(lambda: datetime.now(UTC) > expires_at, "the expiry passes")
+    second = stack.start_replica()
+    restarted = trader.via(second.stub)
+    wait_for_status(restarted, expiring.order_id, "expired")
+    filled = wait_for_status(restarted, crossing.order_id, "completed")
+    assert filled.price == "85.00"
+    assert restarted.balance() == "915.00"
+    assert_books_balance(restarted)
+
+
+def test_a_limit_order_with_an_idempotency_key_rests_once(limits: LimitStack) -> None:
+    limits.move("BTC", "100.00")
+    trader = limits.trader("1000")
+    first = trader.limit("buy", "BTC", "1", "90", key="limit-1")
+    again = trader.limit("buy", "BTC", "1", "90", key="limit-1")
+    assert again.order_id == first.order_id
+    assert [o.order_id for o in trader.list_orders(status="open").data] == [first.order_id]
+    assert trader.balances().held_balance == "90.00"
+    error = refused(lambda: trader.limit("buy", "BTC", "1", "91", key="limit-1"))
+    assert reason_of(error) == "IDEMPOTENCY_CONFLICT"
+    trader.cancel(first.order_id)
