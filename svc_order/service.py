@@ -88,7 +88,7 @@ from svc_order.domain import (
     withdraw,
 )
 from svc_order.quotes import RETRY_AFTER_SECONDS, Quote, QuoteSource
-from svc_order.store import Page, PageRequest, TradingStore
+from svc_order.store import BOTH_SIDES, Page, PageRequest, TradingStore
 
 log = logging.getLogger(__name__)
 
@@ -494,12 +494,13 @@ class OrderService:
             ) from None
         return order_record(operation)
 
-    def fill_crossed(self, quote: Quote) -> int:
+    def fill_crossed(self, quote: Quote, sides: frozenset[str] = BOTH_SIDES) -> int:
         """Fills the resting orders of the quote's asset that it crosses; how many filled.
 
         Called by the price trigger for every quote of the stream (and so for every
-        asset at each (re)connect: the re-check after a restart or missed ticks). A
-        stale or inactive quote fills nothing.
+        asset at each (re)connect: the re-check after a restart or missed ticks), for
+        the side the price moved toward (`sides`: BUY, SELL). A stale or inactive
+        quote fills nothing.
         """
         if not quote.is_active or self._is_stale(quote, self._clock()):
             return 0
@@ -509,7 +510,7 @@ class OrderService:
             return fill_order(account, order_id, market, request, self._limits)
 
         filled = 0
-        for user_id, resting in self._store.crossed_hints(quote.asset_id, quote.price):
+        for user_id, resting in self._store.crossed_hints(quote.asset_id, quote.price, sides):
             if resting.crossed_by(quote.price) and self._end_resting(user_id, resting, fill):
                 filled += 1
         return filled

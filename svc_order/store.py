@@ -73,6 +73,7 @@ from svc_order.domain import (
 
 ACCOUNT = "ACCOUNT"
 RESTING_PREFIX = "RESTING#"
+BOTH_SIDES = frozenset({"BUY", "SELL"})
 EXPIRING = "EXPIRING"
 ORDER_PREFIX = "ORDER#"
 ORDER_ID_PREFIX = "ORDERID#"
@@ -139,7 +140,9 @@ class TradingStore(Protocol):
     def books(self, user_id: str) -> Books: ...
     def put_hints(self, user_id: str, order: OpenOrder) -> None: ...
     def delete_hints(self, order: OpenOrder) -> None: ...
-    def crossed_hints(self, asset_id: str, quote_price: Decimal) -> list[tuple[str, OpenOrder]]: ...
+    def crossed_hints(
+        self, asset_id: str, quote_price: Decimal, sides: frozenset[str] = BOTH_SIDES
+    ) -> list[tuple[str, OpenOrder]]: ...
     def due_hints(self, now: datetime) -> list[tuple[str, OpenOrder]]: ...
 
 
@@ -631,17 +634,23 @@ class DynamoTradingStore:
             keys.append(_expiring_key(order, order.expires_at))
         self._table.delete_many(keys)
 
-    def crossed_hints(self, asset_id: str, quote_price: Decimal) -> list[tuple[str, OpenOrder]]:
+    def crossed_hints(
+        self, asset_id: str, quote_price: Decimal, sides: frozenset[str] = BOTH_SIDES
+    ) -> list[tuple[str, OpenOrder]]:
         """Resting orders of `asset_id` whose limit `quote_price` crosses: buys with a
-        limit at or above it, sells at or below. One query per side, no scan."""
+        limit at or above it, sells at or below (of the `sides` asked: BUY, SELL). One
+        query per side, no scan."""
         floor = price_key(quote_price.quantize(Decimal("0.00000001"), rounding=ROUND_FLOOR))
         ceiling = price_key(quote_price.quantize(Decimal("0.00000001"), rounding=ROUND_CEILING))
-        buys = self._table.query(f"{RESTING_PREFIX}{asset_id}#BUY", at_least=floor)
-        # "$" sorts right after the "#" that ends the price part of a key.
-        sells = self._table.query(f"{RESTING_PREFIX}{asset_id}#SELL", below=ceiling + "$")
-        return [
-            (item["user_id"], _open_order_from_map(item)) for side in (buys, sells) for item in side
-        ]
+        found: list[tuple[str, OpenOrder]] = []
+        if "BUY" in sides:
+            buys = self._table.query(f"{RESTING_PREFIX}{asset_id}#BUY", at_least=floor)
+            found += [(item["user_id"], _open_order_from_map(item)) for item in buys]
+        if "SELL" in sides:
+            # "$" sorts right after the "#" that ends the price part of a key.
+            sells = self._table.query(f"{RESTING_PREFIX}{asset_id}#SELL", below=ceiling + "$")
+            found += [(item["user_id"], _open_order_from_map(item)) for item in sells]
+        return found
 
     def due_hints(self, now: datetime) -> list[tuple[str, OpenOrder]]:
         """Resting orders whose expiry has come, oldest first."""

@@ -7,6 +7,12 @@ of every asset, so each (re)connect re-checks every resting order: after a resta
 broken stream or ticks a slow reader missed. The stream is reopened every
 `stream_seconds` for the same reason.
 
+Only the side the price moved toward is looked at: a fall can fill buys, a rise sells.
+An order placed between two ticks is not missed by this: it was placed at (about) the
+last quote, and filled at once if that quote crossed it; so a later tick crosses it
+only by moving toward it. Each asset's first quote after a (re)connect, and every
+re-check, looks at both sides.
+
 A quote whose fills failed (a store outage, an account write that kept losing races)
 is not lost: `recheck` (run by the sweep's rhythm) asks for a fresh quote of that asset
 and tries again; and every `recheck_seconds` it re-checks every asset the stream named,
@@ -22,9 +28,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from decimal import Decimal
 
 from common.errors import Unavailable
 from svc_order.quotes import InventoryQuotes, Quote, QuoteStream
+from svc_order.store import BOTH_SIDES
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +43,7 @@ class PriceTrigger:
     def __init__(
         self,
         quotes: InventoryQuotes,
-        on_quote: Callable[[Quote], object],
+        on_quote: Callable[[Quote, frozenset[str]], object],
         *,
         stream_seconds: float,
         retry_seconds: float = 1.0,
@@ -52,6 +60,8 @@ class PriceTrigger:
         # Assets whose last fills failed, and every asset the stream named.
         self._failed: set[str] = set()
         self._seen: set[str] = set()
+        # The last price handled per asset, for the direction of the next move.
+        self._last: dict[str, Decimal] = {}
         self._last_full_check = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="price-trigger", daemon=True)
 
@@ -68,6 +78,8 @@ class PriceTrigger:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
+            with self._lock:
+                self._last.clear()  # a reconnect re-checks both sides
             stream = self._quotes.watch(self._stream_seconds)
             with self._lock:
                 self._stream = stream
@@ -82,11 +94,17 @@ class PriceTrigger:
                     log.warning("price stream broke; reconnecting", extra={"error": str(error)})
                     self._stopping.wait(self._retry_seconds)
 
-    def _handle(self, quote: Quote) -> None:
+    def _handle(self, quote: Quote, both: bool = False) -> None:
         with self._lock:
             self._seen.add(quote.asset_id)
+            last = None if both else self._last.get(quote.asset_id)
+            self._last[quote.asset_id] = quote.price
+        if last is None or last == quote.price:
+            sides = BOTH_SIDES
+        else:
+            sides = frozenset({"BUY"} if quote.price < last else {"SELL"})
         try:
-            self._on_quote(quote)
+            self._on_quote(quote, sides)
         except Exception:
             # One failed fill (a store outage, a crash injected by a test) must not stop
             # the trigger: `recheck` tries that asset again with a fresh quote.
@@ -108,4 +126,4 @@ class PriceTrigger:
         if not assets:
             return
         for quote in self._quotes.quotes(sorted(assets)).values():
-            self._handle(quote)
+            self._handle(quote, both=True)
