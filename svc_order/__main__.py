@@ -33,7 +33,7 @@ from svc_order.quotes import InventoryQuotes, inventory_channel
 from svc_order.server import SERVICE_NAME, OrderServicer, register
 from svc_order.service import OrderService, WriteHook
 from svc_order.store import DynamoTradingStore
-from svc_order.trigger import PriceTrigger
+from svc_order.trigger import PriceTrigger, WatchedAssets
 
 
 @dataclasses.dataclass
@@ -75,9 +75,12 @@ def build(settings: OrderSettings, *, write_hook: WriteHook | None = None) -> Or
     table = open_table(settings, settings.trading_table)
     revocations = revocation_list(settings)
     quotes = InventoryQuotes(to_inventory)
+    watched = WatchedAssets()
+    store = DynamoTradingStore(table)
     service = OrderService(
-        store=DynamoTradingStore(table),
+        store=store,
         quotes=quotes,
+        note_resting=watched.add,
         events=RedisOrderEvents(
             redis_client(settings.redis_url, settings.redis_timeout_seconds), namespace=table.name
         ),
@@ -102,7 +105,11 @@ def build(settings: OrderSettings, *, write_hook: WriteHook | None = None) -> Or
         store=table.probe,
     )
     trigger = PriceTrigger(
-        quotes, service.fill_crossed, stream_seconds=settings.price_trigger_stream_seconds
+        quotes,
+        service.fill_crossed,
+        watched=watched,
+        has_hints=store.has_hints,
+        stream_seconds=settings.price_trigger_stream_seconds,
     )
     trigger.start()
 

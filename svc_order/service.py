@@ -224,6 +224,7 @@ class OrderService:
         new_id: Callable[[], str],
         max_quote_age: timedelta,
         events: OrderEvents | None = None,
+        note_resting: Callable[[str], None] | None = None,
         write_attempts: int = 10,
         write_hook: WriteHook | None = None,
     ) -> None:
@@ -237,6 +238,8 @@ class OrderService:
         # A test sets this to fail at a stage between the writes (a crash there).
         self._write_hook = write_hook
         self._events = events
+        # Tells this replica's price trigger at once that an asset has a resting order.
+        self._note_resting = note_resting
         self._completed = _CompletedOperations(COMPLETED_MEMORY)
         self._jitter = random.SystemRandom()
         self._user_locks = tuple(threading.Lock() for _ in range(USER_LOCK_STRIPES))
@@ -301,6 +304,8 @@ class OrderService:
             ]
             for order in opened:
                 self._store.put_hints(user_id, order)
+                if self._note_resting is not None:
+                    self._note_resting(order.asset_id)
             self._reached(WriteStage.BEFORE_ACCOUNT_WRITE, change.operation)
             if self._store.save_account(change.account, account.version):
                 self._write_derived(user_id, change.operation)

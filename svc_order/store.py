@@ -144,6 +144,7 @@ class TradingStore(Protocol):
         self, asset_id: str, quote_price: Decimal, sides: frozenset[str] = BOTH_SIDES
     ) -> list[tuple[str, OpenOrder]]: ...
     def due_hints(self, now: datetime) -> list[tuple[str, OpenOrder]]: ...
+    def has_hints(self, asset_id: str) -> bool: ...
 
 
 # --- Items ----------------------------------------------------------------------------
@@ -651,6 +652,14 @@ class DynamoTradingStore:
             sells = self._table.query(f"{RESTING_PREFIX}{asset_id}#SELL", below=ceiling + "$")
             found += [(item["user_id"], _open_order_from_map(item)) for item in sells]
         return found
+
+    def has_hints(self, asset_id: str) -> bool:
+        """Whether any order of `asset_id` may rest (a hint exists, on either side)."""
+        return any(
+            next(iter(self._table.query(f"{RESTING_PREFIX}{asset_id}#{side}", page_size=1)), None)
+            is not None
+            for side in ("BUY", "SELL")
+        )
 
     def due_hints(self, now: datetime) -> list[tuple[str, OpenOrder]]:
         """Resting orders whose expiry has come, oldest first."""

@@ -13,6 +13,11 @@ last quote, and filled at once if that quote crossed it; so a later tick crosses
 only by moving toward it. Each asset's first quote after a (re)connect, and every
 re-check, looks at both sides.
 
+Only assets that may have resting orders are looked at (`WatchedAssets`): those found
+with hints when the stream (re)connects and at every re-check, and those this replica
+placed a resting order for since (at once). An order placed on another replica is
+watched there; here from the next re-check on.
+
 A quote whose fills failed (a store outage, an account write that kept losing races)
 is not lost: `recheck` (run by the sweep's rhythm) asks for a fresh quote of that asset
 and tries again; and every `recheck_seconds` it re-checks every asset the stream named,
@@ -37,6 +42,30 @@ from svc_order.store import BOTH_SIDES
 log = logging.getLogger(__name__)
 
 
+class WatchedAssets:
+    """Assets that may have resting orders: a superset, refreshed by the re-checks."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._assets: set[str] = set()
+        self._added: set[str] = set()
+
+    def add(self, asset_id: str) -> None:
+        with self._lock:
+            self._assets.add(asset_id)
+            self._added.add(asset_id)
+
+    def __contains__(self, asset_id: object) -> bool:
+        with self._lock:
+            return asset_id in self._assets
+
+    def replace(self, found: set[str]) -> None:
+        """The assets a re-check found, and those added while it ran."""
+        with self._lock:
+            self._assets = found | self._added
+            self._added = set()
+
+
 class PriceTrigger:
     """A daemon thread: reads the price stream and calls `on_quote` for each quote."""
 
@@ -45,6 +74,8 @@ class PriceTrigger:
         quotes: InventoryQuotes,
         on_quote: Callable[[Quote, frozenset[str]], object],
         *,
+        watched: WatchedAssets,
+        has_hints: Callable[[str], bool],
         stream_seconds: float,
         retry_seconds: float = 1.0,
         recheck_seconds: float = 30.0,
@@ -56,6 +87,8 @@ class PriceTrigger:
         self._stopping = threading.Event()
         self._stream: QuoteStream | None = None
         self._recheck_seconds = recheck_seconds
+        self._watched = watched
+        self._has_hints = has_hints
         self._lock = threading.Lock()
         # Assets whose last fills failed, and every asset the stream named.
         self._failed: set[str] = set()
@@ -99,6 +132,18 @@ class PriceTrigger:
             self._seen.add(quote.asset_id)
             last = None if both else self._last.get(quote.asset_id)
             self._last[quote.asset_id] = quote.price
+        if last is None and not both:
+            # The first quote of an asset since (re)connecting: is it worth watching?
+            try:
+                if self._has_hints(quote.asset_id):
+                    self._watched.add(quote.asset_id)
+            except Exception:
+                log.exception(
+                    "looking for resting orders failed", extra={"asset_id": quote.asset_id}
+                )
+                self._watched.add(quote.asset_id)
+        if quote.asset_id not in self._watched:
+            return
         if last is None or last == quote.price:
             sides = BOTH_SIDES
         else:
@@ -125,5 +170,7 @@ class PriceTrigger:
                 self._last_full_check = now
         if not assets:
             return
+        if due:
+            self._watched.replace({a for a in assets if self._has_hints(a)})
         for quote in self._quotes.quotes(sorted(assets)).values():
             self._handle(quote, both=True)
