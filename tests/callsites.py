@@ -73,7 +73,7 @@ def third_party_imports(modules: Iterable[str]) -> set[str]:
         path = module_path(module)
         assert path is not None
         package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-        for name in _imported(ast.parse(path.read_text()), package):
+        for name in _imported(parse(path.read_text()), package):
             top = name.split(".")[0]
             if top and top not in FIRST_PARTY:
                 names.add(top)
@@ -93,8 +93,22 @@ def import_closure(root: str) -> set[str]:
             continue
         seen.add(name)
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        todo.extend(_imported(ast.parse(path.read_text()), package))
+        todo.extend(_imported(parse(path.read_text()), package))
     return seen
+
+
+def parse(source: str) -> ast.Module:
+    """`ast.parse`, tried again when CPython 3.11 reports "AST constructor recursion
+    depth mismatch": its AST depth counter is shared by every thread of the
+    interpreter (python/cpython#106905), so a parse that overlaps another thread's
+    (the servers a test session runs in-process) can fail spuriously."""
+    for _ in range(4):
+        try:
+            return ast.parse(source)
+        except SystemError as error:
+            if "recursion depth mismatch" not in str(error):
+                raise
+    return ast.parse(source)
 
 
 @dataclass
@@ -123,7 +137,7 @@ def _constructed_stub(node: ast.expr) -> ServiceDescriptor | None:
 
 
 def find_call_sites(source: str) -> CallSites:
-    tree = ast.parse(source)
+    tree = parse(source)
     bound: dict[str, ServiceDescriptor] = {}
     for node in ast.walk(tree):
         targets: Iterable[ast.expr] = ()
