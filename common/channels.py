@@ -64,7 +64,7 @@ class _PropagatingInterceptor(
         self._default_deadline = default_deadline
         self._budget = budget
 
-    def _details(self, details: grpc.ClientCallDetails) -> _CallDetails:
+    def _details(self, details: grpc.ClientCallDetails, *, budgeted: bool) -> _CallDetails:
         metadata = list(details.metadata or ())
         keys = {key for key, _ in metadata}
         request_id = request_id_var.get()
@@ -84,9 +84,11 @@ class _PropagatingInterceptor(
             timeout = self._default_deadline
             if remaining is not None:
                 timeout = max(min(remaining, self._default_deadline), 0.001)
-        if self._budget is not None:
+        if budgeted and self._budget is not None:
             # The dependency's own budget inside the caller's deadline: a hung service
-            # costs this much, and the caller still has time to answer 503 itself.
+            # costs this much, and the caller still has time to answer 503 itself. A
+            # server stream is not an answer awaited but a feed whose lifetime the
+            # caller chose (its timeout), so the budget does not cut it.
             timeout = min(timeout, self._budget)
         return _CallDetails(
             details.method,
@@ -100,12 +102,12 @@ class _PropagatingInterceptor(
     def intercept_unary_unary(
         self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, request: Any
     ) -> Any:
-        return continuation(self._details(details), request)
+        return continuation(self._details(details, budgeted=True), request)
 
     def intercept_unary_stream(
         self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, request: Any
     ) -> Any:
-        return continuation(self._details(details), request)
+        return continuation(self._details(details, budgeted=False), request)
 
 
 def make_channel(
@@ -118,7 +120,8 @@ def make_channel(
     budget: float | None = None,
 ) -> grpc.Channel:
     """A channel whose calls carry a deadline: what is left of the caller's (else
-    `default_deadline`), at most `budget` seconds when given. gRPC's retries all happen
+    `default_deadline`), and a unary call at most `budget` seconds when given (a server
+    stream lives for the timeout its caller gives). gRPC's retries all happen
     inside that one deadline, so they never outlive it; a status the server chose (it
     carries `grpc-retry-pushback-ms: -1`, see common/grpc_errors.py) is not retried."""
     options: list[tuple[str, Any]] = [

@@ -93,3 +93,31 @@ def test_a_hung_dependency_costs_its_budget_not_the_callers_deadline(
     # The budget, not the 20 s the caller allowed (with ample room for a busy machine).
     assert waited < 10
     assert fake.attempts == 1
+
+
+def _ticks(_request: bytes, _context: grpc.ServicerContext) -> Iterator[bytes]:
+    for _ in range(8):
+        time.sleep(0.1)
+        yield b"tick"
+
+
+def test_a_server_stream_lives_for_its_own_timeout_not_the_budget() -> None:
+    # svc_order's price trigger holds StreamPrices open for minutes on a budgeted
+    # channel; the budget is for awaited answers and must not cut the feed.
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                SERVICE, {"StreamPrices": grpc.unary_stream_rpc_method_handler(_ticks)}
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    channel = make_channel(f"127.0.0.1:{port}", services=[SERVICE], default_deadline=5, budget=0.2)
+    try:
+        stream = channel.unary_stream(f"/{SERVICE}/StreamPrices", _same, _same)
+        assert list(stream(b"", timeout=30)) == [b"tick"] * 8
+    finally:
+        channel.close()
+        server.stop(0).wait()
