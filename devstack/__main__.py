@@ -108,7 +108,9 @@ def main() -> int:
     # Line by line, also into a pipe: the console is where restarts are announced.
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     # SIGTERM and SIGHUP stop the stack the way Ctrl-C does, so nothing is orphaned.
-    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+    # SIGINT is set too: a shell starts a background job (`./dev up &`) with SIGINT
+    # ignored, and `kill -INT` must still stop it.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop_signal, _interrupt)
     data_dir: Path = args.data_dir.resolve()
     stack = LocalStack(data_dir=data_dir, log_dir=data_dir / "logs", mtls=args.mtls)

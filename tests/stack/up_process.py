@@ -27,7 +27,14 @@ def start_up(data_dir: Path, ports: dict[str, str], *options: str) -> subprocess
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # As a shell's background job (`./dev up &`): SIGINT ignored until devstack
+        # sets its own handler; stop_up's SIGINT must stop it all the same.
+        preexec_fn=_as_background_job,
     )
+
+
+def _as_background_job() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def wait_up(process: subprocess.Popen[str]) -> str:
