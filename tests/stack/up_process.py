@@ -19,22 +19,21 @@ def start_up(data_dir: Path, ports: dict[str, str], *options: str) -> subprocess
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DYNAMODB_ENDPOINT")}
     env.update(ports)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "generated")])
+    command = [sys.executable, "-m", "devstack", "--data-dir", str(data_dir), "--skip-web"]
     return subprocess.Popen(
-        # The web build has its own tests (tests/web builds it through the same function).
-        [sys.executable, "-m", "devstack", "--data-dir", str(data_dir), "--skip-web", *options],
+        # As a shell's background job (`./dev up &`): SIGINT ignored (inherited through
+        # exec) until devstack sets its own handler; stop_up's SIGINT must stop it all
+        # the same. Done by the shell rather than a preexec_fn: a preexec_fn makes
+        # Python fork() instead of vfork(), and gRPC's fork handlers abort a child
+        # forked from a process with live gRPC threads (seen in CI). The web build has
+        # its own tests (tests/web builds it through the same function): --skip-web.
+        ["/bin/sh", "-c", 'trap "" INT; exec "$@"', "sh", *command, *options],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        # As a shell's background job (`./dev up &`): SIGINT ignored until devstack
-        # sets its own handler; stop_up's SIGINT must stop it all the same.
-        preexec_fn=_as_background_job,
     )
-
-
-def _as_background_job() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def wait_up(process: subprocess.Popen[str]) -> str:
