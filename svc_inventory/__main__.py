@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from common.dynamo import ensure_table, open_table
@@ -31,12 +31,16 @@ class InventoryServer(RunningServer):
 
     ticker: PeriodicTask | None = None
     streams: PriceBroadcaster | None = None
+    service: InventoryService | None = None
 
     def shutdown(self) -> None:
         # Prices stop first and open streams end (clients reconnect elsewhere), so that
         # the grace period is spent on calls that can finish, not on endless streams.
         if self.ticker is not None:
             self.ticker.stop()
+        if self.service is not None:
+            # The figures since the last snapshot, so a restart continues from them.
+            self.service.save_snapshot()
         if self.streams is not None:
             self.streams.close()
         super().shutdown()
@@ -81,6 +85,7 @@ def build(
         broadcaster=streams,
         clock=lambda: datetime.now(UTC),
         assets=assets,
+        snapshot_interval=timedelta(seconds=settings.price_snapshot_seconds),
     )
     # Prices are live before the server reports SERVING, so that a caller who waits
     # for health never meets the catalogue's seed prices (stale by their as_of).
@@ -111,7 +116,7 @@ def build(
     ticker = PeriodicTask("price-ticker", service.refresh_prices, settings.tick_seconds)
     ticker.start()
     fields = {f.name: getattr(running, f.name) for f in dataclasses.fields(RunningServer)}
-    return InventoryServer(**fields, ticker=ticker, streams=streams)
+    return InventoryServer(**fields, ticker=ticker, streams=streams, service=service)
 
 
 def main() -> None:

@@ -38,6 +38,13 @@ class InventorySettings(CommonSettings):
         "https://api.coingecko.com/api/v3", description="CoinGecko API root."
     )
     coingecko_api_key: str | None = Field(None, description="Optional CoinGecko demo API key.")
+    price_snapshot_seconds: float = Field(
+        60,
+        ge=0,
+        description="Seconds between writes of the live prices to the store (0: every "
+        "tick); quotes, streams and catalogue reads get the live figures from memory, the "
+        "store's snapshot is what a restart continues from.",
+    )
     price_cache_ttl_seconds: int = Field(
         30, ge=1, description="Lifetime of a cached quote in Redis."
     )

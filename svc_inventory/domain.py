@@ -232,6 +232,26 @@ def apply_tick(asset: Asset, tick: MarketTick) -> Asset:
     )
 
 
+MARKET_FIELDS = (
+    "current_price",
+    "market_cap",
+    "total_volume_24h",
+    "high_24h",
+    "low_24h",
+    "price_change_24h",
+    "price_change_percentage_24h",
+    "last_updated",
+)
+
+
+def with_live_market(stored: Asset, live: Asset | None) -> Asset:
+    """The stored asset (catalogue fields as the store has them) with the market figures
+    of `live` when those are newer: the store keeps only snapshots of a moving price."""
+    if live is None or live.last_updated <= stored.last_updated:
+        return stored
+    return replace(stored, **{field: getattr(live, field) for field in MARKET_FIELDS})
+
+
 def list_assets(assets: Iterable[Asset], *, active_only: bool, limit: int | None) -> AssetListing:
     """Assets by market-cap rank (ties by id), filtered and cut to a valid limit.
 

@@ -4,10 +4,11 @@ Table layout (one table, `pk`/`sk`):
     CATALOGUE    ASSET#<id>    one asset: catalogue fields and latest market figures
 
 Every asset lives in one partition so that the whole catalogue is one key-ordered
-Query (never a Scan); a catalogue is a few hundred items and one write per asset per
-tick, far below what one partition takes. Decimals are stored as strings so that their
-scale survives ("1.00" stays "1.00"; a DynamoDB number would come back as 1), and
-`last_updated` as a fixed-width UTC ISO string so that comparing strings compares times.
+Query (never a Scan); a catalogue is a few hundred items and one write per changed
+asset per price snapshot (`PRICE_SNAPSHOT_SECONDS`), far below what one partition
+takes. Decimals are stored as strings so that their scale survives ("1.00" stays
+"1.00"; a DynamoDB number would come back as 1), and `last_updated` as a fixed-width
+UTC ISO string so that comparing strings compares times.
 """
 
 from __future__ import annotations

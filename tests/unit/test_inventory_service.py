@@ -84,18 +84,20 @@ def _tick(asset_id: str, price: str, as_of: datetime = NOW) -> MarketTick:
 
 
 class World:
-    def __init__(self) -> None:
+    def __init__(self, snapshot_interval: timedelta = timedelta(0)) -> None:
         self.store = FakeStore(SEED_CATALOGUE)
         self.cache = FakeCache()
         self.source = FakeSource()
         self.streams = PriceBroadcaster(max_subscribers=2)
+        self.now = NOW
         self.service = InventoryService(
             store=self.store,
             cache=self.cache,
             source=self.source,
             broadcaster=self.streams,
-            clock=lambda: NOW,
+            clock=lambda: self.now,
             assets=self.store.list_assets(),
+            snapshot_interval=snapshot_interval,
         )
 
 
@@ -156,16 +158,78 @@ def test_a_store_failure_still_updates_the_cache(world: World) -> None:
     assert world.cache.quotes["ETH"].price == Decimal("4000")
 
 
+def test_the_store_gets_a_snapshot_per_interval_and_readers_the_live_prices() -> None:
+    world = World(snapshot_interval=timedelta(seconds=60))
+    world.source.ticks = {"BTC": _tick("BTC", "70000")}
+    world.service.refresh_prices()  # the first tick is saved: a restart starts from it
+    assert world.store.assets["BTC"].current_price == Decimal("70000")
+    for seconds, price in ((1, "70001"), (2, "70002"), (59, "70059")):
+        world.now = NOW + timedelta(seconds=seconds)
+        world.source.ticks = {"BTC": _tick("BTC", price, world.now)}
+        world.service.refresh_prices()
+        # Not written, yet every reader sees the tick: the catalogue, quotes, streams.
+        assert world.store.assets["BTC"].current_price == Decimal("70000")
+        live = world.service.get_asset("btc")
+        assert (live.current_price, live.last_updated) == (Decimal(price), world.now)
+        assert live.name == BY_ID["BTC"].name
+        listed = world.service.list_assets(active_only=True, limit=None).assets
+        assert next(a for a in listed if a.asset_id == "BTC") == live
+        world.cache.down = True
+        assert world.service.get_quotes(["BTC"])[0].price == Decimal(price)
+        world.cache.down = False
+    world.now = NOW + timedelta(seconds=60)
+    world.source.ticks = {
+        "BTC": _tick("BTC", "70060", world.now),
+        "ETH": _tick("ETH", "4000", world.now),
+    }
+    world.service.refresh_prices()
+    assert world.store.assets["BTC"].current_price == Decimal("70060")
+    assert world.store.assets["ETH"].current_price == Decimal("4000")
+
+
+def test_a_snapshot_at_shutdown_saves_what_changed_since_the_last_one() -> None:
+    world = World(snapshot_interval=timedelta(seconds=60))
+    world.source.ticks = {"BTC": _tick("BTC", "70000")}
+    world.service.refresh_prices()
+    world.now = NOW + timedelta(seconds=5)
+    world.source.ticks = {"SOL": _tick("SOL", "150", world.now)}
+    world.service.refresh_prices()
+    assert world.service.save_snapshot() == ["SOL"]
+    assert world.store.assets["SOL"].current_price == Decimal("150")
+    assert world.service.save_snapshot() == []
+
+
+def test_a_snapshot_the_store_refused_is_saved_with_the_next_one() -> None:
+    world = World(snapshot_interval=timedelta(seconds=60))
+    world.store.failing = True
+    world.source.ticks = {"BTC": _tick("BTC", "70000")}
+    world.service.refresh_prices()
+    world.store.failing = False
+    world.now = NOW + timedelta(seconds=60)
+    world.source.ticks = {"ETH": _tick("ETH", "4000", world.now)}
+    world.service.refresh_prices()
+    assert world.store.assets["BTC"].current_price == Decimal("70000")
+    assert world.store.assets["ETH"].current_price == Decimal("4000")
+
+
 # ---------------------------------------------------------------- quotes
 
 
-def test_quotes_prefer_the_cache_and_fall_back_to_the_store(world: World) -> None:
+def test_quotes_prefer_the_cache_and_fall_back_to_the_live_prices(world: World) -> None:
     cached = replace(quote_of(BY_ID["BTC"]), price=Decimal("1"))
     world.cache.quotes["BTC"] = cached
     quotes = world.service.get_quotes(["eth", "ZZZZ", "BTC", "btc"])
     assert quotes == [quote_of(BY_ID["ETH"]), cached]
     world.cache.down = True
     assert world.service.get_quotes(["BTC"]) == [quote_of(BY_ID["BTC"])]
+
+
+def test_a_quote_of_an_asset_added_to_the_store_after_the_start_comes_from_it(
+    world: World,
+) -> None:
+    added = replace(BY_ID["BTC"], asset_id="NEWC", name="New coin")
+    world.store.assets["NEWC"] = added
+    assert world.service.get_quotes(["NEWC"]) == [quote_of(added)]
 
 
 def test_quotes_refuse_too_many_ids(world: World) -> None:
