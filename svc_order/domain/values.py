@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, localcontext
 
 from common import idempotency
@@ -107,56 +109,38 @@ def _parse_decimal_text(raw: str, error: type[FieldError]) -> Decimal:
     return Decimal(text)
 
 
-def check_amount(value: Decimal) -> Decimal:
-    """A deposit or withdrawal amount, returned with exactly 2 decimals."""
-    if not value.is_finite():
-        raise InvalidAmount("must be a number")
-    if value <= 0:
-        raise InvalidAmount("must be greater than 0")
-    if value > MAX_AMOUNT:
-        raise InvalidAmount(f"must be at most {format_cash(MAX_AMOUNT)}")
-    if decimal_places(value) > CASH_PLACES:
-        raise InvalidAmount(f"must have at most {CASH_PLACES} decimals")
-    return value.quantize(CENT)
+@dataclass(frozen=True)
+class BoundedDecimal:
+    """The one rule of a decimal a user gives (an amount, a quantity, a price): finite,
+    above `minimum` (or at least it, when `minimum_allowed`), at most `maximum`, with at
+    most `places` decimals that carry information. Refusals are `error` (its reason and
+    field); `show` writes a bound in a message. A checked value is padded to `places`
+    decimals when `pad` (cash and quantities are; prices stay as given)."""
 
+    error: type[FieldError]
+    minimum: Decimal
+    maximum: Decimal
+    places: int
+    minimum_allowed: bool = False
+    pad: bool = True
+    show: Callable[[Decimal], str] = str
 
-def parse_amount(raw: str) -> Decimal:
-    """Amount text ("100", "100.5", "100.50"; not "1e3", "NaN", "-5", "0.001")."""
-    return check_amount(_parse_decimal_text(raw, InvalidAmount))
+    def check(self, value: Decimal) -> Decimal:
+        if not value.is_finite():
+            raise self.error("must be a number")
+        if self.minimum_allowed and value < self.minimum:
+            raise self.error(f"must be at least {self.show(self.minimum)}")
+        if not self.minimum_allowed and value <= self.minimum:
+            raise self.error(f"must be greater than {self.show(self.minimum)}")
+        if value > self.maximum:
+            raise self.error(f"must be at most {self.show(self.maximum)}")
+        if decimal_places(value) > self.places:
+            raise self.error(f"must have at most {self.places} decimals")
+        return value.quantize(Decimal(1).scaleb(-self.places)) if self.pad else value
 
-
-def check_quantity(value: Decimal) -> Decimal:
-    """An order quantity, returned with exactly 8 decimals."""
-    if not value.is_finite():
-        raise InvalidQuantity("must be a number")
-    if value < MIN_QUANTITY:
-        raise InvalidQuantity(f"must be at least {MIN_QUANTITY}")
-    if value > MAX_QUANTITY:
-        raise InvalidQuantity(f"must be at most {MAX_QUANTITY}")
-    if decimal_places(value) > QUANTITY_PLACES:
-        raise InvalidQuantity(f"must have at most {QUANTITY_PLACES} decimals")
-    return value.quantize(QUANTITY_QUANTUM)
-
-
-def parse_quantity(raw: str) -> Decimal:
-    return check_quantity(_parse_decimal_text(raw, InvalidQuantity))
-
-
-def check_price(value: Decimal) -> Decimal:
-    """A protection or limit price given by the user."""
-    if not value.is_finite():
-        raise InvalidPrice("must be a number")
-    if value <= 0:
-        raise InvalidPrice("must be greater than 0")
-    if value > MAX_PRICE:
-        raise InvalidPrice(f"must be at most {format_cash(MAX_PRICE)}")
-    if decimal_places(value) > PRICE_PLACES:
-        raise InvalidPrice(f"must have at most {PRICE_PLACES} decimals")
-    return value
-
-
-def parse_price(raw: str) -> Decimal:
-    return check_price(_parse_decimal_text(raw, InvalidPrice))
+    def parse(self, raw: str) -> Decimal:
+        """The value of plain decimal text ("100", "100.5"; not "1e3", "NaN")."""
+        return self.check(_parse_decimal_text(raw, self.error))
 
 
 def parse_order_type(raw: str) -> OrderType:
@@ -228,6 +212,23 @@ def format_price(value: Decimal) -> str:
 
 def format_percentage(value: Decimal) -> str:
     return f"{value.quantize(CENT, rounding=ROUND_HALF_EVEN):f}"
+
+
+# A deposit or withdrawal amount, returned with exactly 2 decimals.
+AMOUNT = BoundedDecimal(InvalidAmount, Decimal(0), MAX_AMOUNT, CASH_PLACES, show=format_cash)
+# An order quantity, returned with exactly 8 decimals.
+QUANTITY = BoundedDecimal(
+    InvalidQuantity, MIN_QUANTITY, MAX_QUANTITY, QUANTITY_PLACES, minimum_allowed=True
+)
+# A protection or limit price given by the user, returned as given.
+PRICE = BoundedDecimal(InvalidPrice, Decimal(0), MAX_PRICE, PRICE_PLACES, pad=False)
+
+check_amount = AMOUNT.check
+parse_amount = AMOUNT.parse
+check_quantity = QUANTITY.check
+parse_quantity = QUANTITY.parse
+check_price = PRICE.check
+parse_price = PRICE.parse
 
 
 def _exact_product(a: Decimal, b: Decimal) -> Decimal:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import ROUND_CEILING, Decimal
 
 import pytest
 
-from common.errors import ErrorKind
+from common.errors import ErrorKind, FieldViolation
 from svc_order import domain
 from svc_order.domain import (
     Account,
@@ -38,6 +39,7 @@ from svc_order.domain import (
     Request,
     TooManyOpenOrders,
 )
+from svc_order.domain.errors import FieldError
 
 D = Decimal
 NOON = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
@@ -194,6 +196,45 @@ def test_price_accepts_positive_up_to_a_million(raw: str) -> None:
 def test_price_refuses_out_of_range(raw: str) -> None:
     with pytest.raises(InvalidPrice):
         domain.parse_price(raw)
+
+
+_AMOUNT = (domain.check_amount, "INVALID_AMOUNT", "amount")
+_QUANTITY = (domain.check_quantity, "INVALID_QUANTITY", "quantity")
+_PRICE = (domain.check_price, "INVALID_PRICE", "price")
+
+
+@pytest.mark.parametrize(
+    ("check", "reason", "field", "value", "problem"),
+    [
+        (*_AMOUNT, D("0"), "must be greater than 0.00"),
+        (*_AMOUNT, D("1000000.01"), "must be at most 1000000.00"),
+        (*_AMOUNT, D("1.001"), "must have at most 2 decimals"),
+        (*_AMOUNT, D("NaN"), "must be a number"),
+        (*_QUANTITY, D("0.0009"), "must be at least 0.001"),
+        (*_QUANTITY, D("1000000000.1"), "must be at most 1000000000"),
+        (*_QUANTITY, D("1.123456789"), "must have at most 8 decimals"),
+        (*_PRICE, D("0"), "must be greater than 0"),
+        (*_PRICE, D("1000000.01"), "must be at most 1000000"),
+        (*_PRICE, D("1E-9"), "must have at most 8 decimals"),
+        (*_PRICE, D("-Infinity"), "must be a number"),
+    ],
+)
+def test_each_bounded_decimal_is_refused_with_its_own_code_and_field(
+    check: Callable[[Decimal], Decimal], reason: str, field: str, value: Decimal, problem: str
+) -> None:
+    # Amounts, quantities and prices share one rule (values.BoundedDecimal); a client
+    # still tells them apart by reason and field, and reads which bound was crossed.
+    with pytest.raises(FieldError) as refused:
+        check(value)
+    assert refused.value.reason == reason
+    assert refused.value.violations == (FieldViolation(field, problem),)
+    assert refused.value.message == f"{field} {problem}"
+
+
+def test_cash_and_quantities_are_padded_and_prices_kept_as_given() -> None:
+    assert str(domain.check_amount(D("5"))) == "5.00"
+    assert str(domain.check_quantity(D("0.5"))) == "0.50000000"
+    assert str(domain.check_price(D("50000.5"))) == "50000.5"
 
 
 def test_order_type_accepts_market_and_limit_orders() -> None:
