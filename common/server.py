@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -47,6 +48,12 @@ Registrar = Callable[[grpc.Server], None]
 _MESSAGE_LIMIT = 4 * 1024 * 1024
 
 
+class Stoppable(Protocol):
+    """Background work a server owns (a keeper, a periodic task): stopped at shutdown."""
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class RunningServer:
     server: grpc.Server
@@ -57,6 +64,9 @@ class RunningServer:
     grace_seconds: float
     _stopped: threading.Event = field(default_factory=threading.Event)
     monitor: DependencyMonitor | None = None
+    # The server's worker threads: grpc.Server.stop leaves them alive, so shutdown ends them.
+    executor: futures.ThreadPoolExecutor | None = None
+    background: list[Stoppable] = field(default_factory=list)
 
     def set_serving(self, serving: bool) -> None:
         # The whole ("") last: whoever sees it SERVING finds every service name set too.
@@ -75,12 +85,16 @@ class RunningServer:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        for task in self.background:
+            task.stop()
         if self.monitor is not None:
             self.monitor.stop()
         log.info("shutting down", extra={"drain_s": self.drain_seconds})
         self.health.enter_graceful_shutdown()
         time.sleep(self.drain_seconds)
         self.server.stop(self.grace_seconds).wait()
+        if self.executor is not None:
+            self.executor.shutdown(wait=False)
         log.info("stopped")
 
     def wait(self) -> None:
@@ -108,8 +122,9 @@ def start_server(
     probe_interval_seconds: float = 1.0,
 ) -> RunningServer:
     """A started server; with `dependencies` (by name) its health follows them."""
+    executor = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc")
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+        executor,
         # The tracing span encloses everything the service interceptor does and logs.
         interceptors=[
             server_tracing(),
@@ -145,6 +160,7 @@ def start_server(
         service_names=service_names,
         drain_seconds=drain_seconds,
         grace_seconds=grace_seconds,
+        executor=executor,
     )
     if dependencies:
         running.monitor = DependencyMonitor(

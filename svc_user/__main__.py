@@ -69,8 +69,9 @@ def build(settings: UserSettings) -> RunningServer:
     )
     # Restores Redis's revocation list from the record at start and whenever Redis
     # lost it; until then every service refuses tokens with 503 (fail closed).
-    RevocationKeeper(revocations, service.revocations_in_force).start()
-    return start_service(
+    keeper = RevocationKeeper(revocations, service.revocations_in_force)
+    keeper.start()
+    running = start_service(
         settings,
         port=settings.user_grpc_port,
         service_names=[SERVICE_NAME],
@@ -79,6 +80,8 @@ def build(settings: UserSettings) -> RunningServer:
         revocations=revocations,
         store=table.probe,
     )
+    running.background.append(keeper)
+    return running
 
 
 def main() -> None:

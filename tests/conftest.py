@@ -15,6 +15,8 @@ from devstack.pki import ensure_pki
 from tests.support import Pki
 from tests.user_service import user_channel, user_server, user_settings, users  # noqa: F401
 
+pytest_plugins = ["tests.thread_leaks"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

@@ -54,7 +54,7 @@ def user_server(user_settings: UserSettings) -> Iterator[RunningServer]:
     ensure_table(client, user_settings.table_prefix + user_settings.users_table)
     running = build(user_settings)
     yield running
-    running.server.stop(0).wait()
+    running.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -130,7 +130,7 @@ def stack(
     )
     wait_until(lambda: grpc_serving(user.port, wire_pki, "svc_user"), "svc_user reports SERVING")
     yield Stack(user, inventory, order, wire_pki)
-    user.server.stop(0).wait()
+    user.shutdown()
     # shutdown, not only the server: svc_order's price trigger and sweep stop too.
     order.shutdown()
     inventory.shutdown()
@@ -193,8 +193,9 @@ def bridge_settings(stack: Stack, redis_url: str) -> Callable[..., BridgeSetting
     return make
 
 
-@pytest.fixture(scope="session")
-def start_bridge(bridge_settings: Callable[..., BridgeSettings]) -> Iterator[Callable[..., Bridge]]:
+def _bridges(bridge_settings: Callable[..., BridgeSettings]) -> Iterator[Callable[..., Bridge]]:
+    """A function that starts a bridge; every bridge it started stops when the
+    generator ends."""
     started: list[Bridge] = []
 
     def start(**overrides: Any) -> Bridge:
@@ -207,9 +208,23 @@ def start_bridge(bridge_settings: Callable[..., BridgeSettings]) -> Iterator[Cal
         bridge.stop()
 
 
+@pytest.fixture(scope="module")
+def start_bridge(bridge_settings: Callable[..., BridgeSettings]) -> Iterator[Callable[..., Bridge]]:
+    """Starts bridges that stop at the end of the module."""
+    yield from _bridges(bridge_settings)
+
+
 @pytest.fixture(scope="session")
-def bridge(start_bridge: Callable[..., Bridge]) -> Bridge:
-    return start_bridge()
+def start_session_bridge(
+    bridge_settings: Callable[..., BridgeSettings],
+) -> Iterator[Callable[..., Bridge]]:
+    """Starts bridges that serve the whole session (the shared `bridge`, the web app's)."""
+    yield from _bridges(bridge_settings)
+
+
+@pytest.fixture(scope="session")
+def bridge(start_session_bridge: Callable[..., Bridge]) -> Bridge:
+    return start_session_bridge()
 
 
 @pytest.fixture

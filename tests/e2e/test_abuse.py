@@ -105,7 +105,7 @@ def throttled(
 
     yield start
     for server in servers:
-        server.server.stop(0).wait()
+        server.shutdown()
 
 
 def test_five_failed_logins_for_a_username_block_it(throttled: Callable[..., Bridge]) -> None:

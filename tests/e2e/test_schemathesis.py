@@ -29,12 +29,12 @@ CHECKS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def fuzzed_bridge(start_bridge: Callable[..., Bridge]) -> Bridge:
     return start_bridge()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def fuzzed_account(fuzzed_bridge: Bridge) -> Account:
     with fuzzed_bridge.client() as client:
         return sign_up(client)

@@ -216,4 +216,4 @@ def test_without_the_order_service_the_export_and_closing_answer_503(
             assert closing.json()["code"] == "ORDER_SERVICE_UNAVAILABLE"
             assert client.get("/api/v1/auth/profile", headers=account.auth).status_code == 200
     finally:
-        lost.server.stop(0).wait()
+        lost.shutdown()

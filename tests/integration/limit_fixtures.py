@@ -63,7 +63,7 @@ class LimitStack:
         return trader
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def make_limit_stack(
     dynamodb_endpoint: str,
     redis_url: str,

@@ -234,11 +234,12 @@ class OrderEndpoint:
     stub: order_pb2_grpc.OrderServiceStub
 
 
-@pytest.fixture(scope="session")
-def start_order_server(
+def _order_servers(
     make_order_settings: Callable[..., OrderSettings],
 ) -> Iterator[Callable[..., OrderEndpoint]]:
-    """Starts an svc_order (stopped at the end of the session) and waits for SERVING."""
+    """A function that starts an svc_order and waits for SERVING; every server it
+    started is shut down (price trigger, sweep and worker threads too) when the
+    generator ends, so that a module's servers do not tick on through the session."""
     started: list[OrderEndpoint] = []
 
     def start(
@@ -258,9 +259,22 @@ def start_order_server(
         endpoint.server.shutdown()
 
 
+@pytest.fixture(scope="module")
+def start_order_server(
+    make_order_settings: Callable[..., OrderSettings],
+) -> Iterator[Callable[..., OrderEndpoint]]:
+    """Starts svc_order servers that stop at the end of the module."""
+    yield from _order_servers(make_order_settings)
+
+
 @pytest.fixture(scope="session")
-def order_endpoint(start_order_server: Callable[..., OrderEndpoint]) -> OrderEndpoint:
-    return start_order_server()
+def order_endpoint(
+    make_order_settings: Callable[..., OrderSettings],
+) -> Iterator[OrderEndpoint]:
+    """The session's shared svc_order."""
+    servers = _order_servers(make_order_settings)
+    yield next(servers)()
+    next(servers, None)
 
 
 @pytest.fixture(scope="session")

@@ -135,7 +135,7 @@ def broken_user_server(user_settings: UserSettings) -> Iterator[RunningServer]:
         grace_seconds=0,
     )
     yield running
-    running.server.stop(0).wait()
+    running.shutdown()
 
 
 def test_an_unexpected_failure_is_internal_without_details(

@@ -47,7 +47,7 @@ def throttled_users(
     yield start
     for server, channel in started:
         channel.close()
-        server.server.stop(0).wait()  # type: ignore[attr-defined]
+        server.shutdown()  # type: ignore[attr-defined]
 
 
 def _login(

@@ -46,7 +46,7 @@ def production_cost_users(
     running = build(settings)
     with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         yield user_pb2_grpc.UserServiceStub(channel)
-    running.server.stop(0).wait()
+    running.shutdown()
 
 
 def test_unknown_user_costs_what_a_wrong_password_costs(

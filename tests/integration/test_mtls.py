@@ -60,7 +60,7 @@ def secure_user_server(
     )
     running = build(settings)
     yield running
-    running.server.stop(0).wait()
+    running.shutdown()
 
 
 def channel_as(identity: Identity, port: int) -> grpc.Channel:

@@ -56,7 +56,7 @@ def platform(
     order = start_order_server(redis_url=engine.url, user_service_addr=f"127.0.0.1:{user.port}")
     yield Platform(engine, user, user_pb2_grpc.UserServiceStub(channel), order.stub)
     channel.close()
-    user.server.stop(0).wait()
+    user.shutdown()
     engine.stop()
 
 

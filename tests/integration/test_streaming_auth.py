@@ -92,7 +92,7 @@ def probe_server(
         grace_seconds=0,
     )
     yield probe, running
-    running.server.stop(0).wait()
+    running.shutdown()
     keys_channel.close()
 
 

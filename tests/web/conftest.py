@@ -32,7 +32,13 @@ from playwright.sync_api import (
 
 from devstack.engines import ROOT
 from devstack.webapp import ensure_web_build
-from tests.e2e.conftest import Bridge, bridge_settings, new_registration, stack, start_bridge  # noqa: F401 - fixtures
+from tests.e2e.conftest import (  # noqa: F401 - fixtures
+    Bridge,
+    bridge_settings,
+    new_registration,
+    stack,
+    start_session_bridge,
+)
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # The flags the project's CI settled on for a sandbox without a GPU or network.
@@ -66,8 +72,8 @@ def web_dist() -> Path:
 
 
 @pytest.fixture(scope="session")
-def web(start_bridge: Callable[..., Bridge], web_dist: Path) -> Bridge:  # noqa: F811
-    return start_bridge(web_dist_dir=web_dist)
+def web(start_session_bridge: Callable[..., Bridge], web_dist: Path) -> Bridge:  # noqa: F811
+    return start_session_bridge(web_dist_dir=web_dist)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,70 @@
+"""Background work a test module started must stop with the module.
+
+A server that a fixture or test builds and never shuts down keeps its background
+threads (price ticker, probes, revocation keeper, price trigger, expiry sweep) running
+for the rest of the session; under coverage tracing a few dozen of them starved the
+suite's later tests of the GIL until CI's time ran out. So after each module, threads
+of those kinds that the module started and that are still alive fail the run, naming
+them. Threads started while a session-scoped fixture was set up are the session's and
+stop at its end.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Generator, Iterator
+
+import pytest
+
+# The names our code gives its long-lived background threads (common/periodic.py,
+# common/health.py, common/revocation.py, svc_order/trigger.py, the tests' bridges).
+BACKGROUND = ("health-probes", "revocation-keeper", "price-trigger", "order-sweep", "price-ticker")
+# Stopping sets an event; a thread ends after the step it is in.
+GRACE_SECONDS = 10.0
+
+_session_owned: set[int] = set()
+
+
+def _background() -> dict[int, threading.Thread]:
+    return {
+        t.ident: t
+        for t in threading.enumerate()
+        if t.ident is not None and t.name.startswith(BACKGROUND)
+    }
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
+) -> Generator[None, object, object]:
+    if fixturedef.scope != "session":
+        return (yield)
+    before = set(_background())
+    try:
+        return (yield)
+    finally:
+        _session_owned.update(set(_background()) - before)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_stops_what_it_started(request: pytest.FixtureRequest) -> Iterator[None]:
+    before = set(_background())
+    yield
+    deadline = time.monotonic() + GRACE_SECONDS
+    while True:
+        leaked = [
+            t
+            for ident, t in _background().items()
+            if ident not in before and ident not in _session_owned
+        ]
+        if not leaked or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    if leaked:
+        names = ", ".join(sorted(t.name for t in leaked))
+        pytest.fail(
+            f"{request.node.nodeid} left background threads running: {names} "
+            "(shut down every server the module built)",
+            pytrace=False,
+        )
