@@ -1,17 +1,22 @@
-"""The one way a service opens a channel to another.
+"""The one way a process (a service or the bridge) opens a channel to another.
 
-Every outgoing call gets a deadline (what is left of the caller's, at most a default),
-the request id, the W3C trace context (`traceparent`) and, when there is one, the
-caller's Authorization. Retries live in
-the channel's service config, and only for RPCs the contract marks retryable (reads
-and calls that carry an idempotency key); in the mesh, Istio retries instead and
-`retries=False` turns these off.
+Every outgoing call gets a deadline, the request id, the W3C trace context
+(`traceparent`) and, when there is one, the caller's Authorization. The deadline of an
+awaited answer is the least of: the default, what is left of the caller's own deadline
+less a reserve (`RESERVE_FRACTION` of it, kept so the caller can still answer with its
+own reason, e.g. QUOTES_UNAVAILABLE, before its caller gives up), and the dependency
+budget (`DEPENDENCY_BUDGET_SECONDS`). The budget comes with the `CallPolicy` every
+channel is made with, so no call site can leave it out. Retries live in the channel's
+service config, and only for RPCs the contract marks retryable (reads and calls that
+carry an idempotency key); in the mesh, Istio retries instead and `retries=False`
+turns these off.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import grpc
@@ -19,8 +24,38 @@ import grpc
 from common.context import REQUEST_ID_HEADER, identity_var, request_id_var, time_remaining
 from common.methods import retryable_methods
 from common.metrics import ClientMetrics, metrics_enabled
+from common.settings import CommonSettings
 from common.telemetry import trace_headers, traced_channel
-from common.tls import WireTls, callee_of, server_name
+from common.tls import WireTls, callee_of, server_name, wire_tls
+
+# Part of the caller's remaining time an outgoing call leaves unused: a callee that
+# spent its own dependency's budget still answers (with its reason) before its caller
+# cuts it off. A fraction, so it scales from a 5 s client deadline down to a 1.5 s budget.
+RESERVE_FRACTION = 0.2
+
+
+@dataclass(frozen=True)
+class CallPolicy:
+    """How the calls of one channel are bounded (seconds): `default_deadline` when the
+    caller has no deadline of its own, `budget` at most for an awaited answer (a
+    server stream lives for the timeout its caller gives), gRPC `retries` on or off,
+    and mTLS material."""
+
+    default_deadline: float
+    budget: float
+    retries: bool = True
+    tls: WireTls | None = None
+
+    @classmethod
+    def of(cls, settings: CommonSettings, *, default_deadline: float | None = None) -> CallPolicy:
+        """The policy of every channel of a process, from its settings
+        (DEFAULT_DEADLINE_SECONDS, DEPENDENCY_BUDGET_SECONDS, GRPC_CLIENT_RETRIES, TLS_*)."""
+        return cls(
+            default_deadline=default_deadline or settings.default_deadline_seconds,
+            budget=settings.dependency_budget_seconds,
+            retries=settings.grpc_client_retries,
+            tls=wire_tls(settings),
+        )
 
 
 class _CallDetails(NamedTuple):
@@ -60,7 +95,7 @@ class _PropagatingInterceptor(
     grpc.UnaryUnaryClientInterceptor,
     grpc.UnaryStreamClientInterceptor,
 ):
-    def __init__(self, default_deadline: float, budget: float | None) -> None:
+    def __init__(self, default_deadline: float, budget: float) -> None:
         self._default_deadline = default_deadline
         self._budget = budget
 
@@ -78,13 +113,15 @@ class _PropagatingInterceptor(
             metadata.append(("authorization", f"Bearer {identity.raw_token}"))
         timeout = details.timeout
         if timeout is None:
-            # What is left of the caller's time, but never more than the default: no
-            # inner call should outlast it, and a huge value overflows gRPC's timer.
+            # What is left of the caller's time less its reserve, but never more than
+            # the default: no inner call should outlast it, and a huge value overflows
+            # gRPC's timer.
             remaining = time_remaining()
             timeout = self._default_deadline
             if remaining is not None:
-                timeout = max(min(remaining, self._default_deadline), 0.001)
-        if budgeted and self._budget is not None:
+                kept = remaining * (1 - RESERVE_FRACTION) if budgeted else remaining
+                timeout = max(min(kept, self._default_deadline), 0.001)
+        if budgeted:
             # The dependency's own budget inside the caller's deadline: a hung service
             # costs this much, and the caller still has time to answer 503 itself. A
             # server stream is not an answer awaited but a feed whose lifetime the
@@ -110,20 +147,12 @@ class _PropagatingInterceptor(
         return continuation(self._details(details, budgeted=False), request)
 
 
-def make_channel(
-    target: str,
-    *,
-    services: Sequence[str],
-    default_deadline: float,
-    retries: bool = True,
-    tls: WireTls | None = None,
-    budget: float | None = None,
-) -> grpc.Channel:
-    """A channel whose calls carry a deadline: what is left of the caller's (else
-    `default_deadline`), and a unary call at most `budget` seconds when given (a server
-    stream lives for the timeout its caller gives). gRPC's retries all happen
-    inside that one deadline, so they never outlive it; a status the server chose (it
-    carries `grpc-retry-pushback-ms: -1`, see common/grpc_errors.py) is not retried."""
+def make_channel(target: str, *, services: Sequence[str], policy: CallPolicy) -> grpc.Channel:
+    """A channel to `target` serving `services`, whose calls are bounded by `policy`
+    (see the module docs). gRPC's retries all happen inside that one deadline, so they
+    never outlive it; a status the server chose (it carries `grpc-retry-pushback-ms: -1`,
+    see common/grpc_errors.py) is not retried."""
+    retries, tls = policy.retries, policy.tls
     options: list[tuple[str, Any]] = [
         ("grpc.enable_retries", 1 if retries else 0),
         ("grpc.keepalive_time_ms", 30_000),
@@ -146,7 +175,7 @@ def make_channel(
     return traced_channel(
         grpc.intercept_channel(
             channel,
-            _PropagatingInterceptor(default_deadline, budget),
+            _PropagatingInterceptor(policy.default_deadline, policy.budget),
             *([ClientMetrics()] if metrics_enabled() else []),
         )
     )

@@ -50,10 +50,11 @@ class CommonSettings(BaseSettings):
         " the sidecar retries (retries live in exactly one layer).",
     )
     dependency_budget_seconds: float = Field(
-        1.0,
+        1.5,
         gt=0,
         description="Most time one call to another service may take, inside the caller's "
-        "deadline: a hung dependency gives 503 after this.",
+        "deadline: a hung dependency gives 503 after this. Above STORE_READ_TIMEOUT_SECONDS,"
+        " so that a callee whose store hangs still answers with its own reason.",
     )
     shutdown_drain_seconds: float = Field(
         1.0, ge=0, description="Time NOT_SERVING is reported before the server stops."

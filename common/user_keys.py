@@ -11,8 +11,7 @@ from collections.abc import Mapping, Sequence
 import grpc
 from trading.v1 import user_pb2, user_pb2_grpc
 
-from common.channels import make_channel
-from common.tls import WireTls
+from common.channels import CallPolicy, make_channel
 from common.tokens import JwksKeyResolver, KeyResolver
 
 USER_SERVICE_NAME = user_pb2.DESCRIPTOR.services_by_name["UserService"].full_name
@@ -24,22 +23,8 @@ def no_keys(_kid: str) -> None:
     RPCs are all public, which therefore never asks."""
 
 
-def user_service_channel(
-    address: str,
-    *,
-    default_deadline: float,
-    retries: bool = True,
-    tls: WireTls | None = None,
-    budget: float | None = None,
-) -> grpc.Channel:
-    return make_channel(
-        address,
-        services=[USER_SERVICE_NAME],
-        default_deadline=default_deadline,
-        retries=retries,
-        tls=tls,
-        budget=budget,
-    )
+def user_service_channel(address: str, policy: CallPolicy) -> grpc.Channel:
+    return make_channel(address, services=[USER_SERVICE_NAME], policy=policy)
 
 
 def user_service_keys(channel: grpc.Channel) -> KeyResolver:

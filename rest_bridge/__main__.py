@@ -5,30 +5,25 @@ from __future__ import annotations
 import grpc
 from fastapi import FastAPI
 
-from common.channels import make_channel
+from common.channels import CallPolicy, make_channel
 from common.logs import configure_logging
 from common.telemetry import configure_tracing
-from common.tls import wire_tls
 from rest_bridge.app import INVENTORY_SERVICE, ORDER_SERVICE, USER_SERVICE, create_app
 from rest_bridge.config import BridgeSettings
 from rest_bridge.http_server import http_server
 
 
 def open_channels(settings: BridgeSettings) -> dict[str, grpc.Channel]:
-    """One channel per configured service, from the shared factory."""
+    """One channel per configured service, from the shared factory: every call is
+    bounded by DEPENDENCY_BUDGET_SECONDS like the services' own calls."""
     addresses = {
         USER_SERVICE: settings.user_service_addr,
         INVENTORY_SERVICE: settings.inventory_service_addr,
         ORDER_SERVICE: settings.order_service_addr,
     }
+    policy = CallPolicy.of(settings, default_deadline=settings.bridge_default_timeout_seconds)
     return {
-        service: make_channel(
-            address,
-            services=[service],
-            default_deadline=settings.bridge_default_timeout_seconds,
-            retries=settings.grpc_client_retries,
-            tls=wire_tls(settings),
-        )
+        service: make_channel(address, services=[service], policy=policy)
         for service, address in addresses.items()
         if address
     }

@@ -1,8 +1,11 @@
 """gRPC calls awaited from the event loop without holding a thread per call.
 
 Unary calls use the channel's future API and hand the result back to the loop; a
-cancelled HTTP request cancels its call. A server stream is read by one thread that
-feeds a bounded queue; the call is cancelled when the reader stops or falls behind.
+cancelled HTTP request cancels its call. A unary call that runs out of time before the
+caller's own timeout was cut by the channel's dependency budget (common/channels.py):
+it raises `BudgetSpent`, which the bridge answers as 503, not 504. A server stream is
+read by one thread that feeds a bounded queue; the call is cancelled when the reader
+stops or falls behind.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +21,15 @@ import grpc
 from google.protobuf.message import Message
 
 Metadata = Sequence[tuple[str, str | bytes]]
+
+
+class BudgetSpent(grpc.RpcError):
+    """The dependency did not answer within its budget, well before the caller's own
+    deadline: it hangs (stopped, overloaded). Wraps the DEADLINE_EXCEEDED it got."""
+
+    def __init__(self, failure: grpc.RpcError) -> None:
+        super().__init__(str(failure))
+        self.failure = failure
 
 
 async def unary_call(
@@ -45,11 +58,19 @@ async def unary_call(
     def hand_back(done: grpc.Future[Any]) -> None:
         loop.call_soon_threadsafe(settle, done)
 
+    client_deadline = time.monotonic() + timeout
     call.add_done_callback(hand_back)
     try:
         return await outcome
     except asyncio.CancelledError:
         call.cancel()
+        raise
+    except grpc.RpcError as failure:
+        timed_out = isinstance(failure, grpc.Call) and (
+            failure.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        )
+        if timed_out and time.monotonic() < client_deadline:
+            raise BudgetSpent(failure) from failure
         raise
 
 

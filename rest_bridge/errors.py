@@ -15,6 +15,7 @@ import grpc
 from starlette.responses import JSONResponse
 
 from common.grpc_errors import error_info, field_violations
+from rest_bridge.calls import BudgetSpent
 
 _T = TypeVar("_T")
 
@@ -80,6 +81,16 @@ def _details(read: Callable[[grpc.RpcError], _T], error: grpc.RpcError) -> _T | 
 
 
 def from_rpc_error(error: grpc.RpcError, default_retry_after: int) -> ApiError:
+    if isinstance(error, BudgetSpent):
+        # A hung dependency is unavailable; the client still has time to retry. A
+        # change it was asked for may or may not have happened: the Idempotency-Key
+        # makes the retry safe.
+        return ApiError(
+            503,
+            "UNAVAILABLE",
+            "the service did not answer within its budget; try again shortly",
+            retry_after=default_retry_after,
+        )
     code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
     status = http_status(code)
     info = _details(error_info, error)

@@ -7,13 +7,13 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+from common.channels import CallPolicy
 from common.dynamo import ensure_table, open_table
 from common.logs import configure_logging
 from common.metrics import serve_metrics
 from common.periodic import PeriodicTask
 from common.server import RunningServer, revocation_list, serve_until_signalled, start_service
 from common.telemetry import configure_tracing
-from common.tls import wire_tls
 from common.user_keys import no_keys, user_service_channel, user_service_keys
 from svc_inventory.broadcast import PriceBroadcaster
 from svc_inventory.cache import RedisQuoteCache, cache_client
@@ -97,13 +97,7 @@ def build(
         register=register(InventoryServicer(service)),
         resolve_key=(
             user_service_keys(
-                user_service_channel(
-                    settings.user_service_addr,
-                    default_deadline=settings.default_deadline_seconds,
-                    retries=settings.grpc_client_retries,
-                    tls=wire_tls(settings),
-                    budget=settings.dependency_budget_seconds,
-                )
+                user_service_channel(settings.user_service_addr, CallPolicy.of(settings))
             )
             if settings.user_service_addr
             else no_keys

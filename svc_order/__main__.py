@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 
+from common.channels import CallPolicy
 from common.context import Identity
 from common.dynamo import open_table
 from common.logs import configure_logging
@@ -24,7 +25,6 @@ from common.redis_clients import redis_client
 from common.revocation import RevocationList
 from common.server import RunningServer, revocation_list, serve_until_signalled, start_service
 from common.telemetry import configure_tracing
-from common.tls import wire_tls
 from common.user_keys import user_service_channel, user_service_keys
 from svc_order.config import OrderSettings
 from svc_order.domain import Limits
@@ -58,20 +58,9 @@ class OrderServer(RunningServer):
 
 def build(settings: OrderSettings, *, write_hook: WriteHook | None = None) -> OrderServer:
     """The running server; `write_hook` lets tests inject a crash between writes."""
-    to_inventory = inventory_channel(
-        settings.inventory_service_addr,
-        default_deadline=settings.default_deadline_seconds,
-        retries=settings.grpc_client_retries,
-        tls=wire_tls(settings),
-        budget=settings.dependency_budget_seconds,
-    )
-    to_users = user_service_channel(
-        settings.user_service_addr,
-        default_deadline=settings.default_deadline_seconds,
-        retries=settings.grpc_client_retries,
-        tls=wire_tls(settings),
-        budget=settings.dependency_budget_seconds,
-    )
+    policy = CallPolicy.of(settings)
+    to_inventory = inventory_channel(settings.inventory_service_addr, policy)
+    to_users = user_service_channel(settings.user_service_addr, policy)
     table = open_table(settings, settings.trading_table)
     revocations = revocation_list(settings)
     quotes = InventoryQuotes(to_inventory)

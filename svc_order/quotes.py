@@ -12,9 +12,8 @@ from typing import Any, Protocol
 import grpc
 from trading.v1 import inventory_pb2, inventory_pb2_grpc
 
-from common.channels import make_channel
+from common.channels import CallPolicy, make_channel
 from common.errors import Unavailable
-from common.tls import WireTls
 
 log = logging.getLogger(__name__)
 
@@ -67,25 +66,11 @@ def _quote_from_message(message: inventory_pb2.Quote) -> Quote:
     )
 
 
-def inventory_channel(
-    address: str,
-    *,
-    default_deadline: float,
-    retries: bool = True,
-    tls: WireTls | None = None,
-    budget: float | None = None,
-) -> grpc.Channel:
+def inventory_channel(address: str, policy: CallPolicy) -> grpc.Channel:
     """The channel to svc_inventory: deadlines, retries and request ids come with it;
-    a quote gets at most `budget` seconds, so a hung svc_inventory costs an order that
-    much and then 503 QUOTES_UNAVAILABLE."""
-    return make_channel(
-        address,
-        services=[INVENTORY_SERVICE_NAME],
-        default_deadline=default_deadline,
-        retries=retries,
-        tls=tls,
-        budget=budget,
-    )
+    a quote gets at most the policy's budget, so a hung svc_inventory costs an order
+    that much and then 503 QUOTES_UNAVAILABLE."""
+    return make_channel(address, services=[INVENTORY_SERVICE_NAME], policy=policy)
 
 
 class QuoteStream:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from common.channels import CallPolicy
 from common.dynamo import open_table
 from common.logs import configure_logging
 from common.metrics import serve_metrics
@@ -13,7 +14,6 @@ from common.revocation import RevocationKeeper, RevocationList
 from common.server import RunningServer, serve_until_signalled, start_service
 from common.settings import read_secret_file
 from common.telemetry import configure_tracing
-from common.tls import wire_tls
 from svc_user.config import UserSettings
 from svc_user.credentials import PasswordHasher, TokenIssuer, load_private_key
 from svc_user.server import SERVICE_NAME, UserServicer, register
@@ -57,12 +57,7 @@ def build(settings: UserSettings) -> RunningServer:
         clock=lambda: datetime.now(UTC),
         new_id=lambda: uuid.uuid4().hex,
         trading=OrderServiceAccounts(
-            order_channel(
-                settings.order_service_addr,
-                default_deadline=settings.default_deadline_seconds,
-                retries=settings.grpc_client_retries,
-                tls=wire_tls(settings),
-            )
+            order_channel(settings.order_service_addr, CallPolicy.of(settings))
         )
         if settings.order_service_addr
         else None,

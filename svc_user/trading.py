@@ -14,10 +14,9 @@ from typing import Protocol
 import grpc
 from trading.v1 import order_pb2, order_pb2_grpc
 
-from common.channels import make_channel
+from common.channels import CallPolicy, make_channel
 from common.errors import Aborted, DomainError, Unavailable
 from common.grpc_errors import error_info
-from common.tls import WireTls
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +49,8 @@ def _relayed(error: grpc.RpcError) -> DomainError:
     )
 
 
-def order_channel(
-    address: str, *, default_deadline: float, retries: bool = True, tls: WireTls | None = None
-) -> grpc.Channel:
-    return make_channel(
-        address,
-        services=[ORDER_SERVICE_NAME],
-        default_deadline=default_deadline,
-        retries=retries,
-        tls=tls,
-    )
+def order_channel(address: str, policy: CallPolicy) -> grpc.Channel:
+    return make_channel(address, services=[ORDER_SERVICE_NAME], policy=policy)
 
 
 class OrderServiceAccounts:

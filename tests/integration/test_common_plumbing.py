@@ -15,7 +15,7 @@ import grpc
 import pytest
 from trading.v1 import user_pb2, user_pb2_grpc
 
-from common.channels import make_channel
+from common.channels import CallPolicy, make_channel
 from common.context import deadline_var, request_id_var
 from common.errors import Unavailable
 from common.grpc_errors import error_info
@@ -31,10 +31,13 @@ from svc_user.service import UserService
 from svc_user.throttle import RedisLoginThrottle
 
 SERVICES = [SERVICE_NAME]
+POLICY = CallPolicy(default_deadline=5, budget=5)
 
 
 def test_the_request_id_travels_and_comes_back(user_server: RunningServer) -> None:
-    channel = make_channel(f"127.0.0.1:{user_server.port}", services=SERVICES, default_deadline=5)
+    channel = make_channel(
+        f"127.0.0.1:{user_server.port}", services=SERVICES, policy=CallPolicy(5, 5)
+    )
     users = user_pb2_grpc.UserServiceStub(channel)
     token = request_id_var.set("trace-me.42")
     try:
@@ -82,7 +85,9 @@ def silent_server() -> Iterator[int]:
 
 
 def test_every_outgoing_call_has_a_deadline(silent_server: int) -> None:
-    channel = make_channel(f"127.0.0.1:{silent_server}", services=SERVICES, default_deadline=0.5)
+    channel = make_channel(
+        f"127.0.0.1:{silent_server}", services=SERVICES, policy=CallPolicy(0.5, 5)
+    )
     users = user_pb2_grpc.UserServiceStub(channel)
     started = time.monotonic()
     with pytest.raises(grpc.RpcError) as caught:
@@ -173,7 +178,9 @@ def test_a_caller_without_deadline_gives_inner_calls_the_default(
     user_server: RunningServer,
 ) -> None:
     # A call without a deadline reports ~9.2e18 s left; passed on, gRPC fails at once.
-    channel = make_channel(f"127.0.0.1:{user_server.port}", services=SERVICES, default_deadline=5)
+    channel = make_channel(
+        f"127.0.0.1:{user_server.port}", services=SERVICES, policy=CallPolicy(5, 5)
+    )
     users = user_pb2_grpc.UserServiceStub(channel)
     token = deadline_var.set(time.monotonic() + 9.2e18)
     try:

@@ -11,7 +11,7 @@ from concurrent import futures
 import grpc
 import pytest
 
-from common.channels import make_channel
+from common.channels import CallPolicy, make_channel
 from common.errors import Unavailable
 from common.grpc_errors import to_grpc_status
 
@@ -60,9 +60,11 @@ def dependency() -> Iterator[tuple[Dependency, int]]:
     server.stop(0).wait()
 
 
-def _call(port: int, *, budget: float | None, timeout: float | None = None) -> grpc.RpcError:
+def _call(port: int, *, budget: float, timeout: float | None = None) -> grpc.RpcError:
     channel = make_channel(
-        f"127.0.0.1:{port}", services=[SERVICE], default_deadline=5, budget=budget
+        f"127.0.0.1:{port}",
+        services=[SERVICE],
+        policy=CallPolicy(default_deadline=5, budget=budget),
     )
     try:
         with pytest.raises(grpc.RpcError) as caught:
@@ -76,7 +78,7 @@ def test_an_unavailable_the_service_chose_is_not_retried(
     dependency: tuple[Dependency, int],
 ) -> None:
     fake, port = dependency
-    error = _call(port, budget=None)
+    error = _call(port, budget=5)
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert fake.attempts == 1
 
@@ -114,7 +116,9 @@ def test_a_server_stream_lives_for_its_own_timeout_not_the_budget() -> None:
     )
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
-    channel = make_channel(f"127.0.0.1:{port}", services=[SERVICE], default_deadline=5, budget=0.2)
+    channel = make_channel(
+        f"127.0.0.1:{port}", services=[SERVICE], policy=CallPolicy(default_deadline=5, budget=0.2)
+    )
     try:
         stream = channel.unary_stream(f"/{SERVICE}/StreamPrices", _same, _same)
         assert list(stream(b"", timeout=30)) == [b"tick"] * 8

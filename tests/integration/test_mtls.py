@@ -14,7 +14,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from trading.v1 import user_pb2, user_pb2_grpc
 
-from common.channels import make_channel
+from common.channels import CallPolicy, make_channel
 from common.server import RunningServer
 from common.tls import WireTls, load_wire_tls
 from devstack.pki import Identity, ensure_pki, issue, make_ca
@@ -65,7 +65,9 @@ def secure_user_server(
 
 def channel_as(identity: Identity, port: int) -> grpc.Channel:
     return make_channel(
-        f"127.0.0.1:{port}", services=[USER_SERVICE], default_deadline=5, tls=tls_of(identity)
+        f"127.0.0.1:{port}",
+        services=[USER_SERVICE],
+        policy=CallPolicy(default_deadline=5, budget=5, tls=tls_of(identity)),
     )
 
 
@@ -152,8 +154,7 @@ def test_a_server_holding_another_identity_is_not_believed(
     channel = make_channel(
         f"127.0.0.1:{secure_user_server.port}",
         services=["trading.v1.OrderService"],
-        default_deadline=5,
-        tls=tls_of(pki["rest_bridge"]),
+        policy=CallPolicy(default_deadline=5, budget=5, tls=tls_of(pki["rest_bridge"])),
     )
     with channel:
         health = health_pb2_grpc.HealthStub(channel)

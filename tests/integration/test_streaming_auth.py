@@ -13,6 +13,7 @@ import grpc
 import pytest
 from trading.v1 import user_pb2, user_pb2_grpc
 
+from common.channels import CallPolicy
 from common.context import current_identity
 from common.redis_clients import redis_client
 from common.revocation import RevocationList
@@ -75,7 +76,7 @@ def probe_server(
     user_settings: UserSettings, user_server: RunningServer
 ) -> Iterator[tuple[Probe, RunningServer]]:
     probe = Probe()
-    keys_channel = user_service_channel(f"127.0.0.1:{user_server.port}", default_deadline=5)
+    keys_channel = user_service_channel(f"127.0.0.1:{user_server.port}", CallPolicy(5, 5))
     running = start_server(
         service_names=[PROBE],
         register=lambda server: server.add_generic_rpc_handlers((probe.handler(),)),
