@@ -3,6 +3,7 @@ gRPC's retries stay inside it; a status a service chose is not retried at all.""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ import pytest
 from common.channels import CallPolicy, make_channel
 from common.errors import Unavailable
 from common.grpc_errors import to_grpc_status
+from rest_bridge.calls import BudgetSpent, unary_call
+from rest_bridge.errors import from_rpc_error
 
 SERVICE = "trading.v1.InventoryService"  # a service whose GetQuotes is retryable
 PATH = f"/{SERVICE}/GetQuotes"
@@ -125,3 +128,43 @@ def test_a_server_stream_lives_for_its_own_timeout_not_the_budget() -> None:
     finally:
         channel.close()
         server.stop(0).wait()
+
+
+def _bridge_call(port: int, *, budget: float, client_timeout: float) -> grpc.RpcError:
+    """A call as the bridge awaits it (rest_bridge/calls.py), with the client's timeout."""
+    channel = make_channel(
+        f"127.0.0.1:{port}",
+        services=[SERVICE],
+        policy=CallPolicy(default_deadline=5, budget=budget),
+    )
+
+    async def call() -> object:
+        return await unary_call(
+            channel.unary_unary(PATH, _same, _same),
+            b"",  # type: ignore[arg-type]
+            timeout=client_timeout,
+            metadata=(),
+        )
+
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            asyncio.run(call())
+    finally:
+        channel.close()
+    return caught.value
+
+
+def test_the_bridge_tells_a_spent_budget_from_the_clients_own_deadline(
+    dependency: tuple[Dependency, int],
+) -> None:
+    fake, port = dependency
+    fake.behaviour = "hang"
+    # The budget cut the call while the client still had time: a hung service, 503.
+    spent = _bridge_call(port, budget=0.3, client_timeout=20)
+    assert isinstance(spent, BudgetSpent)
+    answer = from_rpc_error(spent, default_retry_after=1)
+    assert (answer.status, answer.code, answer.retry_after) == (503, "UNAVAILABLE", 1)
+    # The client's own deadline came first: still the client's 504.
+    own = _bridge_call(port, budget=5, client_timeout=0.3)
+    assert not isinstance(own, BudgetSpent)
+    assert from_rpc_error(own, default_retry_after=1).status == 504
