@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from trading.v1 import inventory_pb2, order_pb2, user_pb2
 
+from common.breaker import CircuitBreaker
 from common.redis_clients import async_redis_client
 from common.telemetry import trace_http_app
 from rest_bridge.config import BridgeSettings
@@ -166,6 +167,7 @@ def create_app(settings: BridgeSettings, channels: Mapping[str, grpc.Channel]) -
         ),
         metrics=metrics,
         outage=outage,
+        breaker=CircuitBreaker(settings.rate_limit_probe_seconds),
     )
     app.add_middleware(
         CORSMiddleware,

@@ -57,6 +57,12 @@ class BridgeSettings(CommonSettings):
     rate_limit_ip_burst: int = Field(200, ge=1, description="Bucket size per client IP.")
     rate_limit_user_per_second: float = Field(50.0, gt=0, description="Refill rate per user.")
     rate_limit_user_burst: int = Field(100, ge=1, description="Bucket size per user.")
+    rate_limit_probe_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="After Redis failed a rate-limit check, limits fail open at once for this"
+        " long; then one request probes Redis again.",
+    )
     rate_limit_key_prefix: str = Field(
         "bridge", description="Prefix of the bridge's Redis keys (rate-limit buckets)."
     )

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.authorization import parse_bearer
+from common.breaker import CircuitBreaker
 from common.context import REQUEST_ID_HEADER, request_id_var, sane_request_id
 from common.errors import Unauthenticated
 from common.settings import Network
@@ -205,6 +206,7 @@ class GuardMiddleware:
         user_subject: UserSubject,
         metrics: BridgeMetrics,
         outage: RedisOutage,
+        breaker: CircuitBreaker,
     ) -> None:
         self._app = app
         self._max_body = max_body_bytes
@@ -215,6 +217,7 @@ class GuardMiddleware:
         self._user_subject = user_subject
         self._metrics = metrics
         self._outage = outage
+        self._breaker = breaker
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -278,6 +281,10 @@ class GuardMiddleware:
         return response
 
     async def _rate_limit(self, info: RequestInfo, headers: Headers) -> ApiError | None:
+        if not self._breaker.allows():
+            # Redis failed a moment ago: fail open at once instead of waiting for its
+            # timeout again; one request probes it after RATE_LIMIT_PROBE_SECONDS.
+            return None
         buckets = [Bucket("ip", info.client_ip, *self._ip_limit)]
         token = bearer_token(headers.get("authorization"))
         try:
@@ -287,9 +294,15 @@ class GuardMiddleware:
             decision = await self._limiter.spend(buckets)
         except (RedisError, OSError) as error:
             # Fail open: the services still verify every call; see the module docs.
+            self._breaker.record(succeeded=False)
             self._metrics.redis_errors.labels("ratelimit").inc()
             self._outage.noted("ratelimit", error)
             return None
+        except BaseException:
+            # Cancelled (the client left): says nothing about Redis.
+            self._breaker.abandon()
+            raise
+        self._breaker.record(succeeded=True)
         info.rate_headers = decision.headers()
         if decision.allowed:
             return None
