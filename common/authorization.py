@@ -20,6 +20,16 @@ _SCHEME = "bearer"
 _TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
+# Reasons of an UNAUTHENTICATED answer that mean: a bearer token was presented and
+# cannot be used (malformed, forged, expired, revoked, its session ended). HTTP answers
+# them with RFC 6750's `error="invalid_token"` challenge, so a client knows to get a new
+# token; TOKEN_MISSING (nothing presented) and the credential refusals (wrong password)
+# carry no error code. Raised by this module, common/tokens.py and the services.
+INVALID_TOKEN_REASONS = frozenset(
+    {"TOKEN_INVALID", "TOKEN_TOO_LARGE", "TOKEN_EXPIRED", "TOKEN_REVOKED", "SESSION_ENDED"}
+)
+
+
 class TokenTooLarge(Unauthenticated):
     reason = "TOKEN_TOO_LARGE"
 

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import grpc
 from starlette.responses import JSONResponse
 
+from common.authorization import INVALID_TOKEN_REASONS
 from common.grpc_errors import error_info, field_violations
 from rest_bridge.calls import BudgetSpent
 
@@ -110,12 +111,23 @@ def from_rpc_error(error: grpc.RpcError, default_retry_after: int) -> ApiError:
     return ApiError(status, reason, detail, violations, retry_after)
 
 
+def bearer_challenge(error: ApiError) -> str:
+    """The WWW-Authenticate of a 401 (RFC 6750 §3): `error="invalid_token"` when the
+    token presented cannot be used, no error code when none was presented or the
+    refusal is about credentials."""
+    if error.code not in INVALID_TOKEN_REASONS:
+        return "Bearer"
+    # The description is our own fixed text per reason: never the client's input.
+    description = error.code.lower().replace("_", " ")
+    return f'Bearer error="invalid_token", error_description="{description}"'
+
+
 def error_headers(error: ApiError) -> dict[str, str]:
     headers = dict(error.headers)
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
     if error.status == 401:
-        headers.setdefault("WWW-Authenticate", "Bearer")
+        headers.setdefault("WWW-Authenticate", bearer_challenge(error))
     return headers
 
 
