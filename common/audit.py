@@ -7,7 +7,8 @@ per revocation and per restore (`record`). A record holds:
 
     ts, stream ("audit"), service, event, outcome ("success" | "failure"), reason
     (the error's stable reason on failure), user_id, session_id, request_id,
-    client_address, method, and the event's details.
+    client_address (common/client_address.py: the bridge's `x-client-address` from a
+    trusted peer, else the peer), method, and the event's details.
 
 Details come only from `SAFE_FIELDS`, by name, from the request, the response (and its
 `data`) and what the service added with `note()`: ids, amounts, quantities, prices,
@@ -33,7 +34,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from common.context import identity_var, request_id_var
+from common.context import client_address_var, identity_var, request_id_var
 
 STREAM = "audit"
 SUCCESS = "success"
@@ -67,8 +68,6 @@ SAFE_FIELDS = frozenset(
 
 _log = logging.getLogger(STREAM)
 _notes: ContextVar[dict[str, Any] | None] = ContextVar("audit_notes", default=None)
-# Where the current call comes from: set by the server interceptor.
-client_address_var: ContextVar[str | None] = ContextVar("client_address", default=None)
 
 
 class AuditFormatter(logging.Formatter):

@@ -1,4 +1,5 @@
-"""What travels with one request inside a process: its id, caller and deadline.
+"""What travels with one request inside a process: its id, caller, client address
+and deadline.
 
 Server interceptors set these; log lines and outgoing calls read them. Context
 variables keep concurrent requests on different threads apart.
@@ -32,6 +33,8 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 identity_var: ContextVar[Identity | None] = ContextVar("identity", default=None)
 # Absolute time.monotonic() by which the current request must be answered.
 deadline_var: ContextVar[float | None] = ContextVar("deadline", default=None)
+# The network address of the request's client (common/client_address.py decides it).
+client_address_var: ContextVar[str | None] = ContextVar("client_address", default=None)
 
 
 def new_request_id() -> str:
@@ -50,6 +53,13 @@ def current_identity() -> Identity:
     if identity is None:
         raise LookupError("no authenticated caller in this context")
     return identity
+
+
+def current_client_address() -> str:
+    client = client_address_var.get()
+    if client is None:
+        raise LookupError("no client address in this context")
+    return client
 
 
 def time_remaining() -> float | None:

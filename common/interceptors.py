@@ -1,27 +1,29 @@
 """The one server interceptor every service runs.
 
 For each call of any kind (unary, or streaming either way), in this order: take or
-make the request id, note the deadline, verify the caller (unless the contract marks
-the RPC public; a streaming request before its first message is read), run the
-handler, turn typed errors into statuses with details (an unexpected exception
-becomes INTERNAL, logged, with no stack trace sent), and write one access log line;
-a call the contract marks `audit_event` also writes its one audit record (common/audit).
+make the request id, decide the client's address (common/client_address), note the
+deadline, verify the caller (unless the contract marks the RPC public; a streaming
+request before its first message is read), run the handler, turn typed errors into
+statuses with details (an unexpected exception becomes INTERNAL, logged, with no stack
+trace sent), and write one access log line; a call the contract marks `audit_event`
+also writes its one audit record (common/audit).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
-from urllib.parse import unquote
 
 import grpc
 
 from common import audit
 from common.authorization import parse_bearer
+from common.client_address import client_address
 from common.context import (
     REQUEST_ID_HEADER,
+    client_address_var,
     deadline_var,
     identity_var,
     request_id_var,
@@ -31,6 +33,7 @@ from common.errors import DomainError
 from common.grpc_errors import internal_status, to_grpc_status
 from common.methods import policy_for
 from common.metrics import count_refusal
+from common.settings import Network
 from common.telemetry import annotate_request
 from common.tokens import AccessTokenVerifier
 
@@ -42,8 +45,13 @@ Behavior = Callable[[Any, grpc.ServicerContext], Any]
 
 
 class ServiceInterceptor(grpc.ServerInterceptor):
-    def __init__(self, verifier: AccessTokenVerifier) -> None:
+    """`trusted_peers`: the peers whose `x-client-address` is believed (the bridge)."""
+
+    def __init__(
+        self, verifier: AccessTokenVerifier, trusted_peers: Sequence[Network] = ()
+    ) -> None:
         self._verifier = verifier
+        self._trusted_peers = trusted_peers
 
     def intercept_service(
         self,
@@ -94,7 +102,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         request_id_var.set(request_id)
         identity_var.set(None)
         audit.begin_call()
-        audit.client_address_var.set(peer_address(context.peer()))
+        client_address_var.set(client_address(context, self._trusted_peers))
         annotate_request(request_id)
         context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
         remaining = context.time_remaining()
@@ -164,17 +172,6 @@ def _reason(error: Exception) -> str:
     if isinstance(error, DomainError):
         return error.reason
     return "INTERNAL"
-
-
-def peer_address(peer: str) -> str:
-    """The address of a gRPC peer: 'ipv4:127.0.0.1:5000' -> '127.0.0.1',
-    'ipv6:[::1]:5000' -> '::1' (brackets may come escaped); others whole."""
-    kind, _, rest = peer.partition(":")
-    if kind == "ipv4":
-        return rest.rpartition(":")[0]
-    if kind == "ipv6":
-        return unquote(rest).rpartition(":")[0].strip("[]")
-    return peer
 
 
 def _refuse_unknown_kind(_request: Any, context: grpc.ServicerContext) -> None:

@@ -36,7 +36,7 @@ from common.interceptors import ServiceInterceptor
 from common.metrics import ServerMetrics, metrics_enabled
 from common.redis_clients import redis_client
 from common.revocation import RevocationList
-from common.settings import CommonSettings
+from common.settings import CommonSettings, Network
 from common.telemetry import server_tracing
 from common.tls import PeerAuthorization, WireTls, wire_tls
 from common.tokens import AccessTokenVerifier, KeyResolver
@@ -120,8 +120,10 @@ def start_server(
     tls: WireTls | None = None,
     dependencies: Mapping[str, Dependency] | None = None,
     probe_interval_seconds: float = 1.0,
+    trusted_peers: Sequence[Network] = (),
 ) -> RunningServer:
-    """A started server; with `dependencies` (by name) its health follows them."""
+    """A started server; with `dependencies` (by name) its health follows them;
+    `trusted_peers` may pass on their client's address (common/client_address)."""
     executor = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc")
     server = grpc.server(
         executor,
@@ -131,7 +133,7 @@ def start_server(
             *([ServerMetrics()] if metrics_enabled() else []),
             # On mTLS, the call graph decides before anything else runs.
             *([PeerAuthorization(tls.identity)] if tls is not None else []),
-            ServiceInterceptor(verifier),
+            ServiceInterceptor(verifier, trusted_peers),
         ],
         options=[
             ("grpc.max_receive_message_length", _MESSAGE_LIMIT),
@@ -220,6 +222,7 @@ def start_service(
         tls=wire_tls(settings),
         dependencies=dependencies,
         probe_interval_seconds=settings.health_probe_seconds,
+        trusted_peers=settings.client_address_trusted_peers,
     )
 
 

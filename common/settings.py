@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -92,6 +93,17 @@ class CommonSettings(BaseSettings):
     health_probe_seconds: float = Field(
         1.0, gt=0, description="Interval of the probes of the store and Redis behind health."
     )
+    client_address_trusted_peers: Annotated[list[Network], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated IPs/CIDRs of peers (the REST bridge) whose "
+        "x-client-address metadata is believed (login throttle, audit records); from "
+        "others the peer is the client.",
+    )
+
+    @field_validator("client_address_trusted_peers", mode="before")
+    @classmethod
+    def _split_peers(cls, value: object) -> object:
+        return comma_list(value)
 
     @field_validator("redis_url")
     @classmethod

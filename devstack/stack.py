@@ -163,7 +163,8 @@ class LocalStack:
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "generated")]),
             "JWT_PRIVATE_KEY_FILE": str(signing_key(key_dir)),
-            # The bridge runs on loopback: svc_user believes the client address it passes.
+            # The bridge runs on loopback: the services believe the client address it
+            # passes (login throttle, audit records).
             "CLIENT_ADDRESS_TRUSTED_PEERS": os.environ.get(
                 "CLIENT_ADDRESS_TRUSTED_PEERS", "127.0.0.1/32"
             ),

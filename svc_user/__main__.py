@@ -70,7 +70,7 @@ def build(settings: UserSettings) -> RunningServer:
         settings,
         port=settings.user_grpc_port,
         service_names=[SERVICE_NAME],
-        register=register(UserServicer(service, settings.client_address_trusted_peers)),
+        register=register(UserServicer(service)),
         resolve_key=tokens.resolve,
         revocations=revocations,
         store=table.probe,

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
-from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
+from pydantic import Field
 
-from common.settings import CommonSettings, Network, comma_list
+from common.settings import CommonSettings
 
 
 class UserSettings(CommonSettings):
@@ -45,13 +43,3 @@ class UserSettings(CommonSettings):
     login_throttle_key_prefix: str = Field(
         "login", description="Prefix of the login throttle's Redis keys."
     )
-    client_address_trusted_peers: Annotated[list[Network], NoDecode] = Field(
-        default_factory=list,
-        description="Comma-separated IPs/CIDRs of peers (the REST bridge) whose "
-        "x-client-address metadata is believed; from others the peer is the client.",
-    )
-
-    @field_validator("client_address_trusted_peers", mode="before")
-    @classmethod
-    def _split_peers(cls, value: object) -> object:
-        return comma_list(value)

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from trading.v1 import user_pb2, user_pb2_grpc
 
-from common.client_address import client_address
-from common.context import current_identity
+from common.context import current_client_address, current_identity
 from common.server import Registrar
-from common.settings import Network
 from svc_user.domain import ProfileChanges, User
 from svc_user.service import UserService
 
@@ -44,9 +40,8 @@ def _optional(message: object, field: str) -> str | None:
 
 
 class UserServicer(user_pb2_grpc.UserServiceServicer):
-    def __init__(self, service: UserService, trusted_peers: Sequence[Network] = ()) -> None:
+    def __init__(self, service: UserService) -> None:
         self._service = service
-        self._trusted_peers = trusted_peers
 
     def Register(
         self, request: user_pb2.RegisterRequest, context: grpc.ServicerContext
@@ -72,9 +67,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
     def Login(
         self, request: user_pb2.LoginRequest, context: grpc.ServicerContext
     ) -> user_pb2.LoginResponse:
-        pair = self._service.login(
-            request.username, request.password, client_address(context, self._trusted_peers)
-        )
+        pair = self._service.login(request.username, request.password, current_client_address())
         return user_pb2.LoginResponse(
             access_token=pair.access_token,
             token_type="bearer",

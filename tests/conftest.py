@@ -3,10 +3,12 @@ the one svc_user every folder shares (its fixtures live in tests/user_service.py
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,3 +77,26 @@ def signing_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("keys") / "jwt-ed25519.pem"
     path.write_bytes(new_private_key_pem())
     return path
+
+
+@pytest.fixture
+def audit_records() -> Iterator[list[dict[str, Any]]]:
+    """The audit records that the in-process services write during one test, each as
+    its JSON line has it (event, outcome, request_id, client_address, details)."""
+    from common import audit
+
+    records: list[dict[str, Any]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append({"event": record.getMessage(), **getattr(record, "audit", {})})
+
+    stream = logging.getLogger(audit.STREAM)
+    handler, level = Collect(), stream.level
+    stream.addHandler(handler)
+    stream.setLevel(logging.INFO)
+    try:
+        yield records
+    finally:
+        stream.removeHandler(handler)
+        stream.setLevel(level)

@@ -8,6 +8,7 @@ and login counters never meet.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import threading
 import time
@@ -33,6 +34,9 @@ from tests.support import Pki, dial, tls_settings, unique
 from tests.user_service import STRONG_PASSWORD
 
 START_TIMEOUT = 30.0
+# The services trust the bridge on loopback to pass on its client's address, as under
+# `./dev up`.
+LOOPBACK = [ipaddress.ip_network("127.0.0.1/32")]
 # Generous limits for the shared bridge: tests of the limits start their own bridge.
 UNLIMITED = {
     "rate_limit_ip_per_second": 100_000.0,
@@ -102,6 +106,7 @@ def stack(
             # Slower than the integration suite's ticks: this machine is shared.
             price_tick_seconds=0.25,
             user_service_addr=f"127.0.0.1:{user_server.port}",
+            client_address_trusted_peers=LOOPBACK,
             **tls_settings(wire_pki, "svc_inventory"),
         )
     )
@@ -111,6 +116,7 @@ def stack(
         table_prefix=table_prefix,
         user_port=user_server.port,
         inventory_port=inventory.port,
+        client_address_trusted_peers=LOOPBACK,
         **tls_settings(wire_pki, "svc_order"),
     )
     ensure_table(
@@ -126,7 +132,12 @@ def stack(
     # session's first svc_user, which svc_order and svc_inventory ask for keys, shares
     # its table and signing key.
     user = build_user(
-        user_settings.model_copy(update={"order_service_addr": f"127.0.0.1:{order.port}"})
+        user_settings.model_copy(
+            update={
+                "order_service_addr": f"127.0.0.1:{order.port}",
+                "client_address_trusted_peers": LOOPBACK,
+            }
+        )
     )
     wait_until(lambda: grpc_serving(user.port, wire_pki, "svc_user"), "svc_user reports SERVING")
     yield Stack(user, inventory, order, wire_pki)

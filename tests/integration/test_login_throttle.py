@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -87,6 +88,7 @@ def test_twenty_wrong_passwords_over_grpc_are_throttled(
 
 def test_an_untrusted_caller_cannot_spread_guesses_over_claimed_addresses(
     throttled_users: Callable[..., user_pb2_grpc.UserServiceStub],
+    audit_records: list[dict[str, Any]],
 ) -> None:
     users = throttled_users()  # trusts no peer: the peer's address is the client
     account = registration()
@@ -97,6 +99,9 @@ def test_an_untrusted_caller_cannot_spread_guesses_over_claimed_addresses(
     # Every guess counted against this peer, whatever address it claimed.
     blocked = _login(users, account.username, STRONG_PASSWORD, "198.51.100.77")
     assert blocked == grpc.StatusCode.PERMISSION_DENIED
+    # ... and the audit log names the peer too, not the claims.
+    logins = [r for r in audit_records if r["event"] == "login"]
+    assert [r["client_address"] for r in logins] == ["127.0.0.1"] * 6
 
 
 def test_a_trusted_peer_passes_on_the_client_address(
