@@ -50,10 +50,6 @@ def review_and_confirm(page: Page, side: str, quantity: str, *, double_click: bo
         confirm.click()
 
 
-@pytest.mark.skip(
-    reason="failed in the last run on the shared machine after the rebase onto main "
-    "(see web/README.md, Known gaps); passed in the run before"
-)
 def test_register_sign_in_deposit_buy_sell_and_sign_out(page: Page) -> None:
     name = unique()
     page.goto("/")
@@ -149,10 +145,6 @@ def test_search_and_sort_the_market(page: Page) -> None:
     )
 
 
-@pytest.mark.skip(
-    reason="failed in the last run on the shared machine after the rebase onto main "
-    "(see web/README.md, Known gaps); passed in the run before"
-)
 def test_a_refused_order_shows_the_servers_message_and_request_id(page: Page, web: Bridge) -> None:
     sign_in(page, api_trader(web, deposit="100"), then="/market/BTC")
     review_and_confirm(page, "buy", "1")
@@ -165,10 +157,6 @@ def test_a_refused_order_shows_the_servers_message_and_request_id(page: Page, we
     expect(page.get_by_text("No orders yet")).to_be_visible()
 
 
-@pytest.mark.skip(
-    reason="failed in the last run on the shared machine after the rebase onto main "
-    "(see web/README.md, Known gaps); passed in the run before"
-)
 def test_a_reload_keeps_the_session_and_sign_out_ends_it(
     page: Page, context: BrowserContext, web: Bridge
 ) -> None:
@@ -233,23 +221,7 @@ PRIVATE_PAGES: list[tuple[str, str, Role, str]] = [
 
 
 @pytest.mark.slow
-@pytest.mark.skip(
-    reason="intermittent: the session is sometimes lost on the full page load after sign-in "
-    "(phone-light and the dark runs); web/README.md, Known gaps"
-)
-@pytest.mark.parametrize(
-    "scheme",
-    [
-        "light",
-        pytest.param(
-            "dark",
-            marks=pytest.mark.skip(
-                reason="the session was lost before the signed-in pages in the last run "
-                "(web/README.md, Known gaps)"
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize(("size", "viewport"), [("desktop", DESKTOP), ("phone", PHONE)])
 def test_every_page_screenshot_and_axe(
     browser: Browser,

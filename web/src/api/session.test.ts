@@ -130,20 +130,68 @@ describe("Session", () => {
 });
 
 describe("Session races", () => {
-  it("a restore refused after a newer sign-in leaves that sign-in alone", async () => {
-    let refuse: (r: Response) => void = () => undefined;
+  // A refresh whose answer the test releases; every other call answers at once.
+  function slowRefreshFetch(other: (url: string) => Response) {
+    const order: string[] = [];
+    let release: (r: Response) => void = () => undefined;
     const slowRefresh = new Promise<Response>((resolve) => {
-      refuse = resolve;
+      release = resolve;
     });
-    const fn = (input: RequestInfo | URL) =>
-      urlOf(input).endsWith("/refresh") ? slowRefresh : Promise.resolve(tokens("A1"));
+    const fn = (input: RequestInfo | URL) => {
+      const url = urlOf(input);
+      order.push(url);
+      return url.endsWith("/refresh") ? slowRefresh : Promise.resolve(other(url));
+    };
+    const settle = (answer: Response) => {
+      release(answer);
+    };
+    return { fn, order, release: settle };
+  }
+
+  it("a sign-in during a restore goes after it, so its cookie is the last one set", async () => {
+    const { fn, order, release } = slowRefreshFetch(() => tokens("A1"));
     vi.stubGlobal("fetch", fn);
     const session = new Session(fakeClock().clock);
     const restoring = session.restore();
-    await session.signIn("u", "p");
-    refuse(json(401, { code: "REFRESH_COOKIE_MISSING" }));
-    await restoring;
+    const signingIn = session.signIn("u", "p");
+    await Promise.resolve();
+    expect(order).toEqual(["/api/v1/auth/refresh"]); // the login waits
+    release(json(401, { code: "REFRESH_COOKIE_MISSING" }));
+    await Promise.all([restoring, signingIn]);
+    expect(order).toEqual(["/api/v1/auth/refresh", "/api/v1/auth/login"]);
     expect(session.current.status).toBe("signed-in");
     expect(session.accessToken).toBe("A1");
+  });
+
+  it("a sign-in during a restore that succeeds still ends with the sign-in's session", async () => {
+    const { fn, order, release } = slowRefreshFetch(() => tokens("A1"));
+    vi.stubGlobal("fetch", fn);
+    const session = new Session(fakeClock().clock);
+    const restoring = session.restore();
+    const signingIn = session.signIn("u", "p");
+    release(tokens("OLD"));
+    await Promise.all([restoring, signingIn]);
+    expect(order).toEqual(["/api/v1/auth/refresh", "/api/v1/auth/login"]);
+    expect(session.accessToken).toBe("A1");
+  });
+
+  it("a refresh answered after sign-out neither signs back in nor outlives the sign-out", async () => {
+    const { fn, order, release } = slowRefreshFetch(() => json(200, { message: "Logged out successfully" }));
+    const session = new Session(fakeClock().clock);
+    vi.stubGlobal("fetch", scriptedFetch(tokens("A1")).fn);
+    await session.signIn("u", "p");
+    vi.stubGlobal("fetch", fn);
+    const refreshing = session.refresh();
+    await vi.waitFor(() => {
+      expect(order).toEqual(["/api/v1/auth/refresh"]); // in flight
+    });
+    const signingOut = session.signOut();
+    expect(session.current).toEqual({ status: "anonymous", reason: "signed-out" });
+    release(tokens("A2"));
+    await Promise.all([refreshing, signingOut]);
+    // The logout (which clears the cookie) went after the refresh (which set one).
+    expect(order).toEqual(["/api/v1/auth/refresh", "/api/v1/auth/logout"]);
+    expect(session.accessToken).toBeNull();
+    expect(session.current).toEqual({ status: "anonymous", reason: "signed-out" });
   });
 });

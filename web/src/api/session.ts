@@ -7,7 +7,11 @@
  * - on a 401 from the API, one refresh and one retry, then the session is over;
  * - concurrent refreshes share one request (the refresh token is single use: two
  *   refreshes with one token would revoke its whole family);
- * - a page load restores the session from the cookie (restore()).
+ * - a page load restores the session from the cookie (restore());
+ * - the calls that set or clear the cookie (sign-in, refresh, sign-out) go one after
+ *   another: the browser keeps whichever Set-Cookie arrives last, so a refresh answered
+ *   after a sign-in would put an older family's cookie back, and one answered after a
+ *   sign-out would bring a cookie back that the sign-out had cleared.
  */
 import { ApiError } from "./errors";
 import { send, type RequestOptions } from "./http";
@@ -50,6 +54,8 @@ export class Session {
   // Bumped by every sign-in, refresh and end: a refresh that fails after a newer
   // sign-in (a slow restore at page load, say) must not end that newer session.
   private epoch = 0;
+  // The last cookie-setting call; the next one starts when it has settled.
+  private cookieCalls: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly clock: Clock = realClock) {}
 
@@ -68,11 +74,13 @@ export class Session {
   }
 
   async signIn(username: string, password: string): Promise<void> {
-    const answer = await send<TokenAnswer>("/api/v1/auth/login", {
-      method: "POST",
-      body: { username, password },
-      headers: COOKIE_MODE,
-    });
+    const answer = await this.inTurn(() =>
+      send<TokenAnswer>("/api/v1/auth/login", {
+        method: "POST",
+        body: { username, password },
+        headers: COOKIE_MODE,
+      }),
+    );
     this.accept(answer);
   }
 
@@ -84,7 +92,9 @@ export class Session {
 
   /** One refresh at a time; true when a new access token is in hand. */
   refresh(): Promise<boolean> {
-    this.refreshing ??= this.doRefresh().finally(() => {
+    const epoch = this.epoch;
+    const wasSignedIn = this.state.status === "signed-in";
+    this.refreshing ??= this.inTurn(() => this.doRefresh(epoch, wasSignedIn)).finally(() => {
       this.refreshing = null;
     });
     return this.refreshing;
@@ -95,11 +105,14 @@ export class Session {
     this.end("signed-out");
     if (token === null) return;
     try {
-      await send("/api/v1/auth/logout", {
-        method: "POST",
-        body: {},
-        headers: { Authorization: `Bearer ${token}` },
-      });
+      // After a refresh in flight: its answer's cookie must not outlive this clear.
+      await this.inTurn(() =>
+        send("/api/v1/auth/logout", {
+          method: "POST",
+          body: {},
+          headers: { Authorization: `Bearer ${token}` },
+        }),
+      );
     } catch {
       // The token is gone from memory and the bridge clears the cookie on any answer;
       // an unreachable server cannot keep this browser signed in.
@@ -125,19 +138,29 @@ export class Session {
     }
   }
 
+  /** Runs `call` once every earlier cookie-setting call has settled. */
+  private inTurn<T>(call: () => Promise<T>): Promise<T> {
+    const turn = this.cookieCalls.then(call, call);
+    this.cookieCalls = turn.catch(() => undefined);
+    return turn;
+  }
+
   private withToken(options: RequestOptions): RequestOptions {
     return { ...options, headers: { ...options.headers, Authorization: `Bearer ${this.token ?? ""}` } };
   }
 
-  private async doRefresh(): Promise<boolean> {
-    const wasSignedIn = this.state.status === "signed-in";
-    const epoch = this.epoch;
+  /** `epoch`: the session that asked; a newer sign-in or a sign-out makes its refresh moot. */
+  private async doRefresh(epoch: number, wasSignedIn: boolean): Promise<boolean> {
+    if (epoch !== this.epoch) return this.token !== null;
     try {
       const answer = await send<TokenAnswer>("/api/v1/auth/refresh", {
         method: "POST",
         body: {},
         headers: COOKIE_MODE,
       });
+      // Signed out (or in again) while this was in flight: the answer belongs to a
+      // session that has ended (sign-out revokes its whole family).
+      if (epoch !== this.epoch) return this.token !== null;
       this.accept(answer);
       return true;
     } catch (error) {
