@@ -11,16 +11,20 @@ class OrderRuleError(DomainError):
     """A request the order rules refuse; the message is safe to show to the user.
 
     `kind` tells the error interceptor the status code, `reason` is the stable code
-    clients see, `field` names the request field at fault when there is one.
+    clients see, `field` names the request field at fault when there is one. A rule
+    met by several requests names the fields the client sent on each (`fields`).
     """
 
     field: str | None = None
 
-    def __init__(self, message: str, **details: Any) -> None:
+    def __init__(
+        self, message: str, *, fields: tuple[str, ...] | None = None, **details: Any
+    ) -> None:
         super().__init__(message, **details)
-        if self.field is not None and not self.violations:
+        named = fields if fields is not None else (() if self.field is None else (self.field,))
+        if named and not self.violations:
             # Clients show rule refusals next to the field, as they do bad input.
-            self.violations = (FieldViolation(self.field, message),)
+            self.violations = tuple(FieldViolation(name, message) for name in named)
 
 
 class FieldError(OrderRuleError):
@@ -91,8 +95,14 @@ class DailyLimitExceeded(Refusal):
 
 
 class InsufficientFunds(Refusal):
+    """Not enough available cash. Names what the client sent that set the sum: `amount`
+    on a withdrawal; `quantity` on a buy at the quote, `quantity` and `price` on a
+    limit buy whose hold is quantity × limit."""
+
     reason = "INSUFFICIENT_FUNDS"
-    field = "amount"
+
+    def __init__(self, message: str, *, fields: tuple[str, ...]) -> None:
+        super().__init__(message, fields=fields)
 
 
 class InsufficientHoldings(Refusal):
@@ -101,6 +111,9 @@ class InsufficientHoldings(Refusal):
 
 
 class OrderValueTooHigh(Refusal):
+    """Names `quantity` (at the quote) or `quantity` and `price` (at a limit): the
+    fields the value was computed from."""
+
     reason = "ORDER_VALUE_TOO_HIGH"
     field = "quantity"
 

@@ -209,7 +209,8 @@ def withdraw(account: Account, amount: Decimal, request: Request, limits: Limits
     if amount > account.available_cash:
         raise InsufficientFunds(
             f"insufficient balance: {format_cash(account.available_cash)} available, "
-            f"{format_cash(amount)} requested"
+            f"{format_cash(amount)} requested",
+            fields=("amount",),
         )
     counters = _counters_for(account, request.now)
     allowed = limits.daily_withdraw_limit - counters.withdrawn
@@ -240,12 +241,16 @@ def _check_tradable(asset_id: str, quote: MarketQuote) -> None:
         raise AssetNotTradable(f"{asset_id} has no valid price at the moment")
 
 
-def _check_order_value(quantity: Decimal, price: Decimal, limits: Limits) -> None:
+def _check_order_value(
+    quantity: Decimal, price: Decimal, limits: Limits, *, at_limit: bool = False
+) -> None:
+    """`at_limit`: `price` is the client's limit price, so it is named too."""
     # The exact value, before rounding, so that neither side can round its way past.
     if notional(quantity, price) > limits.max_order_value:
         raise OrderValueTooHigh(
             f"the order value of {format_cash(buy_cost(quantity, price))} is above the "
-            f"maximum of {format_cash(limits.max_order_value)} per order"
+            f"maximum of {format_cash(limits.max_order_value)} per order",
+            fields=("quantity", "price") if at_limit else ("quantity",),
         )
 
 
@@ -293,7 +298,7 @@ def place_order(
         raise InvalidPrice("is required for a limit order: it is the limit")
     resting = _open_order(account, order, quantity, check_price(order.price), request)
     # The value cap applies at the limit: the most a buy can cost, the least a sale pays.
-    _check_order_value(quantity, resting.limit_price, limits)
+    _check_order_value(quantity, resting.limit_price, limits, at_limit=True)
     _check_tradable(order.asset_id, quote)
     _check_can_hold(account, resting)
     if resting.crossed_by(quote.price):
@@ -360,7 +365,8 @@ def _check_can_hold(account: Account, resting: OpenOrder) -> None:
         if resting.held_cash > account.available_cash:
             raise InsufficientFunds(
                 f"insufficient balance: the order holds {format_cash(resting.held_cash)} "
-                f"at its limit, {format_cash(account.available_cash)} available"
+                f"at its limit, {format_cash(account.available_cash)} available",
+                fields=("quantity", "price"),
             )
         return
     if resting.quantity > account.available_units(resting.asset_id):
@@ -407,7 +413,8 @@ def _execute(
         if cost > after_release.available_cash:
             raise InsufficientFunds(
                 f"insufficient balance: the order costs {format_cash(cost)}, "
-                f"{format_cash(after_release.available_cash)} available"
+                f"{format_cash(after_release.available_cash)} available",
+                fields=("quantity",),
             )
         kind, amount, cash = OperationKind.BUY, cost, account.cash - cost
         units = account.quantity_of(asset_id) + quantity

@@ -107,7 +107,8 @@ def test_buying_more_than_the_cash_changes_nothing(trader: Trader) -> None:
     error = refused(lambda: trader.buy("BTC", "0.001"))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert reason_of(error) == "INSUFFICIENT_FUNDS"
-    assert [field for field, _ in field_violations(error)] == ["amount"]
+    # The order's body has no amount: the quantity is what the client can change.
+    assert [field for field, _ in field_violations(error)] == ["quantity"]
     assert_unchanged(trader, "49.99", orders=0)
 
 
