@@ -23,6 +23,7 @@ from common.tls import server_name
 from devstack.engines import ROOT
 from devstack.stack import LocalStack
 from devstack.supervisor import Supervisor
+from devstack.trace import trace_command
 from devstack.webapp import ensure_web_build
 
 
@@ -48,7 +49,10 @@ def print_addresses(stack: LocalStack) -> None:
     elif otlp:
         print(f"  traces         OTLP to {otlp}")
     else:
-        print(f"  traces         {env['TRACES_FILE']}  (./dev trace REQUEST_ID)")
+        print(f"  traces         {env['TRACES_FILE']}")
+        if stack.data_dir is not None:
+            # ./dev trace finds the file only with the same DATA_DIR (or TRACES_FILE).
+            print(f"                 {trace_command(stack.data_dir, Path(env['TRACES_FILE']))}")
     user = f"127.0.0.1:{stack.port('svc_user')}"
     grpcurl = ".venv/bin/grpcurl -plaintext"
     if stack.mtls:
@@ -74,14 +78,16 @@ def print_addresses(stack: LocalStack) -> None:
         print("\nThe README shows more (curl). Ctrl-C stops everything.")
         return
     print(f"  {grpcurl} {user} list")
+    # The README's grpcurl walk-through's user (not the curl section's).
     print(
-        f'  {grpcurl} -d \'{{"username":"ada_lovelace","email":"ada@example.org",'
-        f'"password":"Correct-Horse-42!","first_name":"Ada","last_name":"Lovelace"}}\' '
+        f'  {grpcurl} -d \'{{"username":"grace_hopper","email":"grace@example.org",'
+        f'"password":"Correct-Horse-42!","first_name":"Grace","last_name":"Hopper"}}\' '
         f"{user} trading.v1.UserService/Register"
     )
     print(
-        f'  {grpcurl} -d \'{{"username":"ada_lovelace","password":"Correct-Horse-42!"}}\' '
+        f'  TOKEN=$({grpcurl} -d \'{{"username":"grace_hopper","password":"Correct-Horse-42!"}}\' '
         f"{user} trading.v1.UserService/Login"
+        " | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"
     )
     print(f'  {grpcurl} -H "authorization: Bearer $TOKEN" {user} trading.v1.UserService/GetProfile')
     print("\nThe README shows more (grpcurl and curl). Ctrl-C stops everything.")

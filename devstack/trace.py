@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +30,24 @@ ROTATE_BYTES = 64 * 1024 * 1024
 
 def default_traces_file(data_dir: Path) -> Path:
     return data_dir / "traces" / "spans.jsonl"
+
+
+def spans_file(environ: Mapping[str, str]) -> Path:
+    """The file `./dev trace` reads: TRACES_FILE, else the one under DATA_DIR (else
+    the checkout's `.data`), as `./dev up` chooses it with the same variables."""
+    data_dir = Path(environ.get("DATA_DIR", ROOT / ".data")).resolve()
+    return Path(environ.get("TRACES_FILE") or default_traces_file(data_dir))
+
+
+def trace_command(data_dir: Path, traces_file: Path) -> str:
+    """The `./dev trace` command line that reads `traces_file`, for `./dev up` to print:
+    the data folder may have come from `--data-dir` or a DATA_DIR that the next shell
+    does not have."""
+    if traces_file == default_traces_file(data_dir):
+        setting = f"DATA_DIR={shlex.quote(str(data_dir))}"
+    else:
+        setting = f"TRACES_FILE={shlex.quote(str(traces_file))}"
+    return f"{setting} ./dev trace REQUEST_ID"
 
 
 def rotate(path: Path, limit: int = ROTATE_BYTES) -> None:
@@ -162,15 +181,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("request_id", nargs="?", help="X-Request-ID; default: the last request")
     parser.add_argument("--file", type=Path, help="spans file (default: the local stack's)")
     args = parser.parse_args(argv)
-    data_dir = Path(os.environ.get("DATA_DIR", ROOT / ".data"))
-    path: Path = args.file or Path(
-        os.environ.get("TRACES_FILE") or default_traces_file(data_dir.resolve())
-    )
+    path: Path = args.file or spans_file(os.environ)
     if not path.is_file():
-        print(f"no spans file at {path}: is ./dev up running (without OTLP)?", file=sys.stderr)
+        print(
+            f"no spans file at {path}: is ./dev up running (without OTLP)? With another"
+            " data folder, give its DATA_DIR (./dev up prints the command).",
+            file=sys.stderr,
+        )
         return 1
-    with path.open(encoding="utf-8") as spans_file:
-        rows = read_spans(spans_file)
+    with path.open(encoding="utf-8") as spans:
+        rows = read_spans(spans)
     trace_ids = traces_of(rows, args.request_id)
     if not trace_ids:
         what = f"request {args.request_id}" if args.request_id else "any request"

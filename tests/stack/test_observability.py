@@ -5,6 +5,8 @@ page of every process (printed at start)."""
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import subprocess
 import sys
 import time
@@ -21,10 +23,24 @@ from tests.support import stack_ports, unique
 PASSWORD = "Correct-Horse-42!"
 
 
-def _trace(request_id: str, spans_file: Path) -> str:
+def _trace_command(printed: str) -> list[str]:
+    """The `VARIABLE=value ./dev trace REQUEST_ID` line that ./dev up printed."""
+    for line in printed.splitlines():
+        words = shlex.split(line)
+        if words[1:] == ["./dev", "trace", "REQUEST_ID"]:
+            return words
+    raise AssertionError(f"./dev up printed no ./dev trace command:\n{printed}")
+
+
+def _trace(request_id: str, command: list[str]) -> str:
+    """The waterfall of ./dev trace run as printed (python -m devstack.trace is what
+    ./dev runs), in an environment without the stack's own variables."""
+    name, _, value = command[0].partition("=")
+    environ = {k: v for k, v in os.environ.items() if k not in ("DATA_DIR", "TRACES_FILE")}
     done = subprocess.run(
-        [sys.executable, "-m", "devstack.trace", request_id, "--file", str(spans_file)],
+        [sys.executable, "-m", "devstack.trace", request_id],
         cwd=ROOT,
+        env={**environ, name: value},
         capture_output=True,
         text=True,
         check=False,
@@ -77,6 +93,8 @@ def test_one_order_is_one_trace_across_processes_and_logs(
         printed = wait_up(stack)
         spans_file = tmp_path / "traces" / "spans.jsonl"
         assert str(spans_file) in printed
+        # The data folder is not the default one: the printed command names it.
+        command = _trace_command(printed)
         request_id = _order_through_bridge(f"http://127.0.0.1:{ports['BRIDGE_PORT']}")
 
         wanted = (
@@ -89,7 +107,7 @@ def test_one_order_is_one_trace_across_processes_and_logs(
         deadline = time.monotonic() + 20
         waterfall = ""
         while time.monotonic() < deadline:
-            waterfall = _trace(request_id, spans_file)
+            waterfall = _trace(request_id, command)
             if all(name in waterfall for name in wanted):
                 break
             time.sleep(0.2)
