@@ -14,6 +14,7 @@ with in-memory engines. Counts are bounded; nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import uuid
@@ -26,6 +27,7 @@ import grpc
 from trading.v1 import order_pb2, order_pb2_grpc, user_pb2, user_pb2_grpc
 
 from bench.harness import Result, cpu_seconds, machine, merged, peak_rss_mb, run_load
+from common.channels import channel_target
 from common.dynamo import Table, make_client
 from devstack.stack import LocalStack
 from svc_order import domain
@@ -118,8 +120,16 @@ def store_calls(stack: LocalStack, count: int) -> list[Callable[[], None]]:
     return calls
 
 
+def order_channel(stack: LocalStack) -> grpc.Channel:
+    """A channel to every svc_order process of the stack, calls spread round robin as
+    the bridge's are (common.channels)."""
+    target, several = channel_target(stack.env["ORDER_SERVICE_ADDR"])
+    config: dict[str, object] = {"loadBalancingConfig": [{"round_robin": {}}]} if several else {}
+    return grpc.insecure_channel(target, options=[("grpc.service_config", json.dumps(config))])
+
+
 def grpc_calls(stack: LocalStack, tokens: list[str]) -> list[Callable[[], None]]:
-    channel = grpc.insecure_channel(f"127.0.0.1:{stack.port('svc_order')}")
+    channel = order_channel(stack)
     orders = order_pb2_grpc.OrderServiceStub(channel)
     request = order_pb2.PlaceOrderRequest(
         order_type="market_buy", asset_id="BTC", quantity=QUANTITY
@@ -269,7 +279,16 @@ def main() -> int:
         action="store_true",
         help="instead: the cost of tracing and metrics, on against off (bench/telemetry.py)",
     )
+    parser.add_argument(
+        "--levers",
+        action="store_true",
+        help="instead: issue 13's levers, before against after, and the knee (bench/levers.py)",
+    )
     args = parser.parse_args()
+    if args.levers:
+        from bench import levers
+
+        return levers.main(args.c1, args.c16, args.write_results)
     if args.telemetry:
         from bench import telemetry
 

@@ -67,28 +67,39 @@ class _CallDetails(NamedTuple):
     compression: grpc.Compression | None
 
 
-def _retry_config(services: Sequence[str]) -> str:
+def _retry_config(services: Sequence[str]) -> dict[str, Any]:
     names = [
         {"service": service, "method": method}
         for service in services
         for method in retryable_methods(service)
     ]
-    return json.dumps(
-        {
-            "methodConfig": [
-                {
-                    "name": names,
-                    "retryPolicy": {
-                        "maxAttempts": 3,
-                        "initialBackoff": "0.05s",
-                        "maxBackoff": "0.5s",
-                        "backoffMultiplier": 2,
-                        "retryableStatusCodes": ["UNAVAILABLE"],
-                    },
-                }
-            ]
-        }
-    )
+    return {
+        "methodConfig": [
+            {
+                "name": names,
+                "retryPolicy": {
+                    "maxAttempts": 3,
+                    "initialBackoff": "0.05s",
+                    "maxBackoff": "0.5s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+
+
+def channel_target(address: str) -> tuple[str, bool]:
+    """The gRPC target of `address`, and whether it names several processes.
+
+    `host:port` is used as it is; `ip:port,ip:port,...` (IPv4 literals: several
+    processes of one service, as `./dev up` runs svc_order) becomes gRPC's `ipv4:`
+    target, whose calls the channel spreads round robin over the processes that answer.
+    """
+    parts = [part.strip() for part in address.split(",") if part.strip()]
+    if len(parts) <= 1:
+        return address, False
+    return "ipv4:" + ",".join(parts), True
 
 
 class _PropagatingInterceptor(
@@ -161,8 +172,14 @@ def make_channel(target: str, *, services: Sequence[str], policy: CallPolicy) ->
         ("grpc.initial_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 1_000),
     ]
-    if retries:
-        options.append(("grpc.service_config", _retry_config(services)))
+    target, several = channel_target(target)
+    config: dict[str, Any] = _retry_config(services) if retries else {}
+    if several:
+        # Per call, not per connection: each process gets its share of one client's load,
+        # and a process that is down (connection refused) is skipped until it is back.
+        config["loadBalancingConfig"] = [{"round_robin": {}}]
+    if config:
+        options.append(("grpc.service_config", json.dumps(config)))
     if tls is None:
         channel = grpc.insecure_channel(target, options=options)
     else:

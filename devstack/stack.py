@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
@@ -49,6 +49,15 @@ class ProcessSpec:
     # /metrics on its HTTP port.
     metrics_port_variable: str | None = None
     default_metrics_port: int = -1
+    # Another process of the service `module` (svc_order on every core): it reads its
+    # port from `port_setting` (the service's own variable), set to this spec's port.
+    module: str | None = None
+    port_setting: str | None = None
+
+    @property
+    def runs(self) -> str:
+        """The module this process runs (its service)."""
+        return self.module or self.name
 
 
 SPECS = (
@@ -86,9 +95,51 @@ SPECS = (
 )
 
 
+# svc_order runs this many processes under the local stack (ORDER_PROCESSES; default:
+# one per core). Each has its own port; its clients spread calls over all of them
+# (common.channels: a comma-separated address list is balanced round robin).
+ORDER_PROCESSES_VARIABLE = "ORDER_PROCESSES"
+SCALED_SERVICE = "svc_order"
+
+
 def existing_specs() -> list[ProcessSpec]:
     """The services that exist in this checkout, in start order."""
     return [s for s in SPECS if (ROOT / s.name / "__main__.py").is_file()]
+
+
+def with_processes(specs: list[ProcessSpec], count: int) -> list[ProcessSpec]:
+    """`specs` with svc_order's further processes after its first (names `svc_order-2`,
+    ...; ports in variables `ORDER_GRPC_PORT_2`, ...; they reach no table of their own)."""
+    scaled: list[ProcessSpec] = []
+    for spec in specs:
+        if spec.module is not None:
+            continue  # made again below: the count may have changed
+        scaled.append(spec)
+        if spec.name != SCALED_SERVICE:
+            continue
+        for number in range(2, count + 1):
+            scaled.append(
+                replace(
+                    spec,
+                    name=f"{spec.name}-{number}",
+                    port_variable=f"{spec.port_variable}_{number}",
+                    table_variable=None,
+                    default_table=None,
+                    address_variable=None,
+                    metrics_port_variable=(
+                        f"{spec.metrics_port_variable}_{number}"
+                        if spec.metrics_port_variable
+                        else None
+                    ),
+                    module=spec.name,
+                    port_setting=spec.port_variable,
+                )
+            )
+    return scaled
+
+
+def default_order_processes() -> int:
+    return int(os.environ.get(ORDER_PROCESSES_VARIABLE) or os.cpu_count() or 1)
 
 
 def tracing_environment(data_dir: Path) -> dict[str, str]:
@@ -128,6 +179,9 @@ class LocalStack:
     # mTLS between the processes: a dev CA and a certificate per process under pki/.
     mtls: bool = False
     identities: dict[str, Identity] = field(default_factory=dict)
+    # Processes of svc_order; None: ORDER_PROCESSES from overrides or the environment,
+    # else one per core.
+    order_processes: int | None = None
 
     def _port(self, variable: str, default: int) -> int:
         if variable in self.overrides:
@@ -173,14 +227,31 @@ class LocalStack:
             "AUDIT_LOG_FILE": str(self.log_dir / "audit.log"),
             **self.overrides,
         }
+        count = self.order_processes
+        if count is None:
+            configured = self.overrides.get(ORDER_PROCESSES_VARIABLE)
+            count = int(configured) if configured else default_order_processes()
+        self.specs = with_processes(self.specs, max(1, count))
+        addresses: dict[str, list[str]] = {}
         for spec in self.specs:
-            port = self._port(spec.port_variable, spec.default_port)
+            default_port = spec.default_port
+            if spec.module is not None:
+                default_port = free_port()  # no fixed port is reserved for the others
+            port = self._port(spec.port_variable, default_port)
             self.env[spec.port_variable] = str(port)
+            service = next(s for s in self.specs if s.name == spec.runs)
             if spec.metrics_port_variable:
-                metrics_port = self._port(spec.metrics_port_variable, spec.default_metrics_port)
+                default_metrics = spec.default_metrics_port
+                if spec.module is not None and service.metrics_port_variable:
+                    # A page of its own (a free port) when the service has one at all.
+                    first = int(self.env[service.metrics_port_variable])
+                    default_metrics = free_port() if first > 0 else first
+                metrics_port = self._port(spec.metrics_port_variable, default_metrics)
                 self.env[spec.metrics_port_variable] = str(metrics_port)
-            if spec.address_variable:
-                self.env.setdefault(spec.address_variable, f"127.0.0.1:{port}")
+            if service.address_variable:
+                addresses.setdefault(service.address_variable, []).append(f"127.0.0.1:{port}")
+        for variable, found in addresses.items():
+            self.env.setdefault(variable, ",".join(found))
 
     def create_tables(self) -> None:
         client = make_client(self.env["DYNAMODB_ENDPOINT"], self.env["AWS_REGION"])
@@ -192,12 +263,17 @@ class LocalStack:
     def _launch(self, spec: ProcessSpec) -> subprocess.Popen[bytes]:
         with (self.log_dir / f"{spec.name}.log").open("ab") as log:
             return subprocess.Popen(
-                [sys.executable, "-m", spec.name],
+                [sys.executable, "-m", spec.runs],
                 cwd=ROOT,
                 env={
                     **self.env,
                     "METRICS_PORT": self.env.get(spec.metrics_port_variable or "", "-1"),
-                    **(self.identities[spec.name].environment() if self.mtls else {}),
+                    **(
+                        {spec.port_setting: self.env[spec.port_variable]}
+                        if spec.port_setting
+                        else {}
+                    ),
+                    **(self.identities[spec.runs].environment() if self.mtls else {}),
                 },
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -285,7 +361,8 @@ class LocalStack:
             private_key=operator.key_file.read_bytes(),
             certificate_chain=operator.cert_file.read_bytes(),
         )
-        return credentials, server_name(name)
+        spec = next((s for s in self.specs if s.name == name), None)
+        return credentials, server_name(spec.runs if spec else name)
 
     def _wait_ready(
         self, spec: ProcessSpec, port: int, process: subprocess.Popen[bytes], log: Path

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
@@ -49,6 +49,11 @@ class BridgeSettings(CommonSettings):
     )
     bridge_idle_timeout_seconds: int = Field(
         5, ge=1, description="Time an idle keep-alive connection is kept open."
+    )
+    bridge_event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop",
+        description="Event loop of the HTTP server: uvloop (libuv; less CPU a request) or "
+        "the standard library's asyncio.",
     )
     bridge_unavailable_retry_after_seconds: int = Field(
         1, ge=0, description="Retry-After of a 503 when the service gave none."

@@ -105,7 +105,9 @@ class BoundedH11Protocol(H11Protocol):
 
 def http_server(app: FastAPI, settings: BridgeSettings) -> uvicorn.Server:
     """The HTTP server of the bridge. uvicorn's own X-Forwarded-For handling is off:
-    the bridge believes that header only from its configured trusted proxies."""
+    the bridge believes that header only from its configured trusted proxies. The event
+    loop is uvloop unless `bridge_event_loop` says asyncio (the benchmark compares them);
+    the HTTP parser stays h11, which the header deadline and the 431 above build on."""
     protocol = type(
         "BridgeH11Protocol",
         (BoundedH11Protocol,),
@@ -119,6 +121,7 @@ def http_server(app: FastAPI, settings: BridgeSettings) -> uvicorn.Server:
         host=settings.bridge_host,
         port=settings.bridge_port,
         http=protocol,
+        loop=settings.bridge_event_loop,
         h11_max_incomplete_event_size=settings.bridge_max_header_bytes,
         timeout_keep_alive=settings.bridge_idle_timeout_seconds,
         log_config=None,

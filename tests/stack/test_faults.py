@@ -55,6 +55,10 @@ class Platform:
     def signal(self, name: str, number: signal.Signals) -> None:
         os.kill(self.pid(name), number)
 
+    def processes_of(self, service: str) -> list[str]:
+        """The names of the processes that run `service` (svc_order runs several)."""
+        return [spec.name for spec in self.stack.specs if spec.runs == service]
+
     def timed(self, method: str, path: str, **kwargs: object) -> tuple[httpx.Response, float]:
         started = time.monotonic()
         response = self.http.request(method, path, **kwargs)  # type: ignore[arg-type]
@@ -84,11 +88,13 @@ class Platform:
             time.sleep(0.2)
 
     def wait_whole(self) -> None:
-        """Until /health is 200 and the account answers again."""
+        """Until every process serves again (one of two svc_order processes down leaves
+        /health at 200), /health is 200 and the account answers again."""
         deadline = time.monotonic() + RECOVERY_SECONDS
         while time.monotonic() < deadline:
             try:
-                healthy = self.http.get("/health").status_code == 200
+                every = all(self.stack.is_ready(name) for name in self.stack.children())
+                healthy = every and self.http.get("/health").status_code == 200
                 if healthy and self.http.get("/api/v1/balance", headers=self.auth()).is_success:
                     return
             except httpx.TransportError:
@@ -108,7 +114,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     for name in ("REDIS_URL", "DYNAMODB_ENDPOINT", "TABLE_PREFIX"):
         os.environ.pop(name, None)
     logs = Path(tmp_path_factory.mktemp("faults")) / "logs"
-    stack = LocalStack(data_dir=None, log_dir=logs, fixed_ports=False)
+    # svc_order as `./dev up` runs it on a multi-core machine: two processes.
+    stack = LocalStack(data_dir=None, log_dir=logs, fixed_ports=False, order_processes=2)
     stop, hold = threading.Event(), threading.Event()
     console: list[str] = []
     thread = None
@@ -320,8 +327,12 @@ def test_svc_user_killed(healthy: Platform) -> None:
 def test_svc_order_killed(healthy: Platform) -> None:
     platform = healthy
     platform.hold.set()
-    platform.signal("svc_order", signal.SIGKILL)
-    platform.stack.children()["svc_order"].wait()
+    names = platform.processes_of("svc_order")
+    assert len(names) == 2
+    for name in names:
+        platform.signal(name, signal.SIGKILL)
+    for name in names:
+        platform.stack.children()[name].wait()
     balance = platform.http.get("/api/v1/balance", headers=platform.auth())
     profile = platform.http.get("/api/v1/auth/profile", headers=platform.auth())
     health = platform.http.get("/health")
@@ -333,14 +344,36 @@ def test_svc_order_killed(healthy: Platform) -> None:
     _assert_kept(platform)
 
 
+def test_one_of_two_svc_order_processes_killed(healthy: Platform) -> None:
+    platform = healthy
+    platform.hold.set()
+    first, second = platform.processes_of("svc_order")
+    platform.signal(second, signal.SIGKILL)
+    platform.stack.children()[second].wait()
+    # The other process takes every call: no order, read or health check sees the gap.
+    for _ in range(6):
+        order = platform.buy()
+        assert order.status_code == 201, order.text
+        platform.orders.append(order.json()["data"]["order_id"])
+        balance = platform.http.get("/api/v1/balance", headers=platform.auth())
+        assert balance.status_code == 200, balance.text
+    assert platform.http.get("/health").json()["dependencies"]["svc_order"] == "up"
+    assert platform.stack.children()[first].poll() is None
+    platform.hold.clear()
+    platform.wait_whole()
+    _assert_kept(platform)
+
+
 def test_svc_order_sigterm(healthy: Platform) -> None:
     platform = healthy
     platform.hold.set()
-    process = platform.stack.children()["svc_order"]
-    platform.signal("svc_order", signal.SIGTERM)
-    code = process.wait(timeout=30)
+    names = platform.processes_of("svc_order")
+    processes = [platform.stack.children()[name] for name in names]
+    for name in names:
+        platform.signal(name, signal.SIGTERM)
+    codes = [process.wait(timeout=30) for process in processes]
     balance = platform.http.get("/api/v1/balance", headers=platform.auth())
-    assert code == 0
+    assert codes == [0, 0]
     _assert_503(balance)
     platform.hold.clear()
     platform.wait_whole()

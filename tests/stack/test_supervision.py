@@ -80,7 +80,9 @@ def _wait_healthy(client: httpx.Client) -> None:
 
 @pytest.mark.slow
 def test_up_restarts_each_process_that_dies_and_keeps_the_data(tmp_path: Path) -> None:
-    ports = stack_ports()
+    # One svc_order process, so that killing it leaves the gap this test looks at;
+    # tests/stack/test_faults.py kills one and both of two.
+    ports = {**stack_ports(), "ORDER_PROCESSES": "1"}
     names = ["dynalite", "redis", *(spec.name for spec in existing_specs())]
     up = start_up(tmp_path, ports)
     console = Console(up)

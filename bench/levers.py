@@ -1,0 +1,233 @@
+"""Issue 13's levers, before against after, in one run.
+
+    ./dev bench --levers      (or: python -m bench --levers)
+
+Stacks on in-memory engines run side by side and take turns in slices, so drift of the
+shared machine falls on all alike:
+- "before": the platform as it was (svc_inventory writes every price tick to the
+  store, one svc_order process, the bridge on asyncio's own event loop);
+- "1 process": everything of "after" but one svc_order process (what the second
+  process adds);
+- "after": `./dev up`'s defaults (price snapshots every PRICE_SNAPSHOT_SECONDS, one
+  svc_order process per core, the bridge on uvloop).
+Measured: market buys (0.001 BTC) over gRPC and through the bridge at concurrency 1
+and 16, the portfolio through the bridge at 16, every worker a user of its own; then
+the orders/s knee of "after" (a ramp of concurrency 1 to 64 through the bridge).
+CPU is summed over every process of the platform (engines included, the load
+generator not) per request. Counts are bounded; nothing asserts a time.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.harness import Result, cpu_seconds, machine, merged, run_load
+from devstack.stack import LocalStack
+
+ROUNDS = 3
+WARMUP = 5
+VARIANTS = {
+    "before": {
+        "PRICE_SNAPSHOT_SECONDS": "0",
+        "ORDER_PROCESSES": "1",
+        "BRIDGE_EVENT_LOOP": "asyncio",
+    },
+    "1 process": {"ORDER_PROCESSES": "1"},
+    "after": {},
+}
+RAMP = (1, 2, 4, 8, 16, 32, 64)
+
+Calls = Callable[[int], list[Callable[[], None]]]
+
+
+def portfolio_calls(stack: LocalStack, tokens: list[str]) -> list[Callable[[], None]]:
+    import httpx
+
+    base = f"http://127.0.0.1:{stack.port('rest_bridge')}"
+
+    def caller(token: str) -> Callable[[], None]:
+        client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"})
+
+        def read() -> None:
+            response = client.get("/api/v1/portfolio", timeout=30)
+            if response.status_code != 200:
+                raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
+
+        return read
+
+    return [caller(token) for token in tokens]
+
+
+def _paths(stack: LocalStack, workers: int) -> list[tuple[str, int, Calls]]:
+    from bench.__main__ import bridge_calls, grpc_calls, trader_tokens
+
+    tokens = trader_tokens(stack, workers)
+    return [
+        ("gRPC PlaceOrder", 1, lambda n: grpc_calls(stack, tokens[:n])),
+        ("REST POST /api/v1/orders", 1, lambda n: bridge_calls(stack, tokens[:n])),
+        ("gRPC PlaceOrder", 16, lambda n: grpc_calls(stack, tokens[:n])),
+        ("REST POST /api/v1/orders", 16, lambda n: bridge_calls(stack, tokens[:n])),
+        ("REST GET /api/v1/portfolio", 16, lambda n: portfolio_calls(stack, tokens[:n])),
+    ]
+
+
+def platform_pids(stack: LocalStack) -> list[int]:
+    return [process.pid for process in stack.children().values()]
+
+
+def _spent(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpu_seconds(pid)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+Key = tuple[str, str, int]
+
+
+def measure(
+    stacks: dict[str, LocalStack], per_worker_c1: int, per_worker_c16: int
+) -> tuple[dict[Key, Result], dict[Key, float]]:
+    """Results and CPU milliseconds per request of the whole platform, by
+    (variant, path, concurrency)."""
+    paths = {variant: _paths(stack, 16) for variant, stack in stacks.items()}
+    pids = {variant: platform_pids(stack) for variant, stack in stacks.items()}
+    results: dict[Key, Result] = {}
+    cpu: dict[Key, float] = {}
+    first = next(iter(stacks))
+    for index, (path, concurrency, _) in enumerate(paths[first]):
+        per_worker = per_worker_c1 if concurrency == 1 else per_worker_c16
+        workers = {v: paths[v][index][2](concurrency) for v in stacks}
+        rounds: dict[str, list[Result]] = {v: [] for v in stacks}
+        spent = dict.fromkeys(stacks, 0.0)
+        for round_index in range(ROUNDS):
+            for variant in stacks:
+                warmup = WARMUP if round_index == 0 else 0
+                before = _spent(pids[variant])
+                part = run_load(
+                    f"{path} [{variant}]", workers[variant], per_worker // ROUNDS, warmup
+                )
+                spent[variant] += _spent(pids[variant]) - before
+                rounds[variant].append(part)
+        for variant in stacks:
+            result = merged(rounds[variant])
+            key = (variant, path, concurrency)
+            results[key] = result
+            requests = result.calls + result.errors + WARMUP * concurrency
+            cpu[key] = spent[variant] * 1000 / requests
+            print(
+                f"  {path:27} c={concurrency:<2} {variant:9} {result.per_second:7.1f}/s  "
+                f"p50 {result.p50:6.1f} ms  p99 {result.p99:6.1f} ms  "
+                f"CPU {cpu[key]:5.1f} ms/request  errors {result.errors}"
+            )
+    return results, cpu
+
+
+def ramp(stack: LocalStack, per_worker: int) -> list[tuple[Result, float]]:
+    """The orders/s knee through the bridge: each step's result and the platform's CPU
+    milliseconds per order."""
+    from bench.__main__ import bridge_calls, trader_tokens
+
+    tokens = trader_tokens(stack, max(RAMP))
+    pids = platform_pids(stack)
+    steps = []
+    for concurrency in RAMP:
+        calls = bridge_calls(stack, tokens[:concurrency])
+        before = _spent(pids)
+        count = max(2, per_worker // concurrency * 4)
+        result = run_load(f"ramp c={concurrency}", calls, count, 2)
+        per_order = (
+            (_spent(pids) - before) * 1000 / (result.calls + result.errors + 2 * concurrency)
+        )
+        print(
+            f"  ramp c={concurrency:<3} {result.per_second:7.1f}/s  p50 {result.p50:6.1f} ms  "
+            f"p99 {result.p99:6.1f} ms  CPU {per_order:5.1f} ms/order  errors {result.errors}"
+        )
+        steps.append((result, per_order))
+    return steps
+
+
+def report(
+    results: dict[Key, Result], cpu: dict[Key, float], steps: list[tuple[Result, float]]
+) -> str:
+    lines = [
+        f"Machine: {machine()}; load average at the end: "
+        + ", ".join(f"{value:.2f}" for value in os.getloadavg()),
+        "",
+        "| path | c | variant | requests | per s | p50 ms | p99 ms | errors "
+        "| platform CPU ms/request |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (variant, path, concurrency), r in results.items():
+        lines.append(
+            f"| {path} | {concurrency} | {variant} | {r.calls} | {r.per_second:.1f} | "
+            f"{r.p50:.1f} | {r.p99:.1f} | {r.errors} | {cpu[(variant, path, concurrency)]:.1f} |"
+        )
+    lines += [
+        "",
+        "| path | c | variant | per s / before | p50 / before | CPU per request / before |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant, path, concurrency in results:
+        if variant == "before":
+            continue
+        this, base = results[(variant, path, concurrency)], results[("before", path, concurrency)]
+        lines.append(
+            f"| {path} | {concurrency} | {variant} | {this.per_second / base.per_second:.2f} | "
+            f"{this.p50 / base.p50:.2f} | "
+            f"{cpu[(variant, path, concurrency)] / cpu[('before', path, concurrency)]:.2f} |"
+        )
+    lines += [
+        "",
+        'The knee of "after": POST /api/v1/orders through the bridge, concurrency 1 to 64.',
+        "",
+        "| c | orders | orders/s | p50 ms | p99 ms | errors | platform CPU ms/order |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for result, per_order in steps:
+        lines.append(
+            f"| {result.concurrency} | {result.calls} | {result.per_second:.1f} | "
+            f"{result.p50:.1f} | {result.p99:.1f} | {result.errors} | {per_order:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(per_worker_c1: int, per_worker_c16: int, write_results: Path | None) -> int:
+    from bench.__main__ import OVERRIDES
+
+    with tempfile.TemporaryDirectory(prefix="bench-levers-") as scratch:
+        stacks = {
+            variant: LocalStack(
+                data_dir=None,
+                log_dir=Path(scratch) / variant.replace(" ", "-"),
+                overrides={**OVERRIDES, **changed},
+                fixed_ports=False,
+            )
+            for variant, changed in VARIANTS.items()
+        }
+        try:
+            for variant, stack in stacks.items():
+                print(f"Starting the '{variant}' stack with in-memory engines...")
+                # Each stack its own engines: a start leaves its addresses in os.environ.
+                for name in ("REDIS_URL", "ORDER_SERVICE_ADDR"):
+                    os.environ.pop(name, None)
+                stack.start()
+            print("Measuring (bounded counts)...")
+            results, cpu = measure(stacks, per_worker_c1, per_worker_c16)
+            print('The knee of "after"...')
+            steps = ramp(stacks["after"], per_worker_c16)
+        finally:
+            for stack in stacks.values():
+                stack.stop()
+    table = report(results, cpu, steps)
+    print()
+    print(table)
+    if write_results:
+        write_results.write_text(table + "\n")
+    return 0
