@@ -29,7 +29,7 @@ from common.user_keys import user_service_channel, user_service_keys
 from svc_order.config import OrderSettings
 from svc_order.domain import Limits
 from svc_order.events import RedisOrderEvents
-from svc_order.quotes import InventoryQuotes, inventory_channel
+from svc_order.quotes import InventoryQuotes, StreamedQuotes, inventory_channel
 from svc_order.server import SERVICE_NAME, OrderServicer, register
 from svc_order.service import OrderService, WriteHook
 from svc_order.store import DynamoTradingStore
@@ -63,7 +63,11 @@ def build(settings: OrderSettings, *, write_hook: WriteHook | None = None) -> Or
     to_users = user_service_channel(settings.user_service_addr, policy)
     table = open_table(settings, settings.trading_table)
     revocations = revocation_list(settings)
-    quotes = InventoryQuotes(to_inventory)
+    quotes = StreamedQuotes(
+        InventoryQuotes(to_inventory),
+        fresh_for=timedelta(seconds=settings.streamed_quote_max_age_seconds),
+        clock=lambda: datetime.now(UTC),
+    )
     watched = WatchedAssets()
     store = DynamoTradingStore(table)
     service = OrderService(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from common.settings import CommonSettings
 
@@ -20,6 +21,13 @@ class OrderSettings(CommonSettings):
     trading_table: str = Field("trading", description="Table of svc_order (before the prefix).")
     max_quote_age_seconds: float = Field(
         10.0, gt=0, description="A quote older than this is never traded on (UNAVAILABLE)."
+    )
+    streamed_quote_max_age_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="An order or portfolio takes the price stream's last quote of an asset "
+        "while it is at most this old, else asks svc_inventory (0: always asks). Below "
+        "MAX_QUOTE_AGE_SECONDS.",
     )
     daily_deposit_limit: Decimal = Field(
         Decimal("10000.00"), gt=0, description="Deposits per user per UTC day."
@@ -48,3 +56,13 @@ class OrderSettings(CommonSettings):
         description="Lifetime of svc_order's price stream from svc_inventory; each "
         "reconnect re-checks every resting limit order against the current quotes.",
     )
+
+    @model_validator(mode="after")
+    def _streamed_quotes_stay_tradable(self) -> Self:
+        # A held quote must still be young enough to trade on when the order checks it.
+        if self.streamed_quote_max_age_seconds >= self.max_quote_age_seconds:
+            raise ValueError(
+                f"STREAMED_QUOTE_MAX_AGE_SECONDS ({self.streamed_quote_max_age_seconds}) must "
+                f"be below MAX_QUOTE_AGE_SECONDS ({self.max_quote_age_seconds})"
+            )
+        return self

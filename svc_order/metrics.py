@@ -23,6 +23,12 @@ orders = Counter(
     "is not counted again.",
     ["order_type", "outcome"],
 )
+quote_sources = Counter(
+    "order_quote_sources_total",
+    "Quotes asked for orders and portfolios, by where they came from: the price stream "
+    "this process holds (stream) or a GetQuotes call to svc_inventory (inventory).",
+    ["source"],
+)
 traded_value = Counter(
     "orders_traded_value_usd_total",
     "Total amount of filled orders in US dollars, by order type.",

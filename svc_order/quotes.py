@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
@@ -14,6 +15,7 @@ from trading.v1 import inventory_pb2, inventory_pb2_grpc
 
 from common.channels import CallPolicy, make_channel
 from common.errors import Unavailable
+from svc_order import metrics
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,14 @@ def inventory_channel(address: str, policy: CallPolicy) -> grpc.Channel:
     return make_channel(address, services=[INVENTORY_SERVICE_NAME], policy=policy)
 
 
+class PriceFeed(Protocol):
+    """A price stream being read: its quotes, and a way to end it from another thread."""
+
+    def __iter__(self) -> Iterator[Quote]: ...
+
+    def cancel(self) -> None: ...
+
+
 class QuoteStream:
     """Quotes of svc_inventory's price stream as they change; the first ones are the
     current quote of every asset. Ends with Unavailable when the stream breaks."""
@@ -120,3 +130,77 @@ class InventoryQuotes:
             return {q.asset_id: q for q in map(_quote_from_message, response.quotes)}
 
         return answer
+
+
+class StreamedQuotes:
+    """Quotes pushed, not pulled: the latest quote of each asset as this process's price
+    stream (the trigger's, see `watch`) delivered it, so an order asks svc_inventory
+    nothing while the stream flows.
+
+    A held quote serves only while its `as_of` is at most `fresh_for` old; an asset
+    without one (never streamed, not moved for a while: the stream carries only moves)
+    is asked from svc_inventory as before. When the stream ends or breaks, every held
+    quote is dropped until the next stream delivers again: a gap makes quotes come from
+    svc_inventory, never from an old stream. The staleness rule of trading is the
+    service's, unchanged, on whichever quote it gets. `fresh_for` 0 turns this off.
+    """
+
+    def __init__(
+        self,
+        inventory: InventoryQuotes,
+        *,
+        fresh_for: timedelta,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._inventory = inventory
+        self._fresh_for = fresh_for
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._held: dict[str, Quote] = {}
+
+    def quotes(self, asset_ids: Sequence[str]) -> dict[str, Quote]:
+        return self.request_quotes(asset_ids)()
+
+    def request_quotes(self, asset_ids: Sequence[str]) -> PendingQuotes:
+        if self._fresh_for > timedelta(0):
+            now = self._clock()
+            with self._lock:
+                held = {a: self._held[a] for a in asset_ids if a in self._held}
+            if len(held) == len(set(asset_ids)) and all(
+                now - quote.as_of <= self._fresh_for for quote in held.values()
+            ):
+                metrics.quote_sources.labels("stream").inc()
+                return lambda: dict(held)
+        metrics.quote_sources.labels("inventory").inc()
+        return self._inventory.request_quotes(asset_ids)
+
+    def watch(self, seconds: float) -> PriceFeed:
+        """svc_inventory's price stream for `seconds`; what it delivers is held."""
+        return _HeldStream(self._inventory.watch(seconds), self)
+
+    def note(self, quote: Quote) -> None:
+        with self._lock:
+            current = self._held.get(quote.asset_id)
+            if current is None or current.as_of <= quote.as_of:
+                self._held[quote.asset_id] = quote
+
+    def forget(self) -> None:
+        with self._lock:
+            self._held.clear()
+
+
+class _HeldStream:
+    def __init__(self, stream: QuoteStream, held: StreamedQuotes) -> None:
+        self._stream = stream
+        self._held = held
+
+    def __iter__(self) -> Iterator[Quote]:
+        try:
+            for quote in self._stream:
+                self._held.note(quote)
+                yield quote
+        finally:
+            self._held.forget()
+
+    def cancel(self) -> None:
+        self._stream.cancel()

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from common.errors import Unavailable
-from svc_order.quotes import InventoryQuotes, Quote, QuoteStream
+from svc_order.quotes import PriceFeed, Quote, StreamedQuotes
 from svc_order.store import BOTH_SIDES
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class PriceTrigger:
 
     def __init__(
         self,
-        quotes: InventoryQuotes,
+        quotes: StreamedQuotes,
         on_quote: Callable[[Quote, frozenset[str]], object],
         *,
         watched: WatchedAssets,
@@ -85,7 +85,7 @@ class PriceTrigger:
         self._stream_seconds = stream_seconds
         self._retry_seconds = retry_seconds
         self._stopping = threading.Event()
-        self._stream: QuoteStream | None = None
+        self._stream: PriceFeed | None = None
         self._recheck_seconds = recheck_seconds
         self._watched = watched
         self._has_hints = has_hints
