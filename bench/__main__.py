@@ -284,7 +284,17 @@ def main() -> int:
         action="store_true",
         help="instead: issue 13's levers, before against after, and the knee (bench/levers.py)",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead: py-spy profiles of every process under the heaviest load "
+        "(bench/profile.py; --write-results names their folder)",
+    )
     args = parser.parse_args()
+    if args.profile:
+        from bench import profile
+
+        return profile.main(args.write_results)
     if args.levers:
         from bench import levers
 

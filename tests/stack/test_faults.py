@@ -29,6 +29,8 @@ PASSWORD = "Correct-Horse-42!"
 # The client's patience for every request here, as X-Request-Timeout: a hung
 # dependency must answer well before it.
 CLIENT_TIMEOUT_SECONDS = 5.0
+# svc_order's default: how old a quote from its price stream may be to price an order.
+STREAMED_QUOTE_MAX_AGE_SECONDS = 2.0
 RECOVERY_SECONDS = 60.0
 
 
@@ -269,9 +271,17 @@ def test_svc_inventory_stalled(healthy: Platform) -> None:
     platform = healthy
     platform.signal("svc_inventory", signal.SIGSTOP)
     try:
-        started = time.monotonic()
-        order = platform.buy()
-        waited = time.monotonic() - started
+        # svc_order prices orders with its price stream's last quote while that is at
+        # most STREAMED_QUOTE_MAX_AGE_SECONDS (2) old; the stalled stream delivers no
+        # newer one, so within that and one dependency budget orders stop at 503.
+        deadline = time.monotonic() + STREAMED_QUOTE_MAX_AGE_SECONDS + CLIENT_TIMEOUT_SECONDS
+        while True:
+            started = time.monotonic()
+            order = platform.buy()
+            waited = time.monotonic() - started
+            if order.status_code != 201 or started > deadline:
+                break
+            platform.orders.append(order.json()["data"]["order_id"])
         # Routes svc_inventory serves itself: the bridge's own call has the same
         # dependency budget as the services' calls.
         assets, assets_waited = platform.timed(
