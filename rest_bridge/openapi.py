@@ -14,16 +14,11 @@ from common import idempotency
 from common.health import DEPENDENCIES
 from rest_bridge.errors import HTTP_STATUS
 from rest_bridge.routes import Route
-from rest_bridge.transcode import FLOAT_TYPES, INTEGER_TYPES, is_decimal
+from rest_bridge.transcode import INT32_RANGE, is_decimal
 
-_INT32 = frozenset(
-    {FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SFIXED32}
-)
-_UINT32 = frozenset({FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_FIXED32})
+# The schemas of the well-known messages the routes may hold (routes.STRING_MESSAGES).
 _WELL_KNOWN: dict[str, dict[str, Any]] = {
     "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
-    "google.protobuf.Duration": {"type": "string", "pattern": r"^-?\d+(\.\d+)?s$"},
-    "google.protobuf.Empty": {"type": "object", "additionalProperties": False},
 }
 _ERROR_STATUSES = sorted({s for s in HTTP_STATUS.values() if 400 <= s < 600 and s != 499})
 _RATE_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
@@ -78,24 +73,14 @@ class _Schemas:
         return single
 
     def scalar(self, field: FieldDescriptor) -> dict[str, Any]:
-        kind = field.type
+        """The schema of one value of a field of the kinds routes.py maps."""
         if field.message_type is not None:
             return self.ref(field.message_type)
-        if field.enum_type is not None:
-            return {"type": "string", "enum": [v.name for v in field.enum_type.values]}
-        if kind == FieldDescriptor.TYPE_BOOL:
+        if field.type == FieldDescriptor.TYPE_BOOL:
             return {"type": "boolean"}
-        if kind in _INT32:
-            return {"type": "integer", "format": "int32", "minimum": -(2**31), "maximum": 2**31 - 1}
-        if kind in _UINT32:
-            return {"type": "integer", "format": "int64", "minimum": 0, "maximum": 2**32 - 1}
-        if kind in INTEGER_TYPES:
-            # proto3 JSON writes 64-bit integers as strings.
-            return {"type": "string", "pattern": r"^-?\d+$"}
-        if kind in FLOAT_TYPES:
-            return {"type": "number"}
-        if kind == FieldDescriptor.TYPE_BYTES:
-            return {"type": "string", "format": "byte"}
+        if field.type == FieldDescriptor.TYPE_INT32:
+            low, high = INT32_RANGE
+            return {"type": "integer", "format": "int32", "minimum": low, "maximum": high}
         schema: dict[str, Any] = {"type": "string"}
         # Constraints come from the contract's field options, never from here.
         pattern = field.GetOptions().Extensions[options_pb2.pattern]
@@ -182,11 +167,6 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
             "required": False,
             "content": {"application/json": {"schema": body_schema}},
         }
-    elif route.body:
-        body_field = request_type.fields_by_name[route.body]
-        operation["requestBody"] = {
-            "content": {"application/json": {"schema": schemas.field(body_field)}}
-        }
     response_type = route.response_type
     response_schema = (
         schemas.field(response_type.fields_by_name[route.response_body])
@@ -209,8 +189,6 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
         }
     responses: dict[str, Any] = {str(route.success_status): success}
     for status in _ERROR_STATUSES:
-        if status == 413 and not route.body:
-            continue
         responses[str(status)] = _error_response(status)
     operation["responses"] = responses
     return operation

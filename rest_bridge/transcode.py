@@ -6,11 +6,13 @@ every refusal names its field without reading protobuf's error text:
   both spellings, or one key repeated, is a violation (never "the last one wins");
 - unknown fields and unknown query parameters are ignored, as grpc-gateway does, so
   old clients' extras (`access_token` on logout, `?_=` cache busters) do no harm;
-- types follow the mapping: text fields take JSON strings, booleans `true`/`false`,
-  integers a whole number (or its decimal string), messages objects, repeated fields
-  arrays; `null` leaves a field unset. A JSON number is accepted for a text field only
-  when the contract marks it `(trading.v1.decimal)` (amounts, prices, quantities),
-  and only as a plain decimal of bounded size, which arrives as its exact text.
+- types follow the mapping, for the kinds of field the contracts use (routes.py
+  refuses others at start): text fields take JSON strings, booleans `true`/`false`,
+  32-bit integers a whole number (or its decimal string), timestamps an RFC 3339
+  string, repeated fields arrays; `null` leaves a field unset. A JSON number is
+  accepted for a text field only when the contract marks it `(trading.v1.decimal)`
+  (amounts, prices, quantities), and only as a plain decimal of bounded size, which
+  arrives as its exact text.
 Numbers are judged from their text (`json_text.JsonNumber`) and never expanded.
 """
 
@@ -31,30 +33,7 @@ from trading.v1 import options_pb2
 from rest_bridge.json_text import JsonError, JsonNumber, JsonObject, read_json
 from rest_bridge.routes import Route
 
-INTEGER_TYPES = frozenset(
-    {
-        FieldDescriptor.TYPE_INT32,
-        FieldDescriptor.TYPE_INT64,
-        FieldDescriptor.TYPE_UINT32,
-        FieldDescriptor.TYPE_UINT64,
-        FieldDescriptor.TYPE_SINT32,
-        FieldDescriptor.TYPE_SINT64,
-        FieldDescriptor.TYPE_FIXED32,
-        FieldDescriptor.TYPE_FIXED64,
-        FieldDescriptor.TYPE_SFIXED32,
-        FieldDescriptor.TYPE_SFIXED64,
-    }
-)
-FLOAT_TYPES = frozenset({FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE})
-TEXT_TYPES = frozenset({FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES})
-# Messages whose JSON form is not an object; protobuf parses their text.
-WELL_KNOWN_SCALARS = frozenset(
-    {
-        "google.protobuf.Timestamp",
-        "google.protobuf.Duration",
-        "google.protobuf.FieldMask",
-    }
-)
+INT32_RANGE = (-(2**31), 2**31 - 1)
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
 
@@ -62,11 +41,8 @@ _FALSE = frozenset({"false", "0"})
 # and after the point, no exponent. Larger or exponent forms are refused unread.
 MAX_DECIMAL_DIGITS = 30
 PLAIN_DECIMAL = re.compile(rf"-?\d{{1,{MAX_DECIMAL_DIGITS}}}(?:\.\d{{1,{MAX_DECIMAL_DIGITS}}})?")
-# A whole number as proto3 JSON writes it (64-bit ones as strings); 20 digits hold
-# every 64-bit value, so nothing longer is converted.
+# A whole number as proto3 JSON writes it; bounded, so no long text is ever converted.
 WHOLE_NUMBER = re.compile(r"-?\d{1,20}")
-# Floats are parsed from bounded text only.
-MAX_FLOAT_TEXT = 40
 
 
 @dataclass(frozen=True)
@@ -106,59 +82,31 @@ def _wrong_type(path: str, wanted: str, value: Any) -> BadInput:
     return _bad(path, f"must be {wanted}, not {_type_name(value)}")
 
 
-def _whole_number(path: str, value: Any, field: FieldDescriptor) -> int:
+def _int32(path: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, str):
         raise _wrong_type(path, "a whole number", value)
     if not WHOLE_NUMBER.fullmatch(value):
         raise _bad(path, "must be a whole number")
     number = int(value)
-    if field.type in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32) or (
-        field.type == FieldDescriptor.TYPE_SFIXED32
-    ):
-        low, high = -(2**31), 2**31 - 1
-    elif field.type in (FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_FIXED32):
-        low, high = 0, 2**32 - 1
-    elif field.type in (FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64):
-        low, high = 0, 2**64 - 1
-    else:
-        low, high = -(2**63), 2**63 - 1
+    low, high = INT32_RANGE
     if not low <= number <= high:
         raise _bad(path, f"must be between {low} and {high}")
     return number
 
 
 def _scalar(path: str, value: Any, field: FieldDescriptor) -> Any:
-    """One JSON value checked against one non-repeated field, as ParseDict takes it."""
+    """One JSON value checked against one non-repeated field, as ParseDict takes it
+    (the kinds of field routes.SCALAR_TYPES and STRING_MESSAGES allow)."""
     if field.message_type is not None:
-        if field.message_type.full_name in WELL_KNOWN_SCALARS:
-            if not isinstance(value, str) or isinstance(value, JsonNumber):
-                raise _wrong_type(path, "a string", value)
-            return str(value)
-        if not isinstance(value, JsonObject):
-            raise _wrong_type(path, "an object", value)
-        return _message(path, value, field.message_type)
-    if field.enum_type is not None:
-        if isinstance(value, JsonNumber):
-            return _whole_number(path, value, field)
-        if not isinstance(value, str):
+        if not isinstance(value, str) or isinstance(value, JsonNumber):
             raise _wrong_type(path, "a string", value)
-        if field.enum_type.values_by_name.get(value) is None:
-            names = ", ".join(v.name for v in field.enum_type.values)
-            raise _bad(path, f"must be one of {names}")
         return str(value)
     if field.type == FieldDescriptor.TYPE_BOOL:
         if not isinstance(value, bool):
             raise _wrong_type(path, "true or false", value)
         return value
-    if field.type in INTEGER_TYPES:
-        return _whole_number(path, value, field)
-    if field.type in FLOAT_TYPES:
-        if isinstance(value, bool) or not isinstance(value, str) or len(value) > MAX_FLOAT_TEXT:
-            raise _wrong_type(path, "a number", value)
-        try:
-            return float(value)
-        except ValueError:
-            raise _bad(path, "must be a number") from None
+    if field.type == FieldDescriptor.TYPE_INT32:
+        return _int32(path, value)
     # Text: a string, or for a decimal field a plain decimal JSON number.
     if isinstance(value, JsonNumber):
         if not is_decimal(field):
@@ -176,16 +124,6 @@ def _scalar(path: str, value: Any, field: FieldDescriptor) -> Any:
 
 
 def _field_value(path: str, value: Any, field: FieldDescriptor) -> Any:
-    if field.message_type is not None and field.message_type.GetOptions().map_entry:
-        if not isinstance(value, JsonObject):
-            raise _wrong_type(path, "an object", value)
-        value_field = field.message_type.fields_by_name["value"]
-        entries: dict[str, Any] = {}
-        for key, item in value:
-            if key in entries:
-                raise _bad(f"{path}.{key}", "given more than once")
-            entries[key] = _scalar(f"{path}.{key}", item, value_field)
-        return entries
     if field.is_repeated:
         if not isinstance(value, list) or isinstance(value, JsonObject):
             raise _wrong_type(path, "an array", value)
@@ -203,7 +141,7 @@ def _field_named(message: Descriptor, key: str) -> FieldDescriptor | None:
     return message.fields_by_name.get(key) or _json_names(message).get(key)
 
 
-def _message(prefix: str, data: JsonObject, message: Descriptor) -> dict[str, Any]:
+def _message(data: JsonObject, message: Descriptor) -> dict[str, Any]:
     """The known fields of a JSON object, by proto name, each given at most once."""
     fields: dict[str, Any] = {}
     seen: set[str] = set()
@@ -211,17 +149,16 @@ def _message(prefix: str, data: JsonObject, message: Descriptor) -> dict[str, An
         field = _field_named(message, key)
         if field is None:
             continue  # unknown: ignored (see the module docs)
-        path = f"{prefix}.{field.name}" if prefix else field.name
         if field.name in seen:
-            raise _bad(path, "given more than once (under its name or its JSON name)")
+            raise _bad(field.name, "given more than once (under its name or its JSON name)")
         seen.add(field.name)
         if value is None:
             continue
-        fields[field.name] = _field_value(path, value, field)
+        fields[field.name] = _field_value(field.name, value, field)
     return fields
 
 
-def body_fields(raw: bytes, message: Descriptor, prefix: str = "") -> dict[str, Any]:
+def body_fields(raw: bytes, message: Descriptor) -> dict[str, Any]:
     """The known fields of a JSON object body, checked; an empty body has none."""
     if not raw.strip():
         return {}
@@ -231,21 +168,17 @@ def body_fields(raw: bytes, message: Descriptor, prefix: str = "") -> dict[str, 
         raise _bad("body", str(error)) from None
     if not isinstance(data, JsonObject):
         raise _bad("body", "must be a JSON object")
-    return _message(prefix, data, message)
+    return _message(data, message)
 
 
 def _query_value(field: FieldDescriptor, raw: str) -> Any:
-    if field.type in INTEGER_TYPES or field.enum_type is not None:
-        if field.enum_type is not None and not WHOLE_NUMBER.fullmatch(raw):
-            return _scalar(field.name, raw, field)
-        return _whole_number(field.name, JsonNumber(raw), field)
+    if field.type == FieldDescriptor.TYPE_INT32:
+        return _int32(field.name, JsonNumber(raw))
     if field.type == FieldDescriptor.TYPE_BOOL:
         lowered = raw.lower()
         if lowered in _TRUE or lowered in _FALSE:
             return lowered in _TRUE
         raise _bad(field.name, "must be true or false")
-    if field.type in FLOAT_TYPES:
-        return _scalar(field.name, JsonNumber(raw), field)
     return raw
 
 
@@ -300,23 +233,14 @@ def build_request(
     """The request message of a route from the parts of an HTTP request.
 
     With `body: "*"` the body holds every field but the path's and the query string
-    is not read; otherwise the body fills its one field and the query the others.
+    is not read; without a body the query holds them (routes.py maps no other rule).
     """
     message_type = route.request_type
     fields: dict[str, Any] = {}
     if route.body == "*":
         fields.update(body_fields(body, message_type))
     else:
-        if route.body:
-            field = message_type.fields_by_name[route.body]
-            if field.message_type is not None:
-                fields[route.body] = body_fields(body, field.message_type, route.body)
-            elif body.strip():
-                try:
-                    fields[route.body] = _field_value(route.body, read_json(body), field)
-                except JsonError as error:
-                    raise _bad("body", str(error)) from None
-        fields.update(query_fields(message_type, query, (*route.path_params, route.body)))
+        fields.update(query_fields(message_type, query, route.path_params))
     for name, value in path_params.items():
         if name in fields:
             raise _bad(name, "given in the path; leave it out of the body")
