@@ -78,3 +78,19 @@ def test_streams_past_the_bridge_limit_are_429(start_bridge: Callable[..., Bridg
         read_events(lines, 1)  # the first stream goes on
     assert second.status_code == 429
     assert second.json()["code"] == "TOO_MANY_STREAMS"
+
+
+def test_head_of_a_stream_answers_its_headers_and_frees_its_place(
+    start_bridge: Callable[..., Bridge],
+) -> None:
+    # HEAD is GET without a body: for a stream, the headers and an empty body at once,
+    # never an endless answer that holds one of the bridge's stream places.
+    bridge = start_bridge(bridge_max_streams=1)
+    with bridge.client() as client:
+        heads = [client.head("/api/v1/stream/prices?symbols=btc") for _ in range(3)]
+        with client.stream("GET", "/api/v1/stream/prices?symbols=btc") as stream:
+            assert stream.status_code == 200
+            assert read_events(stream.iter_lines(), 1)[0][0] == "price"
+    assert [head.status_code for head in heads] == [200, 200, 200]
+    assert all(head.headers["content-type"].startswith("text/event-stream") for head in heads)
+    assert all(head.content == b"" for head in heads)
