@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import json
 import time
-from http.cookies import SimpleCookie
 from typing import Any
 
 import jwt
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rest_bridge.errors import ApiError, error_response
@@ -72,14 +72,11 @@ def _expiry(token: str) -> float | None:
 
 
 def _cookie(headers: Headers) -> str | None:
-    jar: SimpleCookie = SimpleCookie()
-    for value in headers.getlist("cookie"):
-        try:
-            jar.load(value)
-        except Exception:  # noqa: S112 - a malformed cookie header is just no cookie
-            continue
-    morsel = jar.get(COOKIE_NAME)
-    return morsel.value if morsel is not None and morsel.value else None
+    # Read as browsers write it (Starlette's parser): the standard library's
+    # SimpleCookie drops every cookie of a header after one it finds malformed, so
+    # another cookie of the same site (a JSON value, a space) would lose the session.
+    cookies = cookie_parser("; ".join(headers.getlist("cookie")))
+    return cookies.get(COOKIE_NAME) or None
 
 
 class CookieAuthMiddleware:

@@ -112,6 +112,44 @@ def test_cookie_refresh_without_a_cookie_is_401(http: httpx.Client) -> None:
     assert response.json()["request_id"] == response.headers["X-Request-ID"]
 
 
+def test_the_session_cookie_is_found_beside_other_cookies_of_the_site(
+    http: httpx.Client,
+) -> None:
+    """Another app on the same site may set cookies that are not RFC 6265 tokens (JSON,
+    spaces, non-ASCII); browsers send them before ours, and they must not hide it."""
+    login = http.post("/api/v1/auth/login", json=register(http), headers=COOKIE_MODE)
+    token = cookie_value(set_cookie(login))
+    others = 'theme={"dark":true}; greeting=hello world; city=Zürich'
+    cookie = f"{others}; {COOKIE_NAME}={token}".encode()
+    headers = {b"X-Auth-Cookie": b"1", b"Cookie": cookie}
+    refreshed = http.post(REFRESH, headers=headers, content=b"")
+    assert refreshed.status_code == 200, refreshed.text
+    assert cookie_value(set_cookie(refreshed)) != token
+
+
+def test_a_malformed_refresh_body_is_answered_as_without_cookie_mode(
+    http: httpx.Client,
+) -> None:
+    login = http.post("/api/v1/auth/login", json=register(http), headers=COOKIE_MODE)
+    token = cookie_value(set_cookie(login))
+    headers = {"Content-Type": "application/json", "Cookie": f"{COOKIE_NAME}={token}"}
+    answers = [
+        http.post(REFRESH, headers={**headers, **mode}, content=b'{"refresh_token": ')
+        for mode in (COOKIE_MODE, {})
+    ]
+    assert [a.status_code for a in answers] == [422, 422]
+    assert [a.json()["violations"][0]["field"] for a in answers] == ["body", "body"]
+    # The cookie was not spent by either.
+    assert refresh_with(http, token, **COOKIE_MODE).status_code == 200
+
+
+def refresh_with_body(
+    http: httpx.Client, token: str, body: bytes, **headers: str
+) -> httpx.Response:
+    cookie = {"Cookie": f"{COOKIE_NAME}={token}"}
+    return http.post(REFRESH, headers={**headers, **cookie}, content=body)
+
+
 def test_logout_clears_the_cookie_and_ends_its_family(http: httpx.Client) -> None:
     login = http.post("/api/v1/auth/login", json=register(http), headers=COOKIE_MODE)
     token = cookie_value(set_cookie(login))
