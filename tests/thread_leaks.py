@@ -6,7 +6,8 @@ for the rest of the session; under coverage tracing a few dozen of them starved 
 suite's later tests of the GIL until CI's time ran out. So after each module, threads
 of those kinds that the module started and that are still alive fail the run, naming
 them. Threads started while a session-scoped fixture was set up are the session's and
-stop at its end.
+stop at its end; a session-scoped fixture in a test module (imported there) would be
+set up once per module, so it is refused.
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ def pytest_fixture_setup(
 ) -> Generator[None, object, object]:
     if fixturedef.scope != "session":
         return (yield)
+    if fixturedef.baseid.endswith(".py"):
+        # Defined in (or imported into) a test module: pytest sets it up once per such
+        # module and keeps every copy to the session's end.
+        pytest.fail(
+            f"session-scoped fixture {fixturedef.argname!r} is defined in the test module "
+            f"{fixturedef.baseid}: define it in a conftest.py (or import it only there)",
+            pytrace=False,
+        )
     before = set(_background())
     try:
         return (yield)

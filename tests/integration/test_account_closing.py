@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from trading.v1 import order_pb2
 
-from tests.integration.order_fixtures import *  # noqa: F403
 from tests.integration.order_fixtures import CALL_TIMEOUT, Trader, reason_of, refused
 
 

@@ -17,7 +17,6 @@ from common.dynamo import Table, ensure_table, from_attributes, make_client, to_
 from devstack.engines import ROOT
 from svc_order.audit import DiscrepancyKind, audit_books
 from svc_order.store import DynamoTradingStore
-from tests.integration.order_fixtures import *  # noqa: F403
 from tests.integration.order_fixtures import FakeInventory, OrderEndpoint, Trader
 from tests.support import unique
 

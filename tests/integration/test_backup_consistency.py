@@ -14,7 +14,6 @@ from ops import backup
 from ops.__main__ import main as ops_main
 from ops.audit import audit_trading_table
 from ops.backup import BackupError, TableSnapshot, read_backup, restore, snapshot, write_backup
-from tests.integration.order_fixtures import *  # noqa: F403
 from tests.integration.order_fixtures import FakeInventory, OrderEndpoint, Trader
 from tests.support import unique
 

@@ -23,7 +23,6 @@ from svc_inventory.cache import RedisQuoteCache, cache_client
 from svc_inventory.config import InventorySettings
 from svc_inventory.domain import SEED_CATALOGUE, Quote
 from svc_inventory.server import SERVICE_NAME
-from tests.integration import inventory_fixtures as shared
 from tests.integration.inventory_fixtures import (
     STREAMS,
     WORKERS,
@@ -32,12 +31,6 @@ from tests.integration.inventory_fixtures import (
     wait_until,
 )
 from tests.support import unique
-
-# The shared fixtures, bound here so that this module's tests can request them.
-inventory_settings_fast = shared.inventory_settings_fast
-inventory_server = shared.inventory_server
-inventory_channel = shared.inventory_channel
-inventory = shared.inventory
 
 Stub = inventory_pb2_grpc.InventoryServiceStub
 

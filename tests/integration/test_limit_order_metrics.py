@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from tests.integration.limit_fixtures import *  # noqa: F403
 from tests.integration.limit_fixtures import LimitStack
-from tests.integration.order_fixtures import *  # noqa: F403
 from tests.integration.order_fixtures import Trader, wait_until
 
 

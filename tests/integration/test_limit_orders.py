@@ -16,9 +16,7 @@ from trading.v1 import order_pb2
 
 from svc_order.domain import AppliedOperation, OperationKind
 from svc_order.service import WriteStage
-from tests.integration.limit_fixtures import *  # noqa: F403
 from tests.integration.limit_fixtures import LimitStack
-from tests.integration.order_fixtures import *  # noqa: F403
 from tests.integration.order_fixtures import (
     CALL_TIMEOUT,
     Trader,

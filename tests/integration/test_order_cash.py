@@ -6,7 +6,6 @@ import grpc
 import pytest
 
 from common.grpc_errors import field_violations
-from tests.integration.order_fixtures import *  # noqa: F403
 from tests.integration.order_fixtures import Trader, reason_of, refused
 
 

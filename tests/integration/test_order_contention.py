@@ -21,7 +21,6 @@ from svc_order.domain import Account, Limits, Request, derived_items
 from svc_order.quotes import Quote
 from svc_order.service import OrderService
 from svc_order.store import DynamoTradingStore, PageRequest
-from tests.integration.order_fixtures import *  # noqa: F403
 from tests.support import unique
 
 

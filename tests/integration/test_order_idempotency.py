@@ -19,7 +19,6 @@ from trading.v1 import order_pb2, order_pb2_grpc
 
 from common.dynamo import make_client, to_attributes
 from svc_order.config import OrderSettings
-from tests.integration.order_fixtures import *  # noqa: F403
 from tests.integration.order_fixtures import OrderEndpoint, Trader, reason_of, refused
 from tests.integration.order_processes import *  # noqa: F403
 from tests.integration.order_processes import OrderProcess

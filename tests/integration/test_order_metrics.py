@@ -12,7 +12,6 @@ import grpc
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.integration.order_fixtures import *  # noqa: F403
 from tests.integration.order_fixtures import FakeInventory, Trader
 from tests.support import unique
 

@@ -15,7 +15,6 @@ import grpc
 import pytest
 from trading.v1 import order_pb2, order_pb2_grpc
 
-from tests.integration.order_fixtures import *  # noqa: F403
 from tests.integration.order_fixtures import OrderEndpoint, Trader, reason_of, refused
 
 # 0.001 BTC at the default 50000.00 costs exactly 50.00.

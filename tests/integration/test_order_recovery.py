@@ -15,7 +15,6 @@ from trading.v1 import order_pb2_grpc
 
 from svc_order.domain import AppliedOperation
 from svc_order.service import WriteStage
-from tests.integration.order_fixtures import *  # noqa: F403
 from tests.integration.order_fixtures import OrderEndpoint, Trader, refused
 
 

@@ -8,7 +8,6 @@ import grpc
 import pytest
 
 from common.grpc_errors import error_info, field_violations
-from tests.integration.order_fixtures import *  # noqa: F403
 from tests.integration.order_fixtures import (
     FakeInventory,
     OrderEndpoint,

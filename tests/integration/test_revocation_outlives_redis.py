@@ -25,7 +25,6 @@ from common.server import RunningServer
 from devstack.engines import Engine, start_redis
 from svc_user.__main__ import build as build_user
 from svc_user.config import UserSettings
-from tests.integration.order_fixtures import *  # noqa: F403
 from tests.integration.order_fixtures import OrderEndpoint, wait_until
 from tests.user_service import STRONG_PASSWORD, bearer, register_and_login
 

@@ -25,7 +25,6 @@ from svc_order.config import OrderSettings
 from svc_user.__main__ import build as build_user
 from svc_user.config import UserSettings
 from tests.integration.inventory_fixtures import inventory_settings
-from tests.integration.order_fixtures import *  # noqa: F403
 from tests.integration.order_fixtures import OrderEndpoint, Trader, refused, wait_until
 from tests.support import STORE_DEFAULTS
 from tests.user_service import STRONG_PASSWORD, bearer, registration
