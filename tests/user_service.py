@@ -4,7 +4,7 @@ serves the whole session."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -12,6 +12,7 @@ import pytest
 from trading.v1 import user_pb2, user_pb2_grpc
 
 from common.dynamo import ensure_table, make_client
+from common.grpc_errors import error_info
 from common.server import RunningServer
 from svc_user.__main__ import build
 from svc_user.config import UserSettings
@@ -81,6 +82,16 @@ def registration(**overrides: object) -> user_pb2.RegisterRequest:
     }
     fields.update(overrides)
     return user_pb2.RegisterRequest(**fields)  # type: ignore[arg-type]
+
+
+def outcome(call: Callable[[], object]) -> str:
+    """ "OK", or the refusal as "CODE:REASON" (its ErrorInfo reason)."""
+    try:
+        call()
+    except grpc.RpcError as error:
+        info = error_info(error)
+        return f"{error.code().name}:{info.reason if info else ''}"
+    return "OK"
 
 
 def bearer(token: str) -> tuple[tuple[str, str]]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
 import grpc
 import pytest
 from trading.v1 import user_pb2, user_pb2_grpc
 
 from common.grpc_errors import error_info
-from tests.user_service import bearer, register_and_login, registration
+from tests.user_service import bearer, outcome, register_and_login, registration
 
 
 def refused_code(call: object) -> grpc.StatusCode:
@@ -185,3 +188,42 @@ def test_profile_email_change_to_a_taken_address_is_refused(
     assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
     profile = users.GetProfile(user_pb2.GetProfileRequest(), metadata=bearer(tokens.access_token))
     assert profile.profile.first_name == "Ada"
+
+
+def test_a_password_change_racing_profile_updates_is_not_lost(
+    users: user_pb2_grpc.UserServiceStub,
+) -> None:
+    """Each write is conditioned on the version read: a profile update that lost the
+    race to the password change re-reads, so neither undoes the other."""
+    account, tokens = register_and_login(users)
+    auth = bearer(tokens.access_token)
+    new_password = "Another-Horse-43!"
+    names = ["Ada", "Bea", "Cleo", "Dora", "Eve", "Fay", "Gwen"]
+
+    def change_password() -> object:
+        request = user_pb2.ChangePasswordRequest(
+            current_password=account.password, new_password=new_password
+        )
+        return users.ChangePassword(request, metadata=auth, timeout=30)
+
+    def rename(name: str) -> Callable[[], object]:
+        request = user_pb2.UpdateProfileRequest(first_name=name)
+        return lambda: users.UpdateProfile(request, metadata=auth, timeout=30)
+
+    calls = [change_password, *(rename(name) for name in names)]
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        outcomes = list(pool.map(outcome, calls))
+    assert set(outcomes) <= {"OK", "ABORTED:CONCURRENT_UPDATE"}, outcomes
+
+    # The password is the new one exactly when the change said so.
+    def login(password: str) -> str:
+        request = user_pb2.LoginRequest(username=account.username, password=password)
+        return outcome(lambda: users.Login(request, timeout=30))
+
+    changed = outcomes[0] == "OK"
+    refused = "UNAUTHENTICATED:INVALID_CREDENTIALS"
+    assert login(new_password) == ("OK" if changed else refused)
+    assert login(account.password) == (refused if changed else "OK")
+    renamed = [name for name, said in zip(names, outcomes[1:], strict=True) if said == "OK"]
+    profile = users.GetProfile(user_pb2.GetProfileRequest(), metadata=auth).profile
+    assert profile.first_name in renamed

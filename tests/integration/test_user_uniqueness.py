@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import grpc
 import pytest
 from trading.v1 import user_pb2, user_pb2_grpc
 
 from common.dynamo import from_attributes, make_client
-from common.grpc_errors import error_info
 from svc_user.config import UserSettings
 from tests.support import unique
-from tests.user_service import bearer, register_and_login, registration
+from tests.user_service import bearer, outcome, register_and_login, registration
 
 
 def _claims(settings: UserSettings, kind: str, values: list[str]) -> list[dict[str, object]]:
@@ -30,22 +28,13 @@ def _claims(settings: UserSettings, kind: str, values: list[str]) -> list[dict[s
     return found
 
 
-def _outcome(call: object) -> str:
-    try:
-        call()  # type: ignore[operator]
-    except grpc.RpcError as error:
-        info = error_info(error)
-        return f"{error.code().name}:{info.reason if info else ''}"
-    return "OK"
-
-
 def test_duplicate_username_is_refused_case_insensitively(
     users: user_pb2_grpc.UserServiceStub,
 ) -> None:
     first = registration()
     users.Register(first)
     again = registration(username=first.username.upper())
-    assert _outcome(lambda: users.Register(again)) == "ALREADY_EXISTS:USERNAME_TAKEN"
+    assert outcome(lambda: users.Register(again)) == "ALREADY_EXISTS:USERNAME_TAKEN"
 
 
 def test_duplicate_email_is_refused_and_releases_the_username(
@@ -54,7 +43,7 @@ def test_duplicate_email_is_refused_and_releases_the_username(
     first = registration()
     users.Register(first)
     second = registration(email=first.email.upper())
-    assert _outcome(lambda: users.Register(second)) == "ALREADY_EXISTS:EMAIL_TAKEN"
+    assert outcome(lambda: users.Register(second)) == "ALREADY_EXISTS:EMAIL_TAKEN"
     # The username the failed attempt claimed is free again.
     users.Register(registration(username=second.username))
 
@@ -66,7 +55,7 @@ def test_twenty_concurrent_registrations_of_one_username(
     attempts = [registration(username=username) for _ in range(20)]
     with ThreadPoolExecutor(max_workers=20) as pool:
         outcomes = list(
-            pool.map(lambda r: _outcome(lambda: users.Register(r, timeout=30)), attempts)
+            pool.map(lambda r: outcome(lambda: users.Register(r, timeout=30)), attempts)
         )
     assert outcomes.count("OK") == 1
     assert outcomes.count("ALREADY_EXISTS:USERNAME_TAKEN") == 19
@@ -86,7 +75,7 @@ def test_concurrent_email_changes_to_one_address(users: user_pb2_grpc.UserServic
     with ThreadPoolExecutor(max_workers=8) as pool:
         outcomes = list(
             pool.map(
-                lambda t: _outcome(
+                lambda t: outcome(
                     lambda: users.UpdateProfile(
                         user_pb2.UpdateProfileRequest(email=target),
                         metadata=bearer(t.access_token),
@@ -112,7 +101,36 @@ def test_a_registration_that_fails_late_leaves_no_claim(
     taken = registration()
     users.Register(taken)
     attempt = registration(**{reuse: getattr(taken, reuse)})
-    assert _outcome(lambda: users.Register(attempt)).startswith("ALREADY_EXISTS")
+    assert outcome(lambda: users.Register(attempt)).startswith("ALREADY_EXISTS")
     own_field = "email" if reuse == "username" else "username"
     kind = own_field.upper()
     assert _claims(user_settings, kind, [getattr(attempt, own_field).lower()]) == []
+
+
+def test_one_users_racing_email_changes_leave_only_the_final_address_claimed(
+    users: user_pb2_grpc.UserServiceStub, user_settings: UserSettings
+) -> None:
+    account, tokens = register_and_login(users)
+    wanted = [f"{unique('mine')}@example.org" for _ in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(
+            pool.map(
+                lambda email: outcome(
+                    lambda: users.UpdateProfile(
+                        user_pb2.UpdateProfileRequest(email=email),
+                        metadata=bearer(tokens.access_token),
+                        timeout=30,
+                    )
+                ),
+                wanted,
+            )
+        )
+    # Each change is applied whole or refused as a lost race, never half-done.
+    assert set(outcomes) <= {"OK", "ABORTED:CONCURRENT_UPDATE"}, outcomes
+    applied = [email for email, outcome in zip(wanted, outcomes, strict=True) if outcome == "OK"]
+    profile = users.GetProfile(user_pb2.GetProfileRequest(), metadata=bearer(tokens.access_token))
+    final = profile.profile.email
+    assert final in applied
+    # The final address is the user's; every other one, the first included, is free.
+    held = _claims(user_settings, "EMAIL", [account.email, *wanted])
+    assert [claim["pk"] for claim in held] == [f"EMAIL#{final}"]
