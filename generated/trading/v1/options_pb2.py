@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18trading/v1/options.proto\x12\ntrading.v1\x1a google/protobuf/descriptor.proto:0\n\x06public\x12\x1e.google.protobuf.MethodOptions\x18\xd1\x86\x03 \x01(\x08:=\n\x13success_http_status\x12\x1e.google.protobuf.MethodOptions\x18\xd2\x86\x03 \x01(\x05:3\n\tretryable\x12\x1e.google.protobuf.MethodOptions\x18\xd3\x86\x03 \x01(\x08:5\n\x0b\x61udit_event\x12\x1e.google.protobuf.MethodOptions\x18\xd4\x86\x03 \x01(\t:3\n\tsse_event\x12\x1e.google.protobuf.MethodOptions\x18\xd5\x86\x03 \x01(\t:0\n\x07\x64\x65\x63imal\x12\x1d.google.protobuf.FieldOptions\x18\xb5\x87\x03 \x01(\x08:0\n\x07pattern\x12\x1d.google.protobuf.FieldOptions\x18\xb6\x87\x03 \x01(\t:4\n\x0bjson_number\x12\x1d.google.protobuf.FieldOptions\x18\xb7\x87\x03 \x01(\x08:2\n\tjson_null\x12\x1d.google.protobuf.FieldOptions\x18\xb8\x87\x03 \x01(\x08\x42\x16Z\x14trading/v1;tradingv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18trading/v1/options.proto\x12\ntrading.v1\x1a google/protobuf/descriptor.proto*\x7f\n\rSessionCookie\x12\x1e\n\x1aSESSION_COOKIE_UNSPECIFIED\x10\x00\x12\x18\n\x14SESSION_COOKIE_ISSUE\x10\x01\x12\x1a\n\x16SESSION_COOKIE_REFRESH\x10\x02\x12\x18\n\x14SESSION_COOKIE_CLEAR\x10\x03:0\n\x06public\x12\x1e.google.protobuf.MethodOptions\x18\xd1\x86\x03 \x01(\x08:=\n\x13success_http_status\x12\x1e.google.protobuf.MethodOptions\x18\xd2\x86\x03 \x01(\x05:3\n\tretryable\x12\x1e.google.protobuf.MethodOptions\x18\xd3\x86\x03 \x01(\x08:5\n\x0b\x61udit_event\x12\x1e.google.protobuf.MethodOptions\x18\xd4\x86\x03 \x01(\t:3\n\tsse_event\x12\x1e.google.protobuf.MethodOptions\x18\xd5\x86\x03 \x01(\t:S\n\x0esession_cookie\x12\x1e.google.protobuf.MethodOptions\x18\xd6\x86\x03 \x01(\x0e\x32\x19.trading.v1.SessionCookie:0\n\x07\x64\x65\x63imal\x12\x1d.google.protobuf.FieldOptions\x18\xb5\x87\x03 \x01(\x08:0\n\x07pattern\x12\x1d.google.protobuf.FieldOptions\x18\xb6\x87\x03 \x01(\t:4\n\x0bjson_number\x12\x1d.google.protobuf.FieldOptions\x18\xb7\x87\x03 \x01(\x08:2\n\tjson_null\x12\x1d.google.protobuf.FieldOptions\x18\xb8\x87\x03 \x01(\x08\x42\x16Z\x14trading/v1;tradingv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,4 +33,6 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trading.v1.options_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z\024trading/v1;tradingv1'
+  _globals['_SESSIONCOOKIE']._serialized_start=74
+  _globals['_SESSIONCOOKIE']._serialized_end=201
 # @@protoc_insertion_point(module_scope)

@@ -5,16 +5,55 @@ isort:skip_file
 
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import descriptor_pb2 as _descriptor_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf.internal import extension_dict as _extension_dict
 import builtins as _builtins
+import sys
+import typing as _typing
+
+if sys.version_info >= (3, 10):
+    from typing import TypeAlias as _TypeAlias
+else:
+    from typing_extensions import TypeAlias as _TypeAlias
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _SessionCookie:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SessionCookieEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SessionCookie.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SESSION_COOKIE_UNSPECIFIED: _SessionCookie.ValueType  # 0
+    SESSION_COOKIE_ISSUE: _SessionCookie.ValueType  # 1
+    """The answer's refresh token moves from the body into the cookie (login)."""
+    SESSION_COOKIE_REFRESH: _SessionCookie.ValueType  # 2
+    """A request without a refresh token in its body spends the cookie's; the new
+    refresh token of the answer goes back into the cookie (refresh).
+    """
+    SESSION_COOKIE_CLEAR: _SessionCookie.ValueType  # 3
+    """The cookie is cleared whatever the answer (logout)."""
+
+class SessionCookie(_SessionCookie, metaclass=_SessionCookieEnumTypeWrapper):
+    """A browser session's refresh-token cookie, as one RPC treats it."""
+
+SESSION_COOKIE_UNSPECIFIED: SessionCookie.ValueType  # 0
+SESSION_COOKIE_ISSUE: SessionCookie.ValueType  # 1
+"""The answer's refresh token moves from the body into the cookie (login)."""
+SESSION_COOKIE_REFRESH: SessionCookie.ValueType  # 2
+"""A request without a refresh token in its body spends the cookie's; the new
+refresh token of the answer goes back into the cookie (refresh).
+"""
+SESSION_COOKIE_CLEAR: SessionCookie.ValueType  # 3
+"""The cookie is cleared whatever the answer (logout)."""
+Global___SessionCookie: _TypeAlias = SessionCookie  # noqa: Y015
 
 PUBLIC_FIELD_NUMBER: _builtins.int
 SUCCESS_HTTP_STATUS_FIELD_NUMBER: _builtins.int
 RETRYABLE_FIELD_NUMBER: _builtins.int
 AUDIT_EVENT_FIELD_NUMBER: _builtins.int
 SSE_EVENT_FIELD_NUMBER: _builtins.int
+SESSION_COOKIE_FIELD_NUMBER: _builtins.int
 DECIMAL_FIELD_NUMBER: _builtins.int
 PATTERN_FIELD_NUMBER: _builtins.int
 JSON_NUMBER_FIELD_NUMBER: _builtins.int
@@ -36,6 +75,10 @@ audit_event: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOpt
 sse_event: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, _builtins.str]
 """Name of the Server-Sent Event the REST bridge writes for each message of a
 server stream ("message" when absent).
+"""
+session_cookie: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___SessionCookie.ValueType]
+"""What the RPC does to a browser's session, for the REST bridge's cookie mode
+(the refresh token kept in an HttpOnly cookie). Absent: nothing.
 """
 decimal: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, _builtins.bool]
 """True for decimal text: money, a price, a quantity ("12.34"). Over HTTP a
