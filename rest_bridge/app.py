@@ -151,7 +151,7 @@ def create_app(settings: BridgeSettings, channels: Mapping[str, grpc.Channel]) -
 
     protected = {(r.http_method, r.path) for r in routes if not r.public}
     # Innermost: browsers' refresh token in an HttpOnly cookie (rest_bridge/cookie_auth.py).
-    app.add_middleware(CookieAuthMiddleware)
+    app.add_middleware(CookieAuthMiddleware, routes=routes)
     app.add_middleware(
         GuardMiddleware,
         max_body_bytes=settings.bridge_max_body_bytes,

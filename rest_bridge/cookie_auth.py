@@ -12,6 +12,8 @@ answer. A refused refresh leaves the cookie alone: its answer may arrive after a
 login in the same browser has set a fresh cookie, which clearing would throw away (a
 spent cookie costs one more 401 at most).
 
+Which routes issue, refresh or clear the cookie is the contract's word: the method
+option `session_cookie` (protos/trading/v1/options.proto), read from the route table.
 Clients without the header see the JSON API of shared/API.md unchanged. The layer sits
 inside the envelope and the guard, so request ids, rate limits and the login throttle
 apply as to every other call.
@@ -21,23 +23,37 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import jwt
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from trading.v1.options_pb2 import (
+    SESSION_COOKIE_CLEAR,
+    SESSION_COOKIE_ISSUE,
+    SESSION_COOKIE_REFRESH,
+)
 
 from rest_bridge.errors import ApiError, error_response
 from rest_bridge.middleware import request_info
+from rest_bridge.routes import Route, discover_routes
 
 MODE_HEADER = "x-auth-cookie"
 COOKIE_NAME = "trading_refresh"
-LOGIN_PATH = "/api/v1/auth/login"
-REFRESH_PATH = "/api/v1/auth/refresh"
-LOGOUT_PATH = "/api/v1/auth/logout"
-# The only path the browser sends the cookie to.
-COOKIE_PATH = REFRESH_PATH
+
+
+def refresh_path(routes: Sequence[Route]) -> str:
+    """The path of the one route that refreshes from the cookie: the only path the
+    browser sends the cookie to."""
+    paths = [route.path for route in routes if route.session_cookie == SESSION_COOKIE_REFRESH]
+    if len(paths) != 1:
+        raise ValueError(f"exactly one route must refresh the session cookie, not {paths}")
+    return paths[0]
+
+
+COOKIE_PATH = refresh_path(discover_routes())
 _MAX_BODY = 64 * 1024  # a refresh body is a few hundred bytes; the guard caps the rest
 
 
@@ -80,22 +96,33 @@ def _cookie(headers: Headers) -> str | None:
 
 
 class CookieAuthMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, routes: Sequence[Route]) -> None:
         self._app = app
+        # (method, path) -> what the route does to the cookie; routes without the
+        # option are not here. The cookie's path must be the refreshing route's.
+        if refresh_path(routes) != COOKIE_PATH:
+            raise ValueError("the refresh route is not at the cookie's path")
+        self._modes = {
+            (route.http_method, route.path): route.session_cookie
+            for route in routes
+            if route.session_cookie
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path")
-        if scope["type"] != "http" or scope["method"] != "POST":
+        mode = None
+        if scope["type"] == "http":
+            mode = self._modes.get((scope["method"], scope.get("path", "")))
+        if mode is None:
             await self._app(scope, receive, send)
             return
         headers = Headers(scope=scope)
         cookie_mode = headers.get(MODE_HEADER) == "1"
         secure = scope.get("scheme") == "https"
-        if path == LOGOUT_PATH:
+        if mode == SESSION_COOKIE_CLEAR:
             await self._app(scope, receive, _clearing(send, secure))
-        elif path == LOGIN_PATH and cookie_mode:
+        elif mode == SESSION_COOKIE_ISSUE and cookie_mode:
             await self._app(scope, receive, _moving_token(send, secure))
-        elif path == REFRESH_PATH and cookie_mode:
+        elif mode == SESSION_COOKIE_REFRESH and cookie_mode:
             await self._refresh(scope, receive, send, headers, secure)
         else:
             await self._app(scope, receive, send)

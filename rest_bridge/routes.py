@@ -54,6 +54,8 @@ class Route:
     server_streaming: bool
     # The Server-Sent Event name of a server stream's messages.
     sse_event: str = "message"
+    # What the RPC does to a browser's refresh-token cookie (options_pb2.SessionCookie).
+    session_cookie: int = options_pb2.SESSION_COOKIE_UNSPECIFIED
 
     @property
     def grpc_path(self) -> str:
@@ -134,6 +136,7 @@ def _route_of(method: MethodDescriptor) -> Route | None:
         success_status=status,
         server_streaming=method.server_streaming,
         sse_event=str(options.Extensions[options_pb2.sse_event]) or "message",
+        session_cookie=int(options.Extensions[options_pb2.session_cookie]),
     )
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
+from trading.v1 import options_pb2
 
-from rest_bridge.cookie_auth import COOKIE_NAME, COOKIE_PATH
+from rest_bridge.cookie_auth import COOKIE_NAME, COOKIE_PATH, CookieAuthMiddleware
+from rest_bridge.routes import discover_routes
 from tests.e2e.conftest import Bridge, new_registration
 
 COOKIE_MODE = {"X-Auth-Cookie": "1"}
@@ -103,6 +106,22 @@ def test_the_cookie_alone_refreshes_nothing(http: httpx.Client) -> None:
     assert "access_token" not in forged_json.text
     # The cookie is still good for the app itself.
     assert refresh_with(http, token, **COOKIE_MODE).status_code == 200
+
+
+def test_the_cookie_routes_are_the_contracts() -> None:
+    # The bridge names no route: the session_cookie method option marks them, and a
+    # route table without exactly one refreshing route is refused at start.
+    routes = discover_routes()
+    marked = {route.full_name: route.session_cookie for route in routes if route.session_cookie}
+    assert marked == {
+        "trading.v1.UserService.Login": options_pb2.SESSION_COOKIE_ISSUE,
+        "trading.v1.UserService.RefreshToken": options_pb2.SESSION_COOKIE_REFRESH,
+        "trading.v1.UserService.Logout": options_pb2.SESSION_COOKIE_CLEAR,
+    }
+    assert next(r.path for r in routes if r.method == "RefreshToken") == COOKIE_PATH
+    unmarked = [replace(route, session_cookie=0) for route in routes]
+    with pytest.raises(ValueError, match="exactly one route must refresh"):
+        CookieAuthMiddleware(lambda *_: None, routes=unmarked)  # type: ignore[arg-type]
 
 
 def test_cookie_refresh_without_a_cookie_is_401(http: httpx.Client) -> None:
