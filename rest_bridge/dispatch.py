@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -162,7 +163,13 @@ class Dispatcher:
                 return error_response(error, request_id)
             except grpc.RpcError as failure:
                 retry_after = self._settings.bridge_unavailable_retry_after_seconds
-                return error_response(from_rpc_error(failure, retry_after), request_id)
+                refusal = from_rpc_error(failure, retry_after)
+                if route.public and refusal.status == 401:
+                    # No access token was checked (a refresh token or a password
+                    # was refused): no invalid_token challenge.
+                    challenge = {**refusal.headers, "WWW-Authenticate": "Bearer"}
+                    refusal = replace(refusal, headers=challenge)
+                return error_response(refusal, request_id)
             return ExactJSONResponse(response_json(route, answer), status_code=route.success_status)
 
         return handle

@@ -113,8 +113,9 @@ def from_rpc_error(error: grpc.RpcError, default_retry_after: int) -> ApiError:
 
 def bearer_challenge(error: ApiError) -> str:
     """The WWW-Authenticate of a 401 (RFC 6750 §3): `error="invalid_token"` when the
-    token presented cannot be used, no error code when none was presented or the
-    refusal is about credentials."""
+    access token presented cannot be used, no error code when none was presented or the
+    refusal is about credentials (the dispatcher sets a bare `Bearer` on public routes,
+    where no access token is checked: a refused refresh token or password)."""
     if error.code not in INVALID_TOKEN_REASONS:
         return "Bearer"
     # The description is our own fixed text per reason: never the client's input.

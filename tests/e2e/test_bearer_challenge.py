@@ -65,18 +65,28 @@ def test_a_revoked_token_is_invalid_token(http: httpx.Client) -> None:
         assert _challenge(answer).startswith(INVALID_TOKEN)
 
 
-def test_no_token_or_refused_credentials_carry_no_error_code(http: httpx.Client) -> None:
+def test_no_token_or_refused_credentials_carry_no_error_code(
+    http: httpx.Client, signing_key_file: Path
+) -> None:
     account = sign_up(http)
+    expired_refresh = _resigned(
+        account.refresh_token, signing_key_file, iat=1_000_000, exp=1_003_600
+    )
     refusals = [
         http.get("/api/v1/balance"),
         http.post(
             "/api/v1/auth/login", json={"username": account.username, "password": "Wrong-Pass-1!"}
         ),
+        # Refresh tokens refused on the (public) refresh route: not an access token.
+        http.post("/api/v1/auth/refresh", json={"refresh_token": "a.b.c"}),
+        http.post("/api/v1/auth/refresh", json={"refresh_token": expired_refresh}),
         http.post(
             "/api/v1/auth/password",
             json={"current_password": "Wrong-Pass-1!", "new_password": STRONG_PASSWORD + "x"},
             headers=account.auth,
         ),
     ]
+    codes = [answer.json()["code"] for answer in refusals]
+    assert "TOKEN_EXPIRED" in codes  # the expired refresh token, answered like the rest
     for answer in refusals:
         assert _challenge(answer) == "Bearer", answer.text
