@@ -21,6 +21,7 @@ from tests.web.conftest import (
     DESKTOP,
     PASSWORD,
     PHONE,
+    Trader,
     api_trader,
     axe_source,
     axe_violations,
@@ -324,27 +325,34 @@ def test_market_time_to_interactive_and_bundle_size(
     assert sizes, "the market page loaded no bundle"
 
 
-@pytest.mark.skip(reason="written against the limit-order API; not yet run (web/README.md)")
-def test_limit_orders_rest_update_live_and_cancel(page: Page, web: Bridge) -> None:
-    trader = api_trader(web, deposit="1000")
-    sign_in(page, trader, then="/orders")
-    expect(page.get_by_text("No orders yet")).to_be_visible()
-    # An order placed elsewhere (another device, here the API) shows up by itself.
+def api_headers(web: Bridge, trader: Trader) -> dict[str, str]:
+    """The trader's bearer token from a sign-in of their own (another device)."""
     with web.client() as http:
         login = http.post(
             "/api/v1/auth/login", json={"username": trader.username, "password": trader.password}
         )
-        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        resting = {
-            "order_type": "limit_buy",
-            "asset_id": "ETH",
-            "quantity": "0.01",
-            "price": "1.00",
-            "time_in_force": "gtc",
-        }
+    assert login.status_code == 200, login.text
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+def test_limit_orders_rest_update_live_and_cancel(page: Page, web: Bridge) -> None:
+    trader = api_trader(web, deposit="1000")
+    sign_in(page, trader, then="/orders")
+    expect(page.get_by_text("No orders yet")).to_be_visible()
+    # An order placed elsewhere (another device, here the API) shows up by itself: the
+    # orders page does not poll, the order stream brings it.
+    auth = api_headers(web, trader)
+    resting = {
+        "order_type": "limit_buy",
+        "asset_id": "ETH",
+        "quantity": "0.01",
+        "price": "1.00",
+        "time_in_force": "gtc",
+    }
+    with web.client() as http:
         placed = http.post("/api/v1/orders", json=resting, headers=auth)
-        assert placed.status_code == 201, placed.text
-        assert placed.json()["data"]["status"] == "pending"
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["data"]["status"] == "pending"
     rows = page.get_by_test_id("orders-table").locator("tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("Limit buy")
@@ -373,3 +381,20 @@ def test_limit_orders_rest_update_live_and_cancel(page: Page, web: Bridge) -> No
     page.get_by_role("option", name="Open (resting)").click()
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("limit $1.00")
+
+    # A fill elsewhere updates the portfolio's holdings and cash by itself, and is announced.
+    nav(page, "Portfolio")
+    cash = page.get_by_test_id("cash-balance")
+    expect(cash).to_have_text(re.compile(r"\$"))
+    before = Decimal(money(cash.inner_text()))
+    buy = {"order_type": "market_buy", "asset_id": "SOL", "quantity": "0.01"}
+    with web.client() as http:
+        filled = http.post("/api/v1/orders", json=buy, headers=auth)
+    assert filled.status_code == 201, filled.text
+    cost = Decimal(filled.json()["data"]["total_amount"])
+    holding = page.get_by_test_id("holdings").locator("tr[data-asset=SOL]")
+    expect(holding.get_by_test_id("holding-quantity")).to_have_text("0.01")
+    expect(cash).to_have_text(f"${before - cost:,.2f}")
+    expect(page.get_by_test_id("order-update")).to_contain_text(
+        "market buy order for 0.01 SOL was filled"
+    )

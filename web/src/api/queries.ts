@@ -68,7 +68,7 @@ export interface OrderFilters {
   limit?: number;
 }
 
-export function useOrders(filters: OrderFilters, refetchInterval: number | false = false) {
+export function useOrders(filters: OrderFilters) {
   return useQuery({
     queryKey: keys.orders(filters),
     queryFn: ({ signal }) =>
@@ -77,7 +77,6 @@ export function useOrders(filters: OrderFilters, refetchInterval: number | false
         signal,
       }),
     placeholderData: keepPreviousData,
-    refetchInterval,
   });
 }
 

@@ -5,6 +5,7 @@ import { session } from "../api/session";
 import { useSession } from "../api/useSession";
 import { useStreamStatus } from "../lib/prices";
 import { ErrorBoundary } from "./ErrorBoundary";
+import { OrderUpdates } from "./OrderUpdates";
 import { useThemeChoice } from "./theme";
 import type { ThemeChoice } from "../lib/preferences";
 
@@ -138,6 +139,7 @@ export function Layout() {
       <Box asChild flexGrow="1">
         <main id="main" tabIndex={-1}>
           <Container size="4" px="4" py="5">
+            <OrderUpdates />
             <ErrorBoundary resetKey={location.pathname}>
               <Outlet />
             </ErrorBoundary>

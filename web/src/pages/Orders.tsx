@@ -62,9 +62,9 @@ export default function Orders() {
     status: status === "all" ? undefined : status,
     page_token: pager.token || undefined,
   };
-  // Refreshes itself every 10 s. components/OrderUpdates.tsx (the order stream) is
-  // written but not mounted yet: it has not run in the browser tests.
-  const orders = useOrders(filters, 10_000);
+  // Live through the order stream (components/OrderUpdates.tsx reloads every order
+  // list on each event and reconnection), so no polling here.
+  const orders = useOrders(filters);
 
   return (
     <Flex direction="column" gap="4">
