@@ -196,11 +196,24 @@ class Dispatcher:
         )
         self._open_streams += 1
         first: Message | None = None
+        # The first message is an awaited answer (the current prices, "subscribed"):
+        # a stalled service gets the dependency budget that every unary call of the
+        # channels has (DEPENDENCY_BUDGET_SECONDS), then 503, not an empty stream.
+        budget = settings.dependency_budget_seconds
         try:
             # An error (service down, too many streams) is an HTTP error while the
             # status line is still unsent; after that it can only be an error event.
-            first = await asyncio.wait_for(reader.next(), timeout)
+            first = await asyncio.wait_for(reader.next(), min(timeout, budget))
         except TimeoutError:
+            if budget < timeout:
+                reader.cancel()
+                self._open_streams -= 1
+                raise ApiError(
+                    503,
+                    "UNAVAILABLE",
+                    "the service did not answer within its budget; try again shortly",
+                    retry_after=settings.bridge_unavailable_retry_after_seconds,
+                ) from None
             first = None
         except BaseException:
             reader.cancel()

@@ -290,15 +290,19 @@ def test_svc_inventory_stalled(healthy: Platform) -> None:
         quote, quote_waited = platform.timed(
             "GET", "/api/v1/inventory/assets/BTC", headers={"X-Request-Timeout": "5"}
         )
+        prices, prices_waited = platform.timed(
+            "GET", "/api/v1/stream/prices?symbols=btc", headers={"X-Request-Timeout": "5"}
+        )
         balance = platform.http.get("/api/v1/balance", headers=platform.auth())
     finally:
         platform.signal("svc_inventory", signal.SIGCONT)
     _figure("svc_inventory stalled: POST /orders -> 503", waited)
+    _figure("svc_inventory stalled: GET /stream/prices -> 503", prices_waited)
     _figure("svc_inventory stalled: GET /inventory/assets -> 503", assets_waited)
     _figure("svc_inventory stalled: GET /inventory/assets/BTC -> 503", quote_waited)
     _assert_503(order, "QUOTES_UNAVAILABLE")
     assert waited < CLIENT_TIMEOUT_SECONDS
-    for answer, spent in ((assets, assets_waited), (quote, quote_waited)):
+    for answer, spent in ((assets, assets_waited), (quote, quote_waited), (prices, prices_waited)):
         _assert_503(answer, "UNAVAILABLE")
         assert spent < CLIENT_TIMEOUT_SECONDS
     assert balance.status_code == 200
