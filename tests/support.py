@@ -10,7 +10,7 @@ from common.dynamo import StoreBudget
 from common.tls import server_name
 from devstack.engines import free_port
 from devstack.pki import Identity
-from devstack.stack import SPECS
+from devstack.stack import SPECS, default_order_processes, with_processes
 
 # The services of the test session get a patient store budget: this machine is shared
 # and a loaded engine can take over a second to answer. The fault tests set the
@@ -30,7 +30,9 @@ def stack_ports() -> dict[str, str]:
     """Every port variable of `./dev up` (engines, services, metrics pages), each a free
     ephemeral port, so a stack a test starts never meets another on a default port."""
     ports = {"DYNALITE_PORT": str(free_port()), "REDIS_PORT": str(free_port())}
-    for spec in SPECS:
+    # svc_order's further processes too (ORDER_GRPC_PORT_2, ...): left to choose their
+    # own, they could pick a port handed out here that is not bound yet.
+    for spec in with_processes(list(SPECS), default_order_processes()):
         ports[spec.port_variable] = str(free_port())
         if spec.metrics_port_variable:
             ports[spec.metrics_port_variable] = str(free_port())
