@@ -5,12 +5,11 @@
 Stacks on in-memory engines run side by side and take turns in slices, so drift of the
 shared machine falls on all alike:
 - "before": the platform as it was (svc_inventory writes every price tick to the
-  store, one svc_order process asking svc_inventory for every order's quote, the
-  bridge on asyncio's own event loop);
-- "1 process": everything of "after" but one svc_order process (what the second
-  process adds);
-- "after": `./dev up`'s defaults (price snapshots every PRICE_SNAPSHOT_SECONDS, one
-  svc_order process per core, quotes from the price stream, the bridge on uvloop).
+  store, svc_order asks svc_inventory for every order's quote, the bridge on
+  asyncio's own event loop);
+- "after": `./dev up`'s defaults (price snapshots every PRICE_SNAPSHOT_SECONDS,
+  quotes from the price stream, the bridge on uvloop);
+- "2 processes": "after" with two svc_order processes (what the second one adds).
 Measured: market buys (0.001 BTC) over gRPC and through the bridge at concurrency 1
 and 16, the portfolio through the bridge at 16, every worker a user of its own; then
 the orders/s knee of "after" (a ramp of concurrency 1 to 64 through the bridge).
@@ -33,12 +32,11 @@ WARMUP = 5
 VARIANTS = {
     "before": {
         "PRICE_SNAPSHOT_SECONDS": "0",
-        "ORDER_PROCESSES": "1",
         "BRIDGE_EVENT_LOOP": "asyncio",
         "STREAMED_QUOTE_MAX_AGE_SECONDS": "0",
     },
-    "1 process": {"ORDER_PROCESSES": "1"},
     "after": {},
+    "2 processes": {"ORDER_PROCESSES": "2"},
 }
 RAMP = (1, 2, 4, 8, 16, 32, 64)
 

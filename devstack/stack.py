@@ -95,8 +95,8 @@ SPECS = (
 )
 
 
-# svc_order runs this many processes under the local stack (ORDER_PROCESSES; default:
-# one per core). Each has its own port; its clients spread calls over all of them
+# svc_order runs this many processes under the local stack (ORDER_PROCESSES; default
+# 1). Each has its own port; its clients spread calls over all of them
 # (common.channels: a comma-separated address list is balanced round robin).
 ORDER_PROCESSES_VARIABLE = "ORDER_PROCESSES"
 SCALED_SERVICE = "svc_order"
@@ -139,7 +139,10 @@ def with_processes(specs: list[ProcessSpec], count: int) -> list[ProcessSpec]:
 
 
 def default_order_processes() -> int:
-    return int(os.environ.get(ORDER_PROCESSES_VARIABLE) or os.cpu_count() or 1)
+    # One by default: measured on two shared cores (bench/RESULTS.md), a second process
+    # added CPU per order (each process streams prices, sweeps and probes every second)
+    # and bought no throughput while the machine, not svc_order, was the bound.
+    return int(os.environ.get(ORDER_PROCESSES_VARIABLE) or 1)
 
 
 def tracing_environment(data_dir: Path) -> dict[str, str]:
