@@ -74,18 +74,23 @@ def _paths(stack: LocalStack, workers: int) -> list[tuple[str, int, Calls]]:
     ]
 
 
-def platform_pids(stack: LocalStack) -> list[int]:
-    return [process.pid for process in stack.children().values()]
+def platform_pids(stack: LocalStack) -> dict[str, int]:
+    return {name: process.pid for name, process in stack.children().items()}
 
 
-def _spent(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
+def _spent(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds each process has used so far (0 for one that is gone)."""
+    spent = {}
+    for name, pid in pids.items():
         try:
-            total += cpu_seconds(pid)
+            spent[name] = cpu_seconds(pid)
         except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total
+            spent[name] = 0.0
+    return spent
+
+
+def _difference(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {name: after[name] - before[name] for name in after}
 
 
 Key = tuple[str, str, int]
@@ -93,19 +98,19 @@ Key = tuple[str, str, int]
 
 def measure(
     stacks: dict[str, LocalStack], per_worker_c1: int, per_worker_c16: int
-) -> tuple[dict[Key, Result], dict[Key, float]]:
-    """Results and CPU milliseconds per request of the whole platform, by
+) -> tuple[dict[Key, Result], dict[Key, dict[str, float]]]:
+    """Results and CPU milliseconds per request of each process of the platform, by
     (variant, path, concurrency)."""
     paths = {variant: _paths(stack, 16) for variant, stack in stacks.items()}
     pids = {variant: platform_pids(stack) for variant, stack in stacks.items()}
     results: dict[Key, Result] = {}
-    cpu: dict[Key, float] = {}
+    cpu: dict[Key, dict[str, float]] = {}
     first = next(iter(stacks))
     for index, (path, concurrency, _) in enumerate(paths[first]):
         per_worker = per_worker_c1 if concurrency == 1 else per_worker_c16
         workers = {v: paths[v][index][2](concurrency) for v in stacks}
         rounds: dict[str, list[Result]] = {v: [] for v in stacks}
-        spent = dict.fromkeys(stacks, 0.0)
+        spent = {v: dict.fromkeys(pids[v], 0.0) for v in stacks}
         for round_index in range(ROUNDS):
             for variant in stacks:
                 warmup = WARMUP if round_index == 0 else 0
@@ -113,18 +118,19 @@ def measure(
                 part = run_load(
                     f"{path} [{variant}]", workers[variant], per_worker // ROUNDS, warmup
                 )
-                spent[variant] += _spent(pids[variant]) - before
+                for name, seconds in _difference(_spent(pids[variant]), before).items():
+                    spent[variant][name] += seconds
                 rounds[variant].append(part)
         for variant in stacks:
             result = merged(rounds[variant])
             key = (variant, path, concurrency)
             results[key] = result
             requests = result.calls + result.errors + WARMUP * concurrency
-            cpu[key] = spent[variant] * 1000 / requests
+            cpu[key] = {n: s * 1000 / requests for n, s in spent[variant].items()}
             print(
-                f"  {path:27} c={concurrency:<2} {variant:9} {result.per_second:7.1f}/s  "
+                f"  {path:27} c={concurrency:<2} {variant:11} {result.per_second:7.1f}/s  "
                 f"p50 {result.p50:6.1f} ms  p99 {result.p99:6.1f} ms  "
-                f"CPU {cpu[key]:5.1f} ms/request  errors {result.errors}"
+                f"CPU {sum(cpu[key].values()):5.1f} ms/request  errors {result.errors}"
             )
     return results, cpu
 
@@ -142,9 +148,8 @@ def ramp(stack: LocalStack, per_worker: int) -> list[tuple[Result, float]]:
         before = _spent(pids)
         count = max(2, per_worker // concurrency * 4)
         result = run_load(f"ramp c={concurrency}", calls, count, 2)
-        per_order = (
-            (_spent(pids) - before) * 1000 / (result.calls + result.errors + 2 * concurrency)
-        )
+        orders = result.calls + result.errors + 2 * concurrency
+        per_order = sum(_difference(_spent(pids), before).values()) * 1000 / orders
         print(
             f"  ramp c={concurrency:<3} {result.per_second:7.1f}/s  p50 {result.p50:6.1f} ms  "
             f"p99 {result.p99:6.1f} ms  CPU {per_order:5.1f} ms/order  errors {result.errors}"
@@ -154,8 +159,11 @@ def ramp(stack: LocalStack, per_worker: int) -> list[tuple[Result, float]]:
 
 
 def report(
-    results: dict[Key, Result], cpu: dict[Key, float], steps: list[tuple[Result, float]]
+    results: dict[Key, Result],
+    by_process: dict[Key, dict[str, float]],
+    steps: list[tuple[Result, float]],
 ) -> str:
+    cpu = {key: sum(spent.values()) for key, spent in by_process.items()}
     lines = [
         f"Machine: {machine()}; load average at the end: "
         + ", ".join(f"{value:.2f}" for value in os.getloadavg()),
@@ -183,6 +191,17 @@ def report(
             f"{this.p50 / base.p50:.2f} | "
             f"{cpu[(variant, path, concurrency)] / cpu[('before', path, concurrency)]:.2f} |"
         )
+    names = sorted({name for spent in by_process.values() for name in spent})
+    lines += [
+        "",
+        "CPU milliseconds per request, by process:",
+        "",
+        "| path | c | variant | " + " | ".join(names) + " |",
+        "|---|---|---|" + "---|" * len(names),
+    ]
+    for (variant, path, concurrency), spent in by_process.items():
+        cells = " | ".join(f"{spent[n]:.1f}" if n in spent else "" for n in names)
+        lines.append(f"| {path} | {concurrency} | {variant} | {cells} |")
     lines += [
         "",
         'The knee of "after": POST /api/v1/orders through the bridge, concurrency 1 to 64.',
