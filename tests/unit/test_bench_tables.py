@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import bench.__main__ as bench_main
-from bench import harness, profile, telemetry
+from bench import harness, levers, profile, telemetry
 from bench.harness import Result
 
 
@@ -158,6 +158,39 @@ def test_the_telemetry_table_gives_each_setting_as_a_ratio_to_everything_off() -
         ["gRPC PlaceOrder", "16", "on", "1.50", "0.80", "1.50"],
         ["gRPC PlaceOrder", "16", "metrics", "1.25", "0.89", "1.20"],
     ]
+
+
+def test_the_levers_table_compares_each_variant_to_before_process_by_process() -> None:
+    path = "REST POST /api/v1/orders"
+    results = {
+        ("before", path, 16): result(path, 16, 800, 8.0, 20.0),
+        ("after", path, 16): result(path, 16, 800, 4.0, 12.0),
+        ("2 processes", path, 16): result(path, 16, 800, 5.0, 15.0),
+    }
+    by_process = {
+        ("before", path, 16): {"svc_order": 6.0, "dynalite": 2.0},
+        ("after", path, 16): {"svc_order": 3.0, "dynalite": 1.0},
+        ("2 processes", path, 16): {"svc_order": 2.0, "svc_order-2": 2.0, "dynalite": 1.2},
+    }
+    knee = [(result(path, 1, 100, 2.0, 9.0), 5.04), (result(path, 64, 640, 4.0, 300.0), 4.0)]
+    text = levers.report(results, by_process, knee)
+    rows = table_rows(text)
+    # Each run with the platform's CPU per request summed over its processes.
+    assert [path, "16", "after", "800", "200.0", "12.0", "36.0", "0", "4.0"] in rows
+    assert [path, "16", "before", "800", "100.0", "20.0", "60.0", "0", "8.0"] in rows
+    # Ratios to "before" of every other variant, and none for "before" itself.
+    ratio_table = text.split("| CPU per request / before |")[1].split("by process")[0]
+    assert table_rows(ratio_table) == [
+        [path, "16", "after", "2.00", "0.60", "0.50"],
+        [path, "16", "2 processes", "1.60", "0.75", "0.65"],
+    ]
+    # By process: a process a variant does not run has an empty cell.
+    assert "| path | c | variant | dynalite | svc_order | svc_order-2 |" in text
+    assert [path, "16", "before", "2.0", "6.0", ""] in rows
+    assert [path, "16", "2 processes", "1.2", "2.0", "2.0"] in rows
+    # The knee: one row per concurrency step.
+    assert ["1", "100", "50.0", "9.0", "27.0", "0", "5.0"] in rows
+    assert ["64", "640", "160.0", "300.0", "900.0", "0", "4.0"] in rows
 
 
 def test_a_profile_counts_own_time_by_leaf_and_inclusive_time_once_per_stack(
