@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -65,3 +67,16 @@ def current_client_address() -> str:
 def time_remaining() -> float | None:
     deadline = deadline_var.get()
     return None if deadline is None else deadline - time.monotonic()
+
+
+@contextmanager
+def outliving_the_request() -> Iterator[None]:
+    """Calls inside are not cut by the request's deadline, only by their own budgets:
+    for work that completes or undoes a change already made (a claim's release, an
+    applied operation's derived items), which must not stop halfway because the client
+    stopped waiting."""
+    token = deadline_var.set(None)
+    try:
+        yield
+    finally:
+        deadline_var.reset(token)

@@ -15,12 +15,25 @@ What the stores get from here, written once:
 
 Time budget. botocore's own retries are off; each call here gets at most
 `StoreBudget.total_seconds`, cut to the caller's remaining deadline
-(`common.context.time_remaining`). An attempt lasts at most the connect plus the read
-timeout; a retry starts only when a whole attempt still fits in the budget, so
-retries never outlive the deadline. Reads and unconditional (idempotent) writes are
-retried after any transient failure; a conditional write only when the engine surely
-did not apply it (no connection, or throttled): after a timeout or a dropped
-connection its outcome is unknown, so it is reported, not repeated.
+(`common.context.time_remaining`). A call whose caller has less than
+`StoreBudget.min_attempt_seconds` left sends nothing and raises `DeadlineExceeded` at
+once (no answer could come back in time; a write started then would only leave its
+outcome unknown). An attempt lasts at most the connect plus the read timeout; a retry
+starts only when a whole attempt still fits in the budget, so retries never outlive
+the deadline. Reads and unconditional (idempotent) writes are retried after any
+transient failure; a conditional write only when the engine surely did not apply it
+(no connection, or throttled): after a timeout or a dropped connection its outcome is
+unknown, so it is reported, not repeated.
+
+Attempts, across every layer. One store call sends at most `max_attempts` requests
+(STORE_MAX_ATTEMPTS). The layers above do not multiply them: a service's
+STORE_UNAVAILABLE, like every status a service chooses, carries the no-retry pushback
+(`common.grpc_errors.NO_RETRY`), so a channel that retries UNAVAILABLE (the bridge's,
+svc_user's to svc_order, gRPC's `maxAttempts` 3) tries that RPC once, and a store call
+that fails ends its RPC (only undoing work follows it: a registration releases its
+claims). So one client request costs a failing store at most STORE_MAX_ATTEMPTS
+requests per store call of its RPC (tests/integration/test_store_attempts.py counts
+them on a killed and on a stopped dynalite).
 """
 
 from __future__ import annotations
@@ -41,7 +54,7 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as NotConnected
 
 from common.context import time_remaining
-from common.errors import Unavailable
+from common.errors import DeadlineExceeded, Unavailable
 from common.metrics import count_store_calls
 from common.settings import CommonSettings
 
@@ -96,10 +109,18 @@ class StoreBudget:
     read_timeout_seconds: float = 1.0
     total_seconds: float = 2.0
     max_attempts: int = 3
+    # Least time left to the caller for which a first attempt is sent: a single-item
+    # request takes a few ms on loopback and in-region DynamoDB. Below the bridge's
+    # tolerance for telling its client's deadline from a spent budget
+    # (rest_bridge/calls.py), so a DEADLINE_EXCEEDED answered for this reason at the
+    # client's deadline stays the client's 504.
+    min_attempt_seconds: float = 0.02
 
     def __post_init__(self) -> None:
         if min(self.connect_timeout_seconds, self.read_timeout_seconds) <= 0:
             raise ValueError("store timeouts must be positive")
+        if self.min_attempt_seconds < 0:
+            raise ValueError("min_attempt_seconds cannot be negative")
         if self.total_seconds < self.read_timeout_seconds or self.max_attempts < 1:
             raise ValueError("a store budget must fit at least one attempt")
 
@@ -257,7 +278,8 @@ class Table:
     """One table of one service, through one client, within one `StoreBudget`.
 
     Keys and items are plain Python mappings (`to_attributes` turns them into the wire
-    form); every call may raise `StoreUnavailable`.
+    form); every call may raise `StoreUnavailable`, and `DeadlineExceeded` when the
+    caller's deadline leaves no time for it.
     """
 
     def __init__(self, client: Any, name: str, budget: StoreBudget | None = None) -> None:
@@ -279,6 +301,11 @@ class Table:
         budget_end = time.monotonic() + self._budget.total_seconds
         remaining = time_remaining()
         if remaining is not None:
+            if remaining < self._budget.min_attempt_seconds:
+                # Nothing is sent: the answer could not arrive before the caller gives up.
+                raise DeadlineExceeded(
+                    "the request's deadline leaves no time to ask the data store"
+                )
             budget_end = min(budget_end, time.monotonic() + remaining)
         send = getattr(self.client, operation)
         if named:

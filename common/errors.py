@@ -22,6 +22,7 @@ class ErrorKind(enum.Enum):
     PERMISSION_DENIED = "PERMISSION_DENIED"
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
     UNAVAILABLE = "UNAVAILABLE"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     INTERNAL = "INTERNAL"
 
 
@@ -104,3 +105,10 @@ class ResourceExhausted(DomainError):
 class Unavailable(DomainError):
     kind = ErrorKind.UNAVAILABLE
     reason = "UNAVAILABLE"
+
+
+class DeadlineExceeded(DomainError):
+    """The caller's deadline leaves no time for the work (nothing was started)."""
+
+    kind = ErrorKind.DEADLINE_EXCEEDED
+    reason = "DEADLINE_EXCEEDED"

@@ -34,6 +34,7 @@ _CODES: dict[ErrorKind, int] = {
     ErrorKind.PERMISSION_DENIED: code_pb2.PERMISSION_DENIED,
     ErrorKind.RESOURCE_EXHAUSTED: code_pb2.RESOURCE_EXHAUSTED,
     ErrorKind.UNAVAILABLE: code_pb2.UNAVAILABLE,
+    ErrorKind.DEADLINE_EXCEEDED: code_pb2.DEADLINE_EXCEEDED,
     ErrorKind.INTERNAL: code_pb2.INTERNAL,
 }
 

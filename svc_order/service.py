@@ -36,6 +36,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
+from common.context import outliving_the_request
 from common.errors import Aborted, InvalidArgument, NotFound, Unavailable
 from svc_order import metrics
 from svc_order.audit import Books
@@ -333,8 +334,11 @@ class OrderService:
 
     def _write_derived(self, user_id: str, operation: AppliedOperation) -> None:
         self._reached(WriteStage.AFTER_ACCOUNT_WRITE, operation)
-        self._store.put_derived(user_id, derived_items(operation))
-        self._drop_ended_hints(operation)
+        # The operation is applied: its items are written even when the caller has run
+        # out of time (within the store's own budget), not left to the next access.
+        with outliving_the_request():
+            self._store.put_derived(user_id, derived_items(operation))
+            self._drop_ended_hints(operation)
         self._completed.add(operation.operation_id)
         self._reached(WriteStage.AFTER_DERIVED_WRITE, operation)
         self._publish(user_id, operation)

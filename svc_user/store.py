@@ -24,6 +24,7 @@ import zlib
 from datetime import date, datetime
 from typing import Literal, Protocol
 
+from common.context import outliving_the_request
 from common.dynamo import Item, Table, decode_time, encode_time
 from common.revocation import Revocation
 from svc_user.domain import Session, User
@@ -161,10 +162,13 @@ class DynamoUserStore:
         return self._table.put_if(item, "user_id = :holder", {":holder": current["user_id"]})
 
     def release_claim(self, kind: ClaimKind, value: str, user_id: str) -> None:
-        # Not ours (any more) means nothing to release: a lost condition is fine.
-        self._table.delete_if(
-            {"pk": f"{kind}#{value}", "sk": CLAIM}, "user_id = :me", {":me": user_id}
-        )
+        # Not ours (any more) means nothing to release: a lost condition is fine. A
+        # release undoes or completes a change, so a caller out of time does not cut it
+        # (else the name stays held until the claim is stale).
+        with outliving_the_request():
+            self._table.delete_if(
+                {"pk": f"{kind}#{value}", "sk": CLAIM}, "user_id = :me", {":me": user_id}
+            )
 
     def claim_holder(self, kind: ClaimKind, value: str) -> str | None:
         item = self._get(f"{kind}#{value}", CLAIM)
