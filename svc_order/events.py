@@ -47,7 +47,9 @@ class RedisOrderFeed:
         try:
             decoded = json.loads(message["data"])
             return str(decoded["event"]), order_from_item(decoded["order"])
-        except (ValueError, KeyError, TypeError):
+        # Whatever a bad message holds (not JSON, a field missing or of another type, a
+        # number that is no decimal), it is dropped, never the stream.
+        except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError):
             log.warning("unreadable order event dropped")
             return None
 
