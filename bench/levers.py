@@ -6,9 +6,9 @@ Stacks on in-memory engines run side by side and take turns in slices, so drift 
 shared machine falls on all alike:
 - "before": the platform as it was (svc_inventory writes every price tick to the
   store, svc_order asks svc_inventory for every order's quote, the bridge on
-  asyncio's own event loop);
+  asyncio's own event loop with h11's HTTP parser);
 - "after": `./dev up`'s defaults (price snapshots every PRICE_SNAPSHOT_SECONDS,
-  quotes from the price stream, the bridge on uvloop);
+  quotes from the price stream, the bridge on uvloop and httptools);
 - "2 processes": "after" with two svc_order processes (what the second one adds).
 Measured: market buys (0.001 BTC) over gRPC and through the bridge at concurrency 1
 and 16, the portfolio through the bridge at 16, every worker a user of its own; then
@@ -33,6 +33,7 @@ VARIANTS = {
     "before": {
         "PRICE_SNAPSHOT_SECONDS": "0",
         "BRIDGE_EVENT_LOOP": "asyncio",
+        "BRIDGE_HTTP_PARSER": "h11",
         "STREAMED_QUOTE_MAX_AGE_SECONDS": "0",
     },
     "after": {},

@@ -55,6 +55,11 @@ class BridgeSettings(CommonSettings):
         description="Event loop of the HTTP server: uvloop (libuv; less CPU a request) or "
         "the standard library's asyncio.",
     )
+    bridge_http_parser: Literal["httptools", "h11"] = Field(
+        "httptools",
+        description="HTTP/1.1 parser of the HTTP server: httptools (llhttp, in C) or h11 "
+        "(pure Python); both with the header deadline and the 431.",
+    )
     bridge_unavailable_retry_after_seconds: int = Field(
         1, ge=0, description="Retry-After of a 503 when the service gave none."
     )

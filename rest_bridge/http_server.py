@@ -1,4 +1,8 @@
-"""The bridge's HTTP server: uvicorn with HTTP/1.1 (h11) and the limits uvicorn lacks.
+"""The bridge's HTTP server: uvicorn with HTTP/1.1 and the limits uvicorn lacks.
+
+The parser is httptools (llhttp, in C) unless `bridge_http_parser` says h11 (pure
+Python: about a fifth of the bridge's CPU a request); both protocols below carry the
+same limits.
 
 uvicorn bounds the idle time between requests (keep-alive) but not the time a client
 may take to send a request's headers, so a client trickling bytes ("slowloris") holds
@@ -22,6 +26,7 @@ import h11
 import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from common.context import new_request_id
 from rest_bridge.config import BridgeSettings
@@ -103,14 +108,122 @@ class BoundedH11Protocol(H11Protocol):
         self.transport.close()
 
 
+class _HeadersTooLarge(Exception):
+    """Raised inside a parser callback: httptools then stops and reports a parser error."""
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol with the same header deadline and 431 as `BoundedH11Protocol`.
+
+    A request's headers run from the first byte after the previous request (or the
+    connection's opening) to llhttp's headers-complete callback; the bytes received in
+    that span are counted as they arrive, and the exact size of the header block (the
+    URL and every header) is checked when it is complete."""
+
+    header_timeout = 10.0
+    max_header_bytes = 16 * 1024
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_clock: asyncio.TimerHandle | None = None
+        self._headers_done = False  # True from headers-complete to the message's end
+        self._received = 0  # bytes since the headers of this request began
+        self._header_block = 0  # URL and headers parsed so far
+        self._too_large = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_header_clock()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_clock()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        reading_headers = not self._headers_done
+        if reading_headers:
+            if self._header_clock is None:
+                self._start_header_clock()  # the first bytes of the next request
+            self._received += len(data)
+        super().data_received(data)
+        if (
+            reading_headers
+            and not self._headers_done
+            and self._received > self.max_header_bytes
+            and not self.transport.is_closing()
+        ):
+            self._refuse_too_large()
+
+    def on_url(self, url: bytes) -> None:
+        self._header_block += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_block += len(name) + len(value) + 4  # ": " and CRLF
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._headers_done = True
+        self._stop_header_clock()
+        if self._header_block > self.max_header_bytes:
+            self._too_large = True
+            raise _HeadersTooLarge
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._headers_done = False
+        self._received = 0
+        self._header_block = 0
+        super().on_message_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        if self._too_large:
+            self._refuse_too_large()
+            return
+        super().send_400_response(msg)
+
+    def _refuse_too_large(self) -> None:
+        self._refuse(
+            431, "HEADERS_TOO_LARGE", f"request headers over {self.max_header_bytes} bytes"
+        )
+
+    def _start_header_clock(self) -> None:
+        self._stop_header_clock()
+        self._header_clock = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _stop_header_clock(self) -> None:
+        if self._header_clock is not None:
+            self._header_clock.cancel()
+            self._header_clock = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_clock = None
+        if not self._headers_done and not self.transport.is_closing():
+            if self._received:
+                detail = f"request headers not received within {self.header_timeout:g} s"
+                self._refuse(408, "REQUEST_TIMEOUT", detail)
+            else:
+                self.transport.close()  # a connection that never said anything
+
+    def _refuse(self, status: int, code: str, detail: str) -> None:
+        self._unset_keepalive_if_required()
+        self.transport.write(_refusal(status, code, detail))
+        self.transport.close()
+
+
 def http_server(app: FastAPI, settings: BridgeSettings) -> uvicorn.Server:
     """The HTTP server of the bridge. uvicorn's own X-Forwarded-For handling is off:
     the bridge believes that header only from its configured trusted proxies. The event
-    loop is uvloop unless `bridge_event_loop` says asyncio (the benchmark compares them);
-    the HTTP parser stays h11, which the header deadline and the 431 above build on."""
+    loop is uvloop unless `bridge_event_loop` says asyncio, the parser httptools unless
+    `bridge_http_parser` says h11 (the benchmark compares them)."""
+    bounded: type[BoundedH11Protocol] | type[BoundedHttpToolsProtocol] = (
+        BoundedHttpToolsProtocol
+        if settings.bridge_http_parser == "httptools"
+        else BoundedH11Protocol
+    )
     protocol = type(
-        "BridgeH11Protocol",
-        (BoundedH11Protocol,),
+        "BridgeHttpProtocol",
+        (bounded,),
         {
             "header_timeout": settings.bridge_header_timeout_seconds,
             "max_header_bytes": settings.bridge_max_header_bytes,
