@@ -64,6 +64,9 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 Item = dict[str, Any]
+# An item as the engine stores it, in DynamoDB's attribute-value form ({"S": "..."}):
+# what tools that copy items exactly (the backup) read and write.
+Attributes = dict[str, Any]
 
 # Seconds a client should wait before trying again after a store failure.
 STORE_RETRY_AFTER_SECONDS = 1
@@ -402,13 +405,9 @@ class Table:
             request["Limit"] = page_size
         if after_sk is not None:
             request["ExclusiveStartKey"] = to_attributes({"pk": pk, "sk": after_sk})
-        while True:
-            response = self._call("query", request, repeatable=True)
+        for response in self._pages("query", request):
             for found in response["Items"]:
                 yield from_attributes(found)
-            if "LastEvaluatedKey" not in response:
-                return
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def count(self, pk: str, prefix: str | None = None) -> int:
         """How many items `query(pk, prefix)` would give, without reading them."""
@@ -417,13 +416,7 @@ class Table:
             "ConsistentRead": True,
             "Select": "COUNT",
         }
-        total = 0
-        while True:
-            response = self._call("query", request, repeatable=True)
-            total += int(response["Count"])
-            if "LastEvaluatedKey" not in response:
-                return total
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return sum(int(response["Count"]) for response in self._pages("query", request))
 
     def scan(self, *, projection: str | None = None) -> Iterator[Item]:
         """Every item of the table, page by page: for operators' tools only (the audit);
@@ -431,10 +424,47 @@ class Table:
         request: dict[str, Any] = {"ConsistentRead": True}
         if projection is not None:
             request["ProjectionExpression"] = projection
-        while True:
-            response = self._call("scan", request, repeatable=True)
+        for response in self._pages("scan", request):
             for found in response["Items"]:
                 yield from_attributes(found)
+
+    def scan_attributes(self, *, page_size: int | None = None) -> Iterator[list[Attributes]]:
+        """Every item of the table as stored (attribute-value form), one list per page of
+        at most `page_size` items (engines also cut pages at 1 MB): for operators' tools
+        that copy items exactly (the backup)."""
+        request: dict[str, Any] = {"ConsistentRead": True}
+        if page_size is not None:
+            request["Limit"] = page_size
+        for response in self._pages("scan", request):
+            yield list(response["Items"])
+
+    def query_attributes(self, pk: str) -> list[Attributes]:
+        """Every item of partition `pk` as stored (attribute-value form), in key order."""
+        request = {**_key_condition(pk, None), "ConsistentRead": True}
+        return [found for response in self._pages("query", request) for found in response["Items"]]
+
+    def is_empty(self) -> bool:
+        """Whether the table holds no item at all."""
+        first = self._call("scan", {"Limit": 1, "ConsistentRead": True}, repeatable=True)
+        return not first["Items"]
+
+    def estimated_item_count(self) -> int | None:
+        """The engine's estimate of the table's item count (AWS updates it every few
+        hours); None when the table does not exist."""
+        try:
+            described = self._call("describe_table", {}, repeatable=True)
+        except ClientError as error:
+            if _error_code(error) == "ResourceNotFoundException":
+                return None
+            raise
+        return int(described["Table"].get("ItemCount", 0))
+
+    def _pages(self, operation: str, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The engine's answers to a query or scan, page after page: the one paging loop."""
+        request = dict(request)
+        while True:
+            response = self._call(operation, request, repeatable=True)
+            yield response
             if "LastEvaluatedKey" not in response:
                 return
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
@@ -453,7 +483,11 @@ class Table:
     def put_many(self, items: Sequence[Mapping[str, Any]]) -> None:
         """`put` for several items in as few calls as the engine allows (not atomic:
         after a failure some may be written, and writing them all again is harmless)."""
-        self._write_many([{"PutRequest": {"Item": to_attributes(item)}} for item in items])
+        self.put_many_attributes([to_attributes(item) for item in items])
+
+    def put_many_attributes(self, items: Sequence[Attributes]) -> None:
+        """`put_many` of items already in attribute-value form (a restore's)."""
+        self._write_many([{"PutRequest": {"Item": item}} for item in items])
 
     def delete_many(self, keys: Sequence[Mapping[str, Any]]) -> None:
         """Deletes the items with these keys (those missing are no matter), batched."""

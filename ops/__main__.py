@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
+from common.errors import DomainError
 from ops.audit import audit_trading_table, print_report
 from ops.backup import (
     BackupError,
@@ -18,31 +18,31 @@ from ops.backup import (
     snapshot,
     write_backup,
 )
-from ops.settings import StoreSettings, store_client
+from ops.settings import StoreSettings, ToolStore, tool_store
 
 
-def _audit(client: Any, settings: StoreSettings) -> int:
-    table = settings.tables()["trading"]
-    report = audit_trading_table(client, table)
-    print_report(report, table, sys.stdout)
+def _audit(store: ToolStore, settings: StoreSettings) -> int:
+    table = store.tables(settings)["trading"]
+    report = audit_trading_table(table)
+    print_report(report, table.name, sys.stdout)
     return 0 if report.clean else 1
 
 
-def _backup(client: Any, settings: StoreSettings, path: Path, show: bool) -> int:
+def _backup(store: ToolStore, settings: StoreSettings, path: Path, show: bool) -> int:
     with progress_bar() if show else no_progress() as progress:
-        snapshots = snapshot(client, settings.tables(), progress)
+        snapshots = snapshot(store.tables(settings), progress)
     counts = write_backup(path, snapshots)
     print(f"Backed up {sum(counts.values())} items to {path}: {_counts(counts)}")
     return 0
 
 
-def _restore(client: Any, settings: StoreSettings, path: Path, show: bool) -> int:
+def _restore(store: ToolStore, settings: StoreSettings, path: Path, show: bool) -> int:
     content = read_backup(path)
     with progress_bar() if show else no_progress() as progress:
-        counts = restore(client, settings.tables(), content, progress)
+        counts = restore(store.tables(settings), content, progress)
     print(f"Restored {sum(counts.values())} items from {path}: {_counts(counts)}")
     print("Checking the restored books...")
-    return _audit(client, settings)
+    return _audit(store, settings)
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -67,14 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     settings = StoreSettings()
     show = not args.no_progress
     try:
-        with store_client(settings, local=args.local) as client:
+        with tool_store(settings, local=args.local) as store:
             if args.command == "backup":
-                return _backup(client, settings, args.file, show)
+                return _backup(store, settings, args.file, show)
             if args.command == "restore":
-                return _restore(client, settings, args.file, show)
-            return _audit(client, settings)
+                return _restore(store, settings, args.file, show)
+            return _audit(store, settings)
     except BackupError as error:
         print(f"{args.command} failed: {error}", file=sys.stderr)
+        return 2
+    except DomainError as error:  # the store did not answer within its budget
+        print(f"{args.command} failed: {error.message} ({error.reason})", file=sys.stderr)
         return 2
 
 

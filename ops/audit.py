@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TextIO
 
 from common.dynamo import Table
 from svc_order.audit import Discrepancy, audit_books
@@ -36,8 +36,8 @@ class AuditReport:
         return not self.discrepancies and not self.unread
 
 
-def audit_trading_table(client: Any, table: str) -> AuditReport:
-    store = DynamoTradingStore(Table(client, table))
+def audit_trading_table(table: Table) -> AuditReport:
+    store = DynamoTradingStore(table)
     report = AuditReport()
     for user_id in store.user_ids():
         try:

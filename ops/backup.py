@@ -20,6 +20,10 @@ email of each user in it (a claim caught half-way through an email change is dro
 one not yet written is added), so a restore never frees a taken name. An account whose
 last operation's derived items were not written yet gets them in the file, as svc_order
 would write them on its next access.
+
+Every read and write goes through the store's one plumbing (`common.dynamo.Table`,
+items kept in their attribute-value form): each call is bounded, retried only when
+safe, and an engine that does not answer is `StoreUnavailable`.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -37,7 +40,7 @@ from typing import IO, Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from common.dynamo import ensure_table, from_attributes, to_attributes
+from common.dynamo import Attributes, Table, ensure_table, from_attributes, to_attributes
 from svc_order.domain import derived_items
 from svc_order.store import ACCOUNT, account_from_item, derived_to_items
 from svc_user.store import CLAIM, PROFILE, claim_item
@@ -49,12 +52,10 @@ STABLE_READ_ATTEMPTS = 20
 # Items per Scan page. Engines also cut pages at 1 MB; the tests make it small so that
 # writes land between pages, as they do on a large table.
 SCAN_PAGE_ITEMS = 1000
-# BatchWriteItem takes at most 25 puts; what the engine leaves unprocessed is resent.
+# Items written per step of a restore (one BatchWriteItem; the progress moves per step).
 BATCH_SIZE = 25
-BATCH_ATTEMPTS = 10
-BATCH_BACKOFF_SECONDS = 0.05
 
-Raw = dict[str, Any]  # an item in DynamoDB's attribute-value form
+Raw = Attributes  # an item in DynamoDB's attribute-value form
 
 
 class BackupError(RuntimeError):
@@ -74,36 +75,12 @@ def _pk(item: Raw) -> str:
     return str(item["pk"]["S"])
 
 
-def _scan(client: Any, table: str, advance: Callable[[int], None]) -> list[Raw]:
+def _scan(table: Table, advance: Callable[[int], None]) -> list[Raw]:
     items: list[Raw] = []
-    request: dict[str, Any] = {
-        "TableName": table,
-        "ConsistentRead": True,
-        "Limit": SCAN_PAGE_ITEMS,
-    }
-    while True:
-        response = client.scan(**request)
-        items.extend(response["Items"])
-        advance(len(response["Items"]))
-        if "LastEvaluatedKey" not in response:
-            return items
-        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-
-
-def _query(client: Any, table: str, pk: str) -> list[Raw]:
-    items: list[Raw] = []
-    request: dict[str, Any] = {
-        "TableName": table,
-        "KeyConditionExpression": "pk = :pk",
-        "ExpressionAttributeValues": {":pk": {"S": pk}},
-        "ConsistentRead": True,
-    }
-    while True:
-        response = client.query(**request)
-        items.extend(response["Items"])
-        if "LastEvaluatedKey" not in response:
-            return items
-        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    for page in table.scan_attributes(page_size=SCAN_PAGE_ITEMS):
+        items.extend(page)
+        advance(len(page))
+    return items
 
 
 def _unit_of(pk: str) -> tuple[str, ...]:
@@ -118,7 +95,7 @@ def _canonical(items: Iterable[Raw]) -> list[str]:
     return sorted(json.dumps(item, sort_keys=True) for item in items)
 
 
-def _stable_units(client: Any, table: str, scanned: list[Raw]) -> list[Raw]:
+def _stable_units(table: Table, scanned: list[Raw]) -> list[Raw]:
     """The scanned items, with every unit confirmed or re-read until two reads agree."""
     by_pk: dict[str, list[Raw]] = {}
     for item in scanned:
@@ -128,13 +105,13 @@ def _stable_units(client: Any, table: str, scanned: list[Raw]) -> list[Raw]:
     for unit in units:
         previous = [item for pk in unit for item in by_pk.get(pk, [])]
         for _ in range(STABLE_READ_ATTEMPTS):
-            current = [item for pk in unit for item in _query(client, table, pk)]
+            current = [item for pk in unit for item in table.query_attributes(pk)]
             if _canonical(current) == _canonical(previous):
                 break
             previous = current
         else:
             raise BackupError(
-                f"{table}: {', '.join(unit)} kept changing during the backup; run it again "
+                f"{table.name}: {', '.join(unit)} kept changing during the backup; run it again "
                 "(or at a quieter time)"
             )
         result.extend(current)
@@ -186,22 +163,20 @@ def _complete_operations(items: list[Raw]) -> list[Raw]:
 
 
 def snapshot(
-    client: Any, tables: dict[str, str], progress: Callable[[str, int, int], None]
+    tables: dict[str, Table], progress: Callable[[str, int, int], None]
 ) -> list[TableSnapshot]:
-    """Every item of every table (logical name -> table name), consistent per unit.
+    """Every item of every table (logical name -> table), consistent per unit.
 
     `progress(table, done, total)` is called as items are read (total is the engine's
     own estimate, which may lag).
     """
     snapshots = []
     for logical, table in tables.items():
-        try:
-            described = client.describe_table(TableName=table)["Table"]
-        except client.exceptions.ResourceNotFoundException:
+        total = table.estimated_item_count()
+        if total is None:
             raise BackupError(
-                f"table {table} does not exist: check DYNAMODB_ENDPOINT and TABLE_PREFIX"
-            ) from None
-        total = int(described.get("ItemCount", 0))
+                f"table {table.name} does not exist: check DYNAMODB_ENDPOINT and TABLE_PREFIX"
+            )
         done = 0
 
         def advance(count: int, logical: str = logical, total: int = total) -> None:
@@ -209,7 +184,7 @@ def snapshot(
             done += count
             progress(logical, done, max(total, done))
 
-        items = _stable_units(client, table, _scan(client, table, advance))
+        items = _stable_units(table, _scan(table, advance))
         if logical == "users":
             items = _reconcile_claims(items)
         if logical == "trading":
@@ -273,31 +248,13 @@ def read_backup(path: Path) -> dict[str, list[Raw]]:
 # --- Restoring --------------------------------------------------------------------------
 
 
-def _is_empty(client: Any, table: str) -> bool:
-    return not client.scan(TableName=table, Limit=1, ConsistentRead=True)["Items"]
-
-
 def _batches(items: list[Raw]) -> Iterator[list[Raw]]:
     for start in range(0, len(items), BATCH_SIZE):
         yield items[start : start + BATCH_SIZE]
 
 
-def _put_all(client: Any, table: str, items: list[Raw], advance: Callable[[int], None]) -> None:
-    for batch in _batches(items):
-        pending: Any = {table: [{"PutRequest": {"Item": item}} for item in batch]}
-        for attempt in range(BATCH_ATTEMPTS):
-            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems")
-            if not pending:
-                break
-            time.sleep(BATCH_BACKOFF_SECONDS * 2**attempt)
-        else:
-            raise BackupError(f"{table}: the engine kept refusing writes; restore again")
-        advance(len(batch))
-
-
 def restore(
-    client: Any,
-    tables: dict[str, str],
+    tables: dict[str, Table],
     content: dict[str, list[Raw]],
     progress: Callable[[str, int, int], None],
 ) -> dict[str, int]:
@@ -309,21 +266,17 @@ def restore(
     if unknown:
         raise BackupError(f"the backup holds tables this platform does not have: {unknown}")
     for logical in content:
-        ensure_table(client, tables[logical])
-        if not _is_empty(client, tables[logical]):
-            raise BackupError(
-                f"table {tables[logical]} is not empty: restore only into an empty store"
-            )
+        table = tables[logical]
+        ensure_table(table.client, table.name)
+        if not table.is_empty():
+            raise BackupError(f"table {table.name} is not empty: restore only into an empty store")
     for logical, items in content.items():
-        done = 0
-
-        def advance(count: int, logical: str = logical, total: int = len(items)) -> None:
-            nonlocal done
-            done += count
-            progress(logical, done, total)
-
         progress(logical, 0, len(items))
-        _put_all(client, tables[logical], items, advance)
+        done = 0
+        for batch in _batches(items):
+            tables[logical].put_many_attributes(batch)
+            done += len(batch)
+            progress(logical, done, len(items))
     return {logical: len(items) for logical, items in content.items()}
 
 

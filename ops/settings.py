@@ -12,8 +12,16 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from common.dynamo import make_client
+from common.dynamo import StoreBudget, Table, make_client
 from devstack.engines import ROOT, start_dynalite
+
+# Operators' tools wait longer than a request may: no client's deadline is at stake, and
+# a Scan page of a large table takes longer than one item. The store's one plumbing
+# (common/dynamo.Table) still bounds every call, retries only what is safe and reports
+# an engine that does not answer as StoreUnavailable.
+TOOL_BUDGET = StoreBudget(
+    connect_timeout_seconds=2.0, read_timeout_seconds=10.0, total_seconds=60.0, max_attempts=5
+)
 
 
 class StoreSettings(BaseSettings):
@@ -40,6 +48,21 @@ class StoreSettings(BaseSettings):
         }
 
 
+class ToolStore:
+    """The store as operators' tools reach it: one client, every table within
+    `TOOL_BUDGET` (the client's timeouts are the budget's; botocore retries nothing)."""
+
+    def __init__(self, endpoint: str | None, region: str) -> None:
+        self.client: Any = make_client(endpoint, region, budget=TOOL_BUDGET)
+
+    def table(self, name: str) -> Table:
+        return Table(self.client, name, TOOL_BUDGET)
+
+    def tables(self, settings: StoreSettings) -> dict[str, Table]:
+        """Every table of the platform: owner -> its table."""
+        return {logical: self.table(name) for logical, name in settings.tables().items()}
+
+
 def _listening(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -49,24 +72,24 @@ def _listening(port: int) -> bool:
 
 
 @contextmanager
-def store_client(settings: StoreSettings, *, local: bool) -> Iterator[Any]:
-    """A DynamoDB client for the settings' store.
+def tool_store(settings: StoreSettings, *, local: bool) -> Iterator[ToolStore]:
+    """The settings' store.
 
     `local` (what ./dev passes) without DYNAMODB_ENDPOINT means the local stack's store:
     its running dynalite, or, when the stack is down, a dynalite started on its data
-    folder for as long as the client is used.
+    folder for as long as the store is used.
     """
     if settings.dynamodb_endpoint or not local:
-        yield make_client(settings.dynamodb_endpoint, settings.aws_region)
+        yield ToolStore(settings.dynamodb_endpoint, settings.aws_region)
         return
     # dynalite takes any credentials, but the client must have some.
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     if _listening(settings.dynalite_port):
-        yield make_client(f"http://127.0.0.1:{settings.dynalite_port}", settings.aws_region)
+        yield ToolStore(f"http://127.0.0.1:{settings.dynalite_port}", settings.aws_region)
         return
     engine = start_dynalite(settings.data_dir / "dynalite")
     try:
-        yield make_client(engine.url, settings.aws_region)
+        yield ToolStore(engine.url, settings.aws_region)
     finally:
         engine.stop()

@@ -7,13 +7,13 @@ left as it is. Exit 0 when every table is ACTIVE.
 
 from __future__ import annotations
 
-from common.dynamo import ensure_table, make_client
-from ops.settings import StoreSettings
+from common.dynamo import ensure_table
+from ops.settings import StoreSettings, ToolStore
 
 
 def main() -> None:
     settings = StoreSettings()
-    client = make_client(settings.dynamodb_endpoint, settings.aws_region)
+    client = ToolStore(settings.dynamodb_endpoint, settings.aws_region).client
     for name in settings.tables().values():
         ensure_table(client, name)
         print(f"table {name}: ACTIVE")

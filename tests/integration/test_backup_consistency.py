@@ -1,5 +1,6 @@
 """A backup taken while people trade is consistent: every snapshot, restored into an
-empty table, balances. A cut-short file and a non-empty target are refused."""
+empty table, balances. A cut-short file and a non-empty target are refused; a store
+that does not answer is reported as such, within the tools' store budget."""
 
 from __future__ import annotations
 
@@ -9,12 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from common.dynamo import ensure_table, make_client
+from common.dynamo import ensure_table
 from ops import backup
 from ops.__main__ import main as ops_main
 from ops.audit import audit_trading_table
 from ops.backup import BackupError, TableSnapshot, read_backup, restore, snapshot, write_backup
-from tests.integration.order_fixtures import FakeInventory, OrderEndpoint, Trader
+from ops.settings import ToolStore
+from tests.integration.order_fixtures import (
+    FakeInventory,
+    OrderEndpoint,
+    Trader,
+    unreachable_address,
+)
 from tests.support import unique
 
 
@@ -32,9 +39,9 @@ def test_snapshots_taken_during_trading_each_balance(
 ) -> None:
     # Small pages: trades land between them, as on a table too big for one page.
     monkeypatch.setattr(backup, "SCAN_PAGE_ITEMS", 3)
-    client = make_client(dynamodb_endpoint, "us-east-1")
+    store = ToolStore(dynamodb_endpoint, "us-east-1")
     prefix = unique("live") + "-"
-    ensure_table(client, prefix + "trading")
+    ensure_table(store.client, prefix + "trading")
     service = start_order_server(table_prefix=prefix)
     traders = [new_trader().via(service.stub) for _ in range(3)]
     for trader in traders:
@@ -59,7 +66,7 @@ def test_snapshots_taken_during_trading_each_balance(
         snapshots: list[list[TableSnapshot]] = []
         # Snapshots while every trader is still trading, 20 at most.
         while all(worker.is_alive() for worker in workers) and len(snapshots) < 20:
-            snapshots.append(snapshot(client, {"trading": prefix + "trading"}, quiet))
+            snapshots.append(snapshot({"trading": store.table(prefix + "trading")}, quiet))
     finally:
         stop.set()
         for worker in workers:
@@ -68,9 +75,9 @@ def test_snapshots_taken_during_trading_each_balance(
     for n, taken in enumerate(snapshots):
         path = tmp_path / f"snapshot-{n}.jsonl"
         write_backup(path, taken)
-        target = unique("restored") + "-trading"
-        restore(client, {"trading": target}, read_backup(path), quiet)
-        report = audit_trading_table(client, target)
+        target = store.table(unique("restored") + "-trading")
+        restore({"trading": target}, read_backup(path), quiet)
+        report = audit_trading_table(target)
         assert report.clean, report.discrepancies
         assert report.accounts == len(traders)
 
@@ -78,18 +85,23 @@ def test_snapshots_taken_during_trading_each_balance(
 def test_a_cut_short_file_and_a_non_empty_store_are_refused(
     dynamodb_endpoint: str, tmp_path: Path
 ) -> None:
-    client = make_client(dynamodb_endpoint, "us-east-1")
-    source = unique("source")
-    ensure_table(client, source)
-    client.put_item(TableName=source, Item={"pk": {"S": "ASSET#BTC"}, "sk": {"S": "ASSET"}})
+    store = ToolStore(dynamodb_endpoint, "us-east-1")
+    source = store.table(unique("source"))
+    ensure_table(store.client, source.name)
+    store.client.put_item(
+        TableName=source.name, Item={"pk": {"S": "ASSET#BTC"}, "sk": {"S": "ASSET"}}
+    )
     path = tmp_path / "whole.jsonl.gz"
-    write_backup(path, snapshot(client, {"assets": source}, quiet))
+    seen: list[tuple[str, int, int]] = []
+    write_backup(path, snapshot({"assets": source}, lambda *step: seen.append(step)))
     assert read_backup(path) == {"assets": [{"pk": {"S": "ASSET#BTC"}, "sk": {"S": "ASSET"}}]}
+    # The progress reached every item of the table.
+    assert seen[-1][:2] == ("assets", 1)
     with pytest.raises(BackupError, match="not empty"):
-        restore(client, {"assets": source}, read_backup(path), quiet)
+        restore({"assets": source}, read_backup(path), quiet)
 
     plain = tmp_path / "whole.jsonl"
-    write_backup(plain, snapshot(client, {"assets": source}, quiet))
+    write_backup(plain, snapshot({"assets": source}, quiet))
     cut = tmp_path / "cut.jsonl"
     cut.write_text("\n".join(plain.read_text().splitlines()[:-1]) + "\n")
     with pytest.raises(BackupError, match="cut short"):
@@ -112,3 +124,19 @@ def test_the_tool_refuses_a_cut_short_file_and_missing_tables_with_exit_status_2
     assert ops_main(["--no-progress", "backup", str(tmp_path / "none.jsonl")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "none.jsonl").exists()
+
+
+def test_the_tools_report_a_store_that_refuses_connections_with_exit_status_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Nothing listens there: every request is refused, and the tools' store budget
+    # ends the retries (no traceback, no file left behind).
+    monkeypatch.setenv("DYNAMODB_ENDPOINT", f"http://{unreachable_address()}")
+    for command in (["backup", str(tmp_path / "none.jsonl")], ["audit"]):
+        assert ops_main(["--no-progress", *command]) == 2, command
+        refusal = capsys.readouterr().err
+        assert f"{command[0]} failed:" in refusal
+        assert "STORE_UNAVAILABLE" in refusal
+    assert not list(tmp_path.iterdir())
