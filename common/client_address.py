@@ -2,11 +2,16 @@
 
 A service sees only its gRPC peer. The REST bridge knows better (the HTTP peer, or the
 address behind its trusted proxies) and passes it on as `x-client-address`. Anyone can
-send that metadata, so a service believes it only from peers it is told to trust
-(`CLIENT_ADDRESS_TRUSTED_PEERS`, IPs or CIDRs); from any other peer the peer's own
-address is the client. Locally (`./dev up`) that list is loopback, where the bridge
-runs; in the mesh every peer is the local sidecar, and what keeps the header honest is
-the call graph (common/callgraph.py): under mTLS only the bridge may call Login.
+send that metadata, so a service believes it only from a caller it knows to be the
+bridge; from any other caller the peer's own address is the client:
+
+- on mTLS (the process has TLS_* set), by the caller's certificate: its identity must
+  be `rest_bridge` (`RELAYS`). An address says nothing there: every process of
+  `./dev up --mtls` is on loopback, and a certified svc_order is no bridge;
+- on plaintext, by the peer's IP, within `CLIENT_ADDRESS_TRUSTED_PEERS` (IPs or CIDRs).
+  Locally (`./dev up`) that list is loopback, where the bridge runs; in the mesh every
+  peer is the local sidecar, and what keeps the header honest is the mesh's mTLS and
+  the call graph (common/callgraph.py): only the bridge may call Login.
 """
 
 from __future__ import annotations
@@ -17,9 +22,13 @@ from urllib.parse import unquote
 
 import grpc
 
+from common.callgraph import REST_BRIDGE
 from common.settings import Network
+from common.tls import peer_identity
 
 CLIENT_ADDRESS_HEADER = "x-client-address"
+# The processes (call graph names) that pass on their own client's address.
+RELAYS = frozenset({REST_BRIDGE})
 
 
 def peer_address(peer: str) -> str:
@@ -41,13 +50,21 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def client_address(context: grpc.ServicerContext, trusted_peers: Sequence[Network]) -> str:
-    """The caller's `x-client-address` when the peer is trusted and the value is an IP
-    address; otherwise the peer's own address."""
+def client_address(
+    context: grpc.ServicerContext, trusted_peers: Sequence[Network], *, mtls: bool = False
+) -> str:
+    """The caller's `x-client-address` when the caller is trusted and the value is an IP
+    address; otherwise the peer's own address. Trusted: on mTLS (`mtls`), a caller
+    whose certificate identity is in `RELAYS` (`trusted_peers` is not consulted); on
+    plaintext, a peer whose IP is within `trusted_peers`."""
     peer = peer_address(context.peer())
-    peer_ip = _address(peer)
-    if peer_ip is None or not any(peer_ip in network for network in trusted_peers):
-        return peer
+    if mtls:
+        if peer_identity(context) not in RELAYS:
+            return peer
+    else:
+        peer_ip = _address(peer)
+        if peer_ip is None or not any(peer_ip in network for network in trusted_peers):
+            return peer
     for key, value in context.invocation_metadata():
         if key == CLIENT_ADDRESS_HEADER and isinstance(value, str):
             claimed = _address(value)

@@ -45,13 +45,20 @@ Behavior = Callable[[Any, grpc.ServicerContext], Any]
 
 
 class ServiceInterceptor(grpc.ServerInterceptor):
-    """`trusted_peers`: the peers whose `x-client-address` is believed (the bridge)."""
+    """`trusted_peers`: on plaintext, the peers whose `x-client-address` is believed
+    (the bridge); `mtls`: the server is on mTLS, where the caller's certificate decides
+    instead (common/client_address)."""
 
     def __init__(
-        self, verifier: AccessTokenVerifier, trusted_peers: Sequence[Network] = ()
+        self,
+        verifier: AccessTokenVerifier,
+        trusted_peers: Sequence[Network] = (),
+        *,
+        mtls: bool = False,
     ) -> None:
         self._verifier = verifier
         self._trusted_peers = trusted_peers
+        self._mtls = mtls
 
     def intercept_service(
         self,
@@ -102,7 +109,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         request_id_var.set(request_id)
         identity_var.set(None)
         audit.begin_call()
-        client_address_var.set(client_address(context, self._trusted_peers))
+        client_address_var.set(client_address(context, self._trusted_peers, mtls=self._mtls))
         annotate_request(request_id)
         context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
         remaining = context.time_remaining()

@@ -123,7 +123,8 @@ def start_server(
     trusted_peers: Sequence[Network] = (),
 ) -> RunningServer:
     """A started server; with `dependencies` (by name) its health follows them;
-    `trusted_peers` may pass on their client's address (common/client_address)."""
+    `trusted_peers` may pass on their client's address on plaintext (on mTLS, the
+    bridge's certificate: common/client_address)."""
     executor = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc")
     server = grpc.server(
         executor,
@@ -133,7 +134,7 @@ def start_server(
             *([ServerMetrics()] if metrics_enabled() else []),
             # On mTLS, the call graph decides before anything else runs.
             *([PeerAuthorization(tls.identity)] if tls is not None else []),
-            ServiceInterceptor(verifier, trusted_peers),
+            ServiceInterceptor(verifier, trusted_peers, mtls=tls is not None),
         ],
         options=[
             ("grpc.max_receive_message_length", _MESSAGE_LIMIT),

@@ -95,9 +95,9 @@ class CommonSettings(BaseSettings):
     )
     client_address_trusted_peers: Annotated[list[Network], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated IPs/CIDRs of peers (the REST bridge) whose "
-        "x-client-address metadata is believed (login throttle, audit records); from "
-        "others the peer is the client.",
+        description="On plaintext, comma-separated IPs/CIDRs of peers (the REST bridge) "
+        "whose x-client-address metadata is believed (login throttle, audit records); from "
+        "others the peer is the client. On mTLS the caller's certificate decides instead.",
     )
 
     @field_validator("client_address_trusted_peers", mode="before")

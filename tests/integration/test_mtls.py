@@ -2,11 +2,16 @@
 its certificate refuses a caller without one, with one of another CA, and with a valid
 one whose identity may not call that method; the calls the graph allows work. A
 certificate that is expired, not yet valid, of another CA or half configured stops the
-start."""
+start. On mTLS the client address a caller passes on is believed from the bridge's
+certificate only; on plaintext, from the trusted peer addresses."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import ipaddress
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -15,11 +20,18 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from trading.v1 import user_pb2, user_pb2_grpc
 
 from common.channels import CallPolicy, make_channel
+from common.client_address import CLIENT_ADDRESS_HEADER
+from common.context import current_client_address
+from common.interceptors import ServiceInterceptor
+from common.redis_clients import redis_client
+from common.revocation import RevocationList
 from common.server import RunningServer
+from common.settings import Network
 from common.tls import WireTls, load_wire_tls
+from common.tokens import AccessTokenVerifier
 from devstack.pki import Identity, ensure_pki, issue, make_ca
 from svc_user.config import UserSettings
-from tests.user_service import registration
+from tests.user_service import STRONG_PASSWORD, registration
 
 USER_SERVICE = "trading.v1.UserService"
 
@@ -189,3 +201,133 @@ def test_bad_certificates_stop_the_start(pki: dict[str, Identity], foreign: Iden
     loaded = load_wire_tls(own.ca_file, own.cert_file, own.key_file)
     assert loaded is not None
     assert loaded.identity == "svc_order"
+
+
+# --- Who may pass on the client's address ------------------------------------------------
+
+# Outside our contracts' package: a method the interceptor serves without a token.
+ADDRESS_PROBE = "tests.AddressProbe"
+CLAIMED = "198.51.100.7"
+LOOPBACK = [ipaddress.ip_network("127.0.0.1/32")]
+
+
+def _same(data: bytes) -> bytes:
+    return data
+
+
+def _echo_client_address(_request: bytes, _context: grpc.ServicerContext) -> bytes:
+    return current_client_address().encode()
+
+
+@contextmanager
+def address_probe(
+    tls: WireTls | None, trusted_peers: Sequence[Network], redis_url: str
+) -> Iterator[int]:
+    """A server with the services' interceptor whose one method answers the client
+    address it decided; on mTLS with `tls` (svc_user's certificate)."""
+    verifier = AccessTokenVerifier(
+        issuer="unused",
+        audience="unused",
+        resolve_key=lambda _kid: None,  # the probe's method is not authenticated
+        revocations=RevocationList(redis_client(redis_url)),
+    )
+    executor = futures.ThreadPoolExecutor(max_workers=2)
+    server = grpc.server(
+        executor,
+        interceptors=[ServiceInterceptor(verifier, trusted_peers, mtls=tls is not None)],
+    )
+    echo = grpc.unary_unary_rpc_method_handler(_echo_client_address, _same, _same)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(ADDRESS_PROBE, {"Echo": echo}),)
+    )
+    if tls is None:
+        port = server.add_insecure_port("127.0.0.1:0")
+    else:
+        port = server.add_secure_port("127.0.0.1:0", tls.server_credentials())
+    server.start()
+    try:
+        yield port
+    finally:
+        server.stop(0).wait()
+        executor.shutdown(wait=True)
+
+
+def _address_seen(channel: grpc.Channel) -> str:
+    """The client address the probe decided for a call that claims CLAIMED."""
+    with channel:
+        answer = channel.unary_unary(f"/{ADDRESS_PROBE}/Echo", _same, _same)(
+            b"", metadata=((CLIENT_ADDRESS_HEADER, CLAIMED),), timeout=5
+        )
+    return answer.decode()
+
+
+def test_on_mtls_only_the_bridges_certificate_passes_on_a_client_address(
+    pki: dict[str, Identity], redis_url: str
+) -> None:
+    # Every caller is on loopback, which the trusted peers list: on mTLS the address
+    # does not count, the certificate does.
+    with address_probe(tls_of(pki["svc_user"]), LOOPBACK, redis_url) as port:
+        seen = {
+            name: _address_seen(channel_as(pki[name], port))
+            for name in ("rest_bridge", "svc_order", "svc_inventory", "svc_user", "operator")
+        }
+    assert seen == {
+        "rest_bridge": CLAIMED,
+        "svc_order": "127.0.0.1",
+        "svc_inventory": "127.0.0.1",
+        "svc_user": "127.0.0.1",
+        "operator": "127.0.0.1",
+    }
+
+
+def test_on_plaintext_the_trusted_peer_addresses_decide(redis_url: str) -> None:
+    with address_probe(None, LOOPBACK, redis_url) as port:
+        assert _address_seen(grpc.insecure_channel(f"127.0.0.1:{port}")) == CLAIMED
+    with address_probe(None, [ipaddress.ip_network("192.0.2.0/24")], redis_url) as port:
+        assert _address_seen(grpc.insecure_channel(f"127.0.0.1:{port}")) == "127.0.0.1"
+
+
+def test_svc_user_on_mtls_throttles_the_address_the_bridge_passes_on(
+    user_settings: UserSettings, user_server: RunningServer, pki: dict[str, Identity]
+) -> None:
+    from svc_user.__main__ import build
+
+    own = pki["svc_user"]
+    settings = user_settings.model_copy(
+        update={
+            "tls_ca_file": own.ca_file,
+            "tls_cert_file": own.cert_file,
+            "tls_key_file": own.key_file,
+            "login_max_failures": 5,
+            "login_throttle_key_prefix": f"login-{uuid.uuid4().hex[:8]}",
+            # No address is trusted: the bridge's certificate is what counts.
+            "client_address_trusted_peers": [],
+        }
+    )
+    running = build(settings)
+    try:
+        with channel_as(pki["rest_bridge"], running.port) as bridge:
+            users = user_pb2_grpc.UserServiceStub(bridge)
+            account = registration()
+            users.Register(account, timeout=30)
+
+            def login(username: str, password: str, client: str) -> grpc.StatusCode:
+                return code_of(
+                    lambda request, timeout: users.Login(
+                        request, timeout=timeout, metadata=((CLIENT_ADDRESS_HEADER, client),)
+                    ),
+                    user_pb2.LoginRequest(username=username, password=password),
+                )
+
+            for _ in range(5):
+                unknown = f"nobody_{uuid.uuid4().hex[:8]}"
+                assert login(unknown, "Wrong-Horse-99!", "198.51.100.1") == (
+                    grpc.StatusCode.UNAUTHENTICATED
+                )
+            # That client is blocked; another behind the same bridge is not.
+            assert login(account.username, STRONG_PASSWORD, "198.51.100.1") == (
+                grpc.StatusCode.PERMISSION_DENIED
+            )
+            assert login(account.username, STRONG_PASSWORD, "198.51.100.2") == grpc.StatusCode.OK
+    finally:
+        running.shutdown()
