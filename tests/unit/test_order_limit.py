@@ -342,3 +342,21 @@ def test_status_filters_accept_open_as_pending() -> None:
     assert domain.parse_time_in_force("gtd") is TimeInForce.GTD
     with pytest.raises(InvalidTimeInForce):
         domain.parse_time_in_force("gtx")
+
+
+@pytest.mark.parametrize(
+    "quote",
+    [
+        MarketQuote(D("80"), is_active=False),
+        MarketQuote(D("NaN")),
+        MarketQuote(D("Infinity")),
+        MarketQuote(D("0")),
+        MarketQuote(D("-80")),
+    ],
+)
+def test_a_halted_asset_or_a_quote_that_is_no_price_fills_nothing(quote: MarketQuote) -> None:
+    # The quote would cross the limit were it a live, positive, finite price.
+    account = limit(funded("1000"), "buy", "1", "90", quote="95").account
+    [resting] = account.open_orders
+    assert domain.fill_order(account, resting, quote, at(account), LIMITS) is None
+    assert fill(account, resting, "80") is not None
