@@ -13,6 +13,13 @@ the same round trip as the token's keys (one MGET); without it, verification fai
 closed (UNAVAILABLE, retry after 1 s) until the list is restored. When Redis cannot be
 reached, verification fails closed too. Redis must therefore not evict these keys
 (`maxmemory-policy noeviction`, or a Redis of its own).
+
+The mark cannot tell a Redis that lost only its newest writes and kept the mark (a
+replica promoted before it received them, a restart from a file that missed its last
+second, a revocation whose Redis write failed after its record was written). So the
+keeper also reconciles: every `reconcile_seconds` it reads the record of the
+revocations in force (at most an access token's lifetime of them) and writes back any
+that Redis lacks, so such a token is refused again within that interval.
 """
 
 from __future__ import annotations
@@ -131,6 +138,30 @@ class RevocationList:
             audit.record("revocation_list_restored", revocations=written)
         return done
 
+    def reconcile(self, record: Callable[[], Iterable[Revocation]]) -> int:
+        """Writes every revocation of the record still in force that Redis lacks; the
+        number written (0 when Redis holds them all: one MGET). Raises RedisError or
+        the record's error."""
+        now = int(self._clock())
+        in_force = [revocation for revocation in record() if revocation.expires_at > now]
+        if not in_force:
+            return 0
+        held = self._redis.mget([_key(revocation) for revocation in in_force])
+        missing = [
+            revocation for revocation, value in zip(in_force, held, strict=True) if value is None
+        ]
+        if not missing:
+            return 0
+        with self._redis.pipeline(transaction=False) as pipe:
+            for revocation in missing:
+                pipe.set(_key(revocation), b"1", ex=revocation.expires_at - now)
+            pipe.execute()
+        log.warning(
+            "revocations missing from Redis written again", extra={"revocations": len(missing)}
+        )
+        audit.record("revocation_list_repaired", revocations=len(missing))
+        return len(missing)
+
 
 def _key(revocation: Revocation) -> str:
     return _KEYS[revocation.kind].format(revocation.subject_id)
@@ -139,17 +170,22 @@ def _key(revocation: Revocation) -> str:
 class RevocationKeeper:
     """Keeps the revocation list complete: restores it from the record at start and
     whenever the completion mark is missing (Redis emptied), checking every
-    `interval_seconds` (one EXISTS). Runs in a daemon thread until stop()."""
+    `interval_seconds` (one EXISTS), and reconciles it with the record every
+    `reconcile_seconds` (Redis lost some newest writes only). Runs in a daemon thread
+    until stop()."""
 
     def __init__(
         self,
         revocations: RevocationList,
         record: Callable[[], Iterable[Revocation]],
         interval_seconds: float = 0.25,
+        reconcile_seconds: float = 10.0,
     ) -> None:
         self._revocations = revocations
         self._record = record
         self._interval = interval_seconds
+        self._reconcile_seconds = reconcile_seconds
+        self._reconciled_at = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="revocation-keeper", daemon=True)
         self._failing = False
@@ -170,7 +206,11 @@ class RevocationKeeper:
     def _check(self) -> None:
         try:
             if not self._revocations.is_complete():
-                self._revocations.restore(self._record)
+                if self._revocations.restore(self._record):
+                    self._reconciled_at = time.monotonic()
+            elif time.monotonic() - self._reconciled_at >= self._reconcile_seconds:
+                self._revocations.reconcile(self._record)
+                self._reconciled_at = time.monotonic()
             self._failing = False
         except Exception as error:
             # Redis or the store is out; verification fails closed meanwhile.

@@ -63,8 +63,13 @@ def build(settings: UserSettings) -> RunningServer:
         else None,
     )
     # Restores Redis's revocation list from the record at start and whenever Redis
-    # lost it; until then every service refuses tokens with 503 (fail closed).
-    keeper = RevocationKeeper(revocations, service.revocations_in_force)
+    # lost it (until then every service refuses tokens with 503: fail closed), and
+    # writes back what Redis lost of it while keeping the completion mark.
+    keeper = RevocationKeeper(
+        revocations,
+        service.revocations_in_force,
+        reconcile_seconds=settings.revocation_reconcile_seconds,
+    )
     keeper.start()
     running = start_service(
         settings,

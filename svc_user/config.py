@@ -43,3 +43,9 @@ class UserSettings(CommonSettings):
     login_throttle_key_prefix: str = Field(
         "login", description="Prefix of the login throttle's Redis keys."
     )
+    revocation_reconcile_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How often the revocation list in Redis is checked against the record"
+        " and what it lacks written again.",
+    )
