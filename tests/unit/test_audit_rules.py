@@ -6,10 +6,12 @@ record of an earlier use, the ways a trade can disagree, every way a hold can.""
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from ops.audit import AuditReport, print_report
 from svc_order import domain
 from svc_order.audit import Books, Discrepancy, DiscrepancyKind, audit_books
 from svc_order.domain import (
@@ -230,3 +232,35 @@ def test_holding_more_than_there_is_is_reported_for_cash_and_for_units() -> None
     assert [d.ids for d in held] == [("ACCOUNT#user-1",), ("ACCOUNT#user-1", "BTC")]
     assert held[0].detail == "80.00 cash held, more than the 10.00 there is"
     assert held[1].detail == "0.00300000 BTC held, more than the 0.001 there are"
+
+
+def test_the_audit_report_names_every_id_and_each_account_it_could_not_read() -> None:
+    report = AuditReport(
+        accounts=3,
+        records=42,
+        discrepancies=[
+            Discrepancy(DiscrepancyKind.CASH_NOT_LEDGER, "u1", ("ACCOUNT#u1",), "cash 5"),
+            Discrepancy(DiscrepancyKind.TRADE_INCOMPLETE, "u2", ("o1",), "lacks its cash"),
+            Discrepancy(DiscrepancyKind.CASH_NOT_LEDGER, "u2", ("ACCOUNT#u2",), "cash 6"),
+        ],
+        unread=["u3"],
+    )
+    out = io.StringIO()
+    print_report(report, "trading", out)
+    assert out.getvalue().splitlines() == [
+        "Audit of trading",
+        "  accounts audited     3",
+        "  records checked      42",
+        "  discrepancies        3",
+        "    CASH_NOT_LEDGER            2",
+        "    TRADE_INCOMPLETE           1",
+        "  not read (busy)      1",
+        "CASH_NOT_LEDGER user=u1 ids=ACCOUNT#u1: cash 5",
+        "TRADE_INCOMPLETE user=u2 ids=o1: lacks its cash",
+        "CASH_NOT_LEDGER user=u2 ids=ACCOUNT#u2: cash 6",
+        "NOT_READ user=u3: the account kept changing; audit it again",
+        "The books do NOT balance.",
+    ]
+    # An account not read is not a clean audit either.
+    assert not AuditReport(unread=["u3"]).clean
+    assert AuditReport(accounts=1).clean
