@@ -138,12 +138,6 @@ def configure_tracing(
         return provider
 
 
-def flush_spans() -> None:
-    """Export what is buffered now (tests and shutdown)."""
-    if _provider is not None:
-        _provider.force_flush()
-
-
 def annotate_request(request_id: str) -> None:
     """Name the request on the current span (the HTTP or gRPC server span, which
     starts before the request id is known)."""

@@ -53,15 +53,6 @@ class OperationKind(enum.StrEnum):
     EXPIRE = "EXPIRE"
 
     @property
-    def moves_cash(self) -> bool:
-        return self in (
-            OperationKind.DEPOSIT,
-            OperationKind.WITHDRAWAL,
-            OperationKind.BUY,
-            OperationKind.SELL,
-        )
-
-    @property
     def takes_cash(self) -> bool:
         return self in (OperationKind.WITHDRAWAL, OperationKind.BUY)
 
