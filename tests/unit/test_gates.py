@@ -54,3 +54,13 @@ def test_an_index_without_vulnerability_data_skips_and_says_so(
 )
 def test_picking_tests_lifts_the_floor(args: list[str], partial: bool) -> None:
     assert gates.selects_tests(args) is partial
+
+
+@pytest.mark.parametrize("argv", [[], ["lint"]])
+def test_no_gate_or_an_unknown_one_prints_the_gates_and_exits_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert gates.main(argv) == 2
+    usage = capsys.readouterr().err
+    for gate in ("security", "dependencies", "tests [ARGS]"):
+        assert gate in usage
