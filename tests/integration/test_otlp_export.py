@@ -30,7 +30,10 @@ from opentelemetry import trace
 from common.context import request_id_var
 from common.telemetry import configure_tracing
 
-assert configure_tracing("otlp-check") is not None
+provider = configure_tracing("otlp-check")
+assert provider is not None
+# Configured once per process: a later call gets the same provider.
+assert configure_tracing("another-name") is provider
 request_id_var.set("req-otlp-1")
 with trace.get_tracer("otlp-check").start_as_current_span("PlaceOrder"):
     pass
