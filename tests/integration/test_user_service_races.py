@@ -105,9 +105,8 @@ def service(
     redis.close()
 
 
-def registered(service: UserService) -> tuple[User, Identity]:
-    name = f"race_{uuid.uuid4().hex[:12]}"
-    user = service.register(
+def register(service: UserService, name: str) -> User:
+    return service.register(
         username=name,
         email=f"{name}@example.org",
         password=PASSWORD,
@@ -117,6 +116,10 @@ def registered(service: UserService) -> tuple[User, Identity]:
         date_of_birth=None,
         marketing_emails_consent=None,
     )
+
+
+def registered(service: UserService) -> tuple[User, Identity]:
+    user = register(service, f"race_{uuid.uuid4().hex[:12]}")
     caller = Identity(
         user_id=user.user_id,
         role=user.role,
@@ -202,16 +205,7 @@ def test_a_registration_whose_user_write_fails_frees_the_username_and_email(
     name = f"race_{uuid.uuid4().hex[:12]}"
     store.failing = True
     with pytest.raises(Unavailable):
-        service.register(
-            username=name,
-            email=f"{name}@example.org",
-            password=PASSWORD,
-            first_name="Ada",
-            last_name="Lovelace",
-            phone=None,
-            date_of_birth=None,
-            marketing_emails_consent=None,
-        )
+        register(service, name)
     assert store.claim_holder("USERNAME", name) is None
     assert store.claim_holder("EMAIL", f"{name}@example.org") is None
 
