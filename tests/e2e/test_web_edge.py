@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from trading.v1 import options_pb2
 
 from rest_bridge.cookie_auth import COOKIE_NAME, COOKIE_PATH, CookieAuthMiddleware
 from rest_bridge.routes import discover_routes
+from rest_bridge.webapp import accepts_gzip
 from tests.e2e.conftest import Bridge, new_registration
 
 COOKIE_MODE = {"X-Auth-Cookie": "1"}
@@ -191,12 +193,18 @@ INDEX = (
 )
 
 
+MARKET_JS = "export const rows = [" + ",".join(f"'asset-{i}'" for i in range(200)) + "];"
+
+
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("dist")
     (root / "assets").mkdir()
     (root / "index.html").write_text(INDEX)
     (root / "assets" / "index-abc123.js").write_text("console.log('app')")
+    # A file with the build's gzip copy beside it.
+    (root / "assets" / "Market-def456.js").write_text(MARKET_JS)
+    (root / "assets" / "Market-def456.js.gz").write_bytes(gzip.compress(MARKET_JS.encode(), 9))
     (root / "favicon.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
     hashes = {"style-src": [STYLE_HASH, "sha256-x' 'unsafe-inline", 7]}
     (root / "csp-hashes.json").write_text(json.dumps(hashes))
@@ -247,6 +255,48 @@ def test_hashed_assets_are_cached_for_a_year(web: httpx.Client) -> None:
     assert response.text == "console.log('app')"
     assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
     assert web.get("/favicon.svg").headers["Cache-Control"] == "no-cache"
+
+
+def vary(response: httpx.Response) -> list[str]:
+    return [name.strip() for name in response.headers.get("Vary", "").split(",")]
+
+
+def test_assets_travel_gzipped_to_clients_that_accept_it(web: httpx.Client) -> None:
+    path = "/assets/Market-def456.js"
+    packed = web.get(path, headers={"Accept-Encoding": "br;q=1, gzip;q=0.8"})
+    assert packed.status_code == 200
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in vary(packed)
+    assert packed.headers["content-type"].startswith("text/javascript")
+    assert packed.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert int(packed.headers["content-length"]) < len(MARKET_JS) / 3
+    assert packed.text == MARKET_JS  # httpx decodes it: the same file
+    for refuses in ("identity", "gzip;q=0, *", "br"):
+        plain = web.get(path, headers={"Accept-Encoding": refuses})
+        assert "Content-Encoding" not in plain.headers, refuses
+        assert "Accept-Encoding" in vary(plain)
+        assert int(plain.headers["content-length"]) == len(MARKET_JS)
+        assert plain.text == MARKET_JS
+
+
+@pytest.mark.parametrize(
+    ("header", "gzip_ok"),
+    [
+        ("gzip", True),
+        ("gzip, deflate, br", True),
+        ("GZIP;Q=0.5", True),
+        ("*", True),
+        ("br, *;q=0.1", True),
+        ("", False),
+        ("identity", False),
+        ("gzip;q=0", False),
+        ("gzip;q=0, *", False),
+        ("*;q=0", False),
+        ("gzip;q=nonsense", False),
+    ],
+)
+def test_accept_encoding_allows_gzip(header: str, gzip_ok: bool) -> None:
+    assert accepts_gzip(header) is gzip_ok
 
 
 @pytest.mark.parametrize(
