@@ -40,7 +40,7 @@ function PriceChart({ points }: { points: { t: number; price: string }[] }) {
   return (
     <figure className="chart-box" aria-label={`Price from ${first ? formatPrice(first.price) : ""} to ${last ? formatPrice(last.price) : ""} since this page opened`}>
       <ResponsiveContainer width="100%" height="100%">
-        <AreaChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: 8 }}>
+        <AreaChart data={data} margin={{ top: 8, right: 32, bottom: 0, left: 8 }}>
           <CartesianGrid strokeDasharray="3 3" stroke="var(--gray-a5)" />
           <XAxis dataKey="t" type="number" domain={["dataMin", "dataMax"]} tickFormatter={(t: number) => formatTime(t)} stroke="var(--gray-11)" fontSize={12} />
           <YAxis domain={["auto", "auto"]} width={80} tickFormatter={(v: number) => formatPrice(String(v))} stroke="var(--gray-11)" fontSize={12} />

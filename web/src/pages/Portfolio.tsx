@@ -62,7 +62,7 @@ function ValueChart({ total }: { total: string }) {
   return (
     <figure className="chart-box" aria-label={`Account value from ${data[0]?.label ?? ""} to ${data[data.length - 1]?.label ?? ""}`}>
       <ResponsiveContainer width="100%" height="100%">
-        <AreaChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: 8 }}>
+        <AreaChart data={data} margin={{ top: 8, right: 32, bottom: 0, left: 8 }}>
           <CartesianGrid strokeDasharray="3 3" stroke="var(--gray-a5)" />
           <XAxis dataKey="t" type="number" domain={["dataMin", "dataMax"]} tickFormatter={tick} stroke="var(--gray-11)" fontSize={12} />
           <YAxis width={90} tickFormatter={(v: number) => formatUsd(String(Math.round(v)))} stroke="var(--gray-11)" fontSize={12} />
