@@ -227,13 +227,28 @@ def start_service(
     )
 
 
-def serve_until_signalled(running: RunningServer) -> None:
-    """Block until SIGTERM/SIGINT, then shut down gracefully."""
+def serve_until_signalled(start: Callable[[], RunningServer]) -> None:
+    """Start the server with `start`, block until SIGTERM/SIGINT, then shut down
+    gracefully. The handlers come first: a signal that arrives while the process is
+    still starting (a supervisor or Kubernetes stopping it early) shuts it down as soon
+    as it is up, instead of killing it where it stands."""
+    received = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal received", extra={"signal": signal.Signals(signum).name})
-        threading.Thread(target=running.shutdown, name="shutdown").start()
+        received.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    running = start()
+
+    def shut_down_when_signalled() -> None:
+        received.wait()
+        running.shutdown()
+
+    worker = threading.Thread(target=shut_down_when_signalled, name="shutdown", daemon=True)
+    worker.start()
     running.wait()
+    # The server has stopped; what the shutdown does after that (closing channels) ends too.
+    if received.is_set():
+        worker.join()

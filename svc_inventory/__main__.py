@@ -117,9 +117,8 @@ def main() -> None:
     settings = InventorySettings()
     configure_logging("svc_inventory", settings.log_level, settings.audit_log_file)
     configure_tracing("svc_inventory")
-    running = build(settings)
     serve_metrics(settings.grpc_host, settings.metrics_port)
-    serve_until_signalled(running)
+    serve_until_signalled(lambda: build(settings))
 
 
 if __name__ == "__main__":

@@ -131,9 +131,8 @@ def main() -> None:
     settings = OrderSettings()
     configure_logging("svc_order", settings.log_level, settings.audit_log_file)
     configure_tracing("svc_order")
-    running = build(settings)
     serve_metrics(settings.grpc_host, settings.metrics_port)
-    serve_until_signalled(running)
+    serve_until_signalled(lambda: build(settings))
 
 
 if __name__ == "__main__":

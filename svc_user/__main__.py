@@ -88,9 +88,8 @@ def main() -> None:
     settings = UserSettings()
     configure_logging("svc_user", settings.log_level, settings.audit_log_file)
     configure_tracing("svc_user")
-    running = build(settings)
     serve_metrics(settings.grpc_host, settings.metrics_port)
-    serve_until_signalled(running)
+    serve_until_signalled(lambda: build(settings))
 
 
 if __name__ == "__main__":
