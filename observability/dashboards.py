@@ -354,9 +354,9 @@ def business_dashboard() -> dict[str, Any]:
                     "login failures",
                 ),
                 (
-                    'sum(rate(grpc_server_refusals_total{grpc_method="Login",reason="AUTH_004"}'
-                    + RATE
-                    + "))",
+                    # Every password check meets the throttle (Login, ChangePassword,
+                    # CloseAccount), so its blocks are counted over every method.
+                    'sum(rate(grpc_server_refusals_total{reason="AUTH_004"}' + RATE + "))",
                     "throttle blocks",
                 ),
                 (f"sum by (kind) (rate(tokens_revoked_total{RATE}))", "revoked {{kind}}"),

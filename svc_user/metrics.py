@@ -1,6 +1,7 @@
 """svc_user's metrics (Prometheus). Login failures are the refusals of Login by reason
 (`grpc_server_refusals_total{grpc_method="Login"}`), counted by the interceptor; the
-login throttle's blocks are those with reason `AUTH_004`."""
+login throttle's blocks are those with reason `AUTH_004`, of Login and of every other
+RPC that checks a password (ChangePassword, CloseAccount)."""
 
 from __future__ import annotations
 

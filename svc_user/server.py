@@ -121,7 +121,10 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.ChangePasswordRequest, context: grpc.ServicerContext
     ) -> user_pb2.ChangePasswordResponse:
         self._service.change_password(
-            current_identity(), request.current_password, request.new_password
+            current_identity(),
+            request.current_password,
+            request.new_password,
+            current_client_address(),
         )
         return user_pb2.ChangePasswordResponse(message="Password changed successfully")
 
@@ -147,7 +150,9 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
     def CloseAccount(
         self, request: user_pb2.CloseAccountRequest, context: grpc.ServicerContext
     ) -> user_pb2.CloseAccountResponse:
-        self._service.close_account(current_identity(), request.current_password)
+        self._service.close_account(
+            current_identity(), request.current_password, current_client_address()
+        )
         return user_pb2.CloseAccountResponse(message="Account closed")
 
     def GetJwks(

@@ -146,16 +146,10 @@ class UserService:
     def login(self, username: str, password: str, client_address: str) -> TokenPair:
         """Tokens for a right password. Each wrong one (unknown user included) counts
         against the client address and the username; an invalid request (422) does
-        not. Raises LoginThrottled while either is blocked."""
+        not. Raises LoginThrottled while either is blocked (see `_verified`)."""
         key = validate_login(username, password)
-        blocked = self._throttle.blocked_for(client_address, key)
-        if blocked:
-            raise LoginThrottled(
-                "too many failed logins; try again later", retry_after_seconds=blocked
-            )
-        user = self._check_password(key, password)
+        user = self._verified(client_address, key, password, lambda: self._find_user(key))
         if user is None:
-            self._throttle.failed(client_address, key)
             raise InvalidCredentials("invalid username or password")
         now = self._clock()
         session_id, refresh_id = self._new_id(), self._new_id()
@@ -171,13 +165,37 @@ class UserService:
         )
         return self._issue(user, session_id, refresh_id, now)
 
-    def _check_password(self, username: str, password: str) -> User | None:
+    def _find_user(self, username: str) -> User | None:
         user_id = self._store.claim_holder("USERNAME", username)
-        user = self._store.get_user(user_id or _ABSENT_USER_ID)
+        return self._store.get_user(user_id or _ABSENT_USER_ID)
+
+    def _verified(
+        self,
+        client_address: str,
+        username: str,
+        password: str,
+        find_user: Callable[[], User | None],
+    ) -> User | None:
+        """The user when `password` is theirs, else None; the one gate of every check
+        of a password against a stored hash (Login, ChangePassword's and
+        CloseAccount's current password), so that no RPC guesses around the login
+        throttle. While the client address or the username is blocked it raises
+        LoginThrottled (403 AUTH_004, Retry-After) before looking; each wrong
+        password (unknown user included, at the same cost) counts one failure for
+        both. Raises Unavailable LOGIN_UNAVAILABLE when the throttle cannot count."""
+        blocked = self._throttle.blocked_for(client_address, username)
+        if blocked:
+            raise LoginThrottled(
+                "too many failed password attempts; try again later",
+                retry_after_seconds=blocked,
+            )
+        user = find_user()
         if user is None:
             self._hasher.verify_unknown(password)
-            return None
-        return user if self._hasher.verify(user.password_hash, password) else None
+        elif self._hasher.verify(user.password_hash, password):
+            return user
+        self._throttle.failed(client_address, username)
+        return None
 
     def refresh(self, refresh_token: str) -> TokenPair:
         claims = decode_token(
@@ -273,10 +291,13 @@ class UserService:
                 self._store.release_claim("EMAIL", new_email, user.user_id)
         raise Aborted("profile changed concurrently; try again", reason="CONCURRENT_UPDATE")
 
-    def change_password(self, caller: Identity, current_password: str, new_password: str) -> None:
-        user = self.profile(caller)
-        if not self._hasher.verify(user.password_hash, current_password):
-            raise WrongPassword("current password is wrong")
+    def change_password(
+        self, caller: Identity, current_password: str, new_password: str, client_address: str
+    ) -> None:
+        """Sets a new password and ends every other session. The current password is
+        checked through the login throttle (`_verified`): WrongPassword, or
+        LoginThrottled while the caller's username or address is blocked."""
+        user = self._check_current_password(caller, current_password, client_address)
         validate_new_password(new_password)
         new_hash = self._hasher.hash(new_password)
         for _ in range(MAX_ATTEMPTS):
@@ -293,6 +314,14 @@ class UserService:
         ):
             self._end_session(user.user_id, session.session_id)
 
+    def _check_current_password(
+        self, caller: Identity, current_password: str, client_address: str
+    ) -> User:
+        user = self.profile(caller)
+        if self._verified(client_address, user.username, current_password, lambda: user) is None:
+            raise WrongPassword("current password is wrong")
+        return user
+
     # Your data: export and closing ---------------------------------------------
 
     def export(self, caller: Identity) -> DataExport:
@@ -301,17 +330,16 @@ class UserService:
         sessions = sorted(self._store.list_sessions(user.user_id), key=lambda s: s.created_at)
         return DataExport(user, sessions, self._trading.export(), self._clock())
 
-    def close_account(self, caller: Identity, current_password: str) -> int:
+    def close_account(self, caller: Identity, current_password: str, client_address: str) -> int:
         """Closes the caller's account; the number of sessions it ended.
 
         In this order, so that a crash at any step leaves a state a retry finishes:
-        the password; the trading account (refused while money or assets are in it:
-        Aborted ACCOUNT_NOT_EMPTY); the tombstone; the username and email freed;
-        every session and the calling token revoked.
+        the password (through the login throttle, as in change_password); the trading
+        account (refused while money or assets are in it: Aborted ACCOUNT_NOT_EMPTY);
+        the tombstone; the username and email freed; every session and the calling
+        token revoked.
         """
-        user = self.profile(caller)
-        if not self._hasher.verify(user.password_hash, current_password):
-            raise WrongPassword("current password is wrong")
+        user = self._check_current_password(caller, current_password, client_address)
         self._trading.close()
         for _ in range(MAX_ATTEMPTS):
             if self._store.replace_user(tombstone(user, self._clock()), user.version):

@@ -190,3 +190,39 @@ def test_redis_down_rate_limits_fail_open_and_login_fails_closed(
     assert health.json()["status"] == "degraded"
     assert health.json()["dependencies"]["redis"] == "down"
     assert 'bridge_redis_errors_total{purpose="ratelimit"}' in metrics
+
+
+# The routes that check a current password besides login, with a body that passes
+# validation whatever that password is (only the password decides).
+PASSWORD_ROUTES = {
+    "/api/v1/auth/password": {"new_password": "Another-Horse-43!"},
+    "/api/v1/auth/account/close": {},
+}
+
+
+@pytest.mark.parametrize("path", sorted(PASSWORD_ROUTES))
+def test_wrong_current_passwords_meet_the_login_throttle(
+    path: str, throttled: Callable[..., Bridge]
+) -> None:
+    bridge = throttled(login_max_failures=3, login_block_seconds=60)
+    with bridge.client() as client:
+        account = sign_up(client)
+
+        def attempt(password: str, ip: str) -> httpx.Response:
+            return client.post(
+                path,
+                json={"current_password": password, **PASSWORD_ROUTES[path]},
+                headers={**account.auth, "X-Forwarded-For": ip},
+            )
+
+        failures = [attempt("Wrong-Pass-123!", f"198.51.100.{i}") for i in range(3)]
+        blocked = attempt(account.password, "198.51.100.98")
+        login_blocked = login(client, account.username, account.password, "198.51.100.99")
+        profile = client.get("/api/v1/auth/profile", headers=account.auth)
+    assert [f.status_code for f in failures] == [401] * 3
+    assert [f.json()["code"] for f in failures] == ["WRONG_PASSWORD"] * 3
+    for refused in (blocked, login_blocked):
+        assert refused.status_code == 403
+        assert refused.json()["code"] == "AUTH_004"
+        assert 55 <= int(refused.headers["Retry-After"]) <= 60
+    assert profile.status_code == 200  # neither changed nor closed

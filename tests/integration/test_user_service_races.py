@@ -181,7 +181,7 @@ def test_a_password_change_that_loses_every_race_aborts_and_the_old_password_sta
     user, caller = registered(service)
     store.rivalled = MAX_ATTEMPTS
     with pytest.raises(Aborted) as aborted:
-        service.change_password(caller, PASSWORD, "Another-Horse-43!")
+        service.change_password(caller, PASSWORD, "Another-Horse-43!", "127.0.0.1")
     assert aborted.value.reason == "CONCURRENT_UPDATE"
     assert store.attempts == MAX_ATTEMPTS
     assert service.login(user.username, PASSWORD, "127.0.0.1").access_token
@@ -193,7 +193,7 @@ def test_a_closing_that_loses_every_race_aborts_and_the_account_stays_open(
     user, caller = registered(service)
     store.rivalled = MAX_ATTEMPTS
     with pytest.raises(Aborted) as aborted:
-        service.close_account(caller, PASSWORD)
+        service.close_account(caller, PASSWORD, "127.0.0.1")
     assert aborted.value.reason == "CONCURRENT_UPDATE"
     assert store.claim_holder("USERNAME", user.username) == user.user_id
     assert service.login(user.username, PASSWORD, "127.0.0.1").access_token
