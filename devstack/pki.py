@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from common.callgraph import CALL_GRAPH
+from common.private_files import private_folder
 from common.tls import identity_uri, server_name
 
 CA_DAYS = 3650
@@ -59,7 +60,7 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 def make_ca(folder: Path, common_name: str = "trading-platform dev CA") -> tuple[Path, Path]:
     """A new self-signed CA in `folder` (ca.pem, ca-key.pem)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    private_folder(folder, tighten=True)  # the CA key
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.now(UTC)

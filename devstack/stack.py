@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from common.callgraph import OPERATOR
 from common.dynamo import ensure_table, make_client
+from common.private_files import private_folder
 from common.tls import server_name
 from devstack.engines import (
     ROOT,
@@ -161,7 +162,7 @@ def signing_key(directory: Path) -> Path:
 
     path = directory / "jwt-ed25519.pem"
     if not path.exists():
-        directory.mkdir(parents=True, exist_ok=True)
+        private_folder(directory, tighten=True)
         path.touch(mode=0o600)
         path.write_bytes(new_private_key_pem())
     return path
@@ -194,7 +195,9 @@ class LocalStack:
         return default if self.fixed_ports else free_port()
 
     def start_engines(self) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        # Logs hold usernames and client addresses (the audit log): owner only, like
+        # the data folders beside them (a missing DATA_DIR is made owner-only too).
+        private_folder(self.log_dir, tighten=True)
         persisted = self.data_dir
         dynalite = start_dynalite(
             persisted / "dynalite" if persisted else None,

@@ -28,9 +28,12 @@ safe, and an engine that does not answer is `StoreUnavailable`.
 
 from __future__ import annotations
 
+import errno
 import gzip
+import io
 import json
 import os
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -41,6 +44,8 @@ from typing import IO, Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from common.dynamo import Attributes, Table, ensure_table, from_attributes, to_attributes
+from common.private_files import private_folder
+from ops.settings import ToolError, missing_table
 from svc_order.domain import derived_items
 from svc_order.store import ACCOUNT, account_from_item, derived_to_items
 from svc_user.store import CLAIM, PROFILE, claim_item
@@ -58,7 +63,7 @@ BATCH_SIZE = 25
 Raw = Attributes  # an item in DynamoDB's attribute-value form
 
 
-class BackupError(RuntimeError):
+class BackupError(ToolError):
     """The backup or restore cannot be made; the message says why and what to do."""
 
 
@@ -174,9 +179,7 @@ def snapshot(
     for logical, table in tables.items():
         total = table.estimated_item_count()
         if total is None:
-            raise BackupError(
-                f"table {table.name} does not exist: check DYNAMODB_ENDPOINT and TABLE_PREFIX"
-            )
+            raise missing_table(table.name)
         done = 0
 
         def advance(count: int, logical: str = logical, total: int = total) -> None:
@@ -196,52 +199,123 @@ def snapshot(
 # --- The file ---------------------------------------------------------------------------
 
 
-def _open(path: Path, writing: bool, compressed: bool) -> IO[str]:
+# A backup holds password hashes and personal data: the file (and its .partial) is the
+# owner's alone from its first byte, and a folder made for it is too.
+BACKUP_FILE_MODE = 0o600
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(path.name + ".partial")
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
+def prepare_destination(path: Path) -> None:
+    """Checks, before anything is read, that the backup can be written at `path`: its
+    folder is made (0700, with any missing parents) and a partial file can be created
+    there. BackupError says what is wrong."""
+    if path.is_dir():
+        raise BackupError(f"{path} is a folder: give a file name for the backup")
+    try:
+        private_folder(path.parent)
+        descriptor = _create_private(_partial(path))
+    except OSError as error:
+        raise BackupError(f"cannot write {path}: {_reason(error)}") from None
+    os.close(descriptor)
+    _partial(path).unlink()
+
+
+def _create_private(path: Path) -> int:
+    """A new empty file at `path`, mode 0600 from its creation (a stale one is replaced:
+    O_CREAT keeps an existing file's mode)."""
+    path.unlink(missing_ok=True)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, BACKUP_FILE_MODE)
+
+
+def _text_writer(raw: IO[bytes], compressed: bool) -> IO[str]:
+    """Text into `raw`; closing it ends the gzip stream but leaves `raw` to its owner."""
     if compressed:
-        return gzip.open(path, "wt" if writing else "rt", encoding="utf-8")
-    return path.open("w" if writing else "r", encoding="utf-8")
+        return io.TextIOWrapper(gzip.GzipFile(fileobj=raw, mode="wb"), encoding="utf-8")
+    return io.TextIOWrapper(raw, encoding="utf-8")
 
 
 def write_backup(path: Path, snapshots: list[TableSnapshot]) -> dict[str, int]:
-    """Writes the file whole or not at all (a temporary file renamed at the end)."""
+    """Writes the file whole or not at all (a temporary file, mode 0600, renamed at the
+    end; removed when writing fails). Missing folders are made (0700). BackupError when
+    the file cannot be written."""
     counts = {snap.logical: len(snap.items) for snap in snapshots}
-    partial = path.with_name(path.name + ".partial")
-    with _open(partial, True, path.suffix == ".gz") as out:
-        header = {
-            "format": FORMAT,
-            "version": VERSION,
-            "created_at": datetime.now(UTC).isoformat(),
-            "tables": [snap.logical for snap in snapshots],
-        }
-        out.write(json.dumps(header) + "\n")
-        for snap in snapshots:
-            for item in snap.items:
-                out.write(json.dumps({"table": snap.logical, "item": item}) + "\n")
-        out.write(json.dumps({"end": True, "counts": counts}) + "\n")
-    os.replace(partial, path)
+    partial = _partial(path)
+    try:
+        private_folder(path.parent)
+        with (
+            open(_create_private(partial), "wb") as raw,
+            _text_writer(raw, path.suffix == ".gz") as out,
+        ):
+            header = {
+                "format": FORMAT,
+                "version": VERSION,
+                "created_at": datetime.now(UTC).isoformat(),
+                "tables": [snap.logical for snap in snapshots],
+            }
+            out.write(json.dumps(header) + "\n")
+            for snap in snapshots:
+                for item in snap.items:
+                    out.write(json.dumps({"table": snap.logical, "item": item}) + "\n")
+            out.write(json.dumps({"end": True, "counts": counts}) + "\n")
+        os.replace(partial, path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise BackupError(f"cannot write {path}: {_reason(error)}") from None
     return counts
 
 
 def read_backup(path: Path) -> dict[str, list[Raw]]:
-    """The items of a backup file per logical table; BackupError when it is not whole."""
+    """The items of a backup file per logical table; BackupError when it cannot be read
+    or is not whole (missing, unreadable, not a backup, damaged, cut short)."""
+    try:
+        with _open_for_reading(path) as source:
+            return _parse(path, source)
+    except (gzip.BadGzipFile, EOFError, zlib.error):
+        raise BackupError(f"{path} is damaged (not whole gzip data): use another backup") from None
+    except UnicodeDecodeError:
+        raise BackupError(f"{path} is not a backup file (not UTF-8 text)") from None
+    except OSError as error:
+        raise BackupError(f"cannot read {path}: {_reason(error)}") from None
+
+
+def _open_for_reading(path: Path) -> IO[str]:
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "it is a folder, not a backup file")
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open("r", encoding="utf-8")
+
+
+def _parse(path: Path, source: IO[str]) -> dict[str, list[Raw]]:
     tables: dict[str, list[Raw]] = {}
-    with _open(path, False, path.suffix == ".gz") as source:
-        lines = iter(source)
+    lines = iter(source)
+    try:
+        header = json.loads(next(lines))
+    except (StopIteration, json.JSONDecodeError):
+        raise BackupError(f"{path} is not a backup file") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise BackupError(f"{path} is not a backup file")
+    if header.get("version") != VERSION:
+        raise BackupError(f"{path} is not a version {VERSION} backup file")
+    for name in header.get("tables") or []:
+        tables[str(name)] = []
+    for number, line in enumerate(lines, start=2):
         try:
-            header = json.loads(next(lines))
-        except (StopIteration, json.JSONDecodeError):
-            raise BackupError(f"{path} is not a backup file") from None
-        if header.get("format") != FORMAT or header.get("version") != VERSION:
-            raise BackupError(f"{path} is not a version {VERSION} backup file")
-        for name in header["tables"]:
-            tables[name] = []
-        for line in lines:
             record = json.loads(line)
             if record.get("end"):
                 if record["counts"] != {name: len(items) for name, items in tables.items()}:
                     raise BackupError(f"{path}: the item counts do not match its last line")
                 return tables
-            tables[record["table"]].append(record["item"])
+            tables.setdefault(record["table"], []).append(record["item"])
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+            raise BackupError(f"{path} is damaged at line {number}: use another backup") from None
     raise BackupError(f"{path} was cut short (no last line): use another backup")
 
 

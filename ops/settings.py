@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -22,6 +24,11 @@ from devstack.engines import ROOT, start_dynalite
 TOOL_BUDGET = StoreBudget(
     connect_timeout_seconds=2.0, read_timeout_seconds=10.0, total_seconds=60.0, max_attempts=5
 )
+
+
+class ToolError(RuntimeError):
+    """An operator's tool cannot do what was asked; the message (one line) says why and
+    what to do. `python -m ops` prints it and exits with status 2."""
 
 
 class StoreSettings(BaseSettings):
@@ -61,6 +68,35 @@ class ToolStore:
     def tables(self, settings: StoreSettings) -> dict[str, Table]:
         """Every table of the platform: owner -> its table."""
         return {logical: self.table(name) for logical, name in settings.tables().items()}
+
+    def existing_tables(self, settings: StoreSettings, *logicals: str) -> dict[str, Table]:
+        """The named tables of the platform (all when none is named); ToolError naming
+        the first that does not exist."""
+        tables = self.tables(settings)
+        wanted = {name: tables[name] for name in logicals or tables}
+        for table in wanted.values():
+            if table.estimated_item_count() is None:
+                raise missing_table(table.name)
+        return wanted
+
+
+def failed(command: str, reason: str) -> int:
+    """What every operator's tool does when it cannot do what was asked: one line on
+    stderr, exit status 2 (ops/__main__.py: EXIT_STATUSES)."""
+    print(f"{command} failed: {' '.join(reason.split())}", file=sys.stderr)
+    return 2
+
+
+def client_error_reason(error: ClientError) -> str:
+    details = error.response.get("Error", {})
+    return f"{details.get('Message')} ({details.get('Code')})"
+
+
+def missing_table(name: str) -> ToolError:
+    return ToolError(
+        f"table {name} does not exist: check DYNAMODB_ENDPOINT and TABLE_PREFIX "
+        "(a new local store has no tables until ./dev up makes them)"
+    )
 
 
 def _listening(port: int) -> bool:

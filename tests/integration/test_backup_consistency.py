@@ -4,13 +4,19 @@ that does not answer is reported as such, within the tools' store budget."""
 
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 
 from common.dynamo import ensure_table
+from devstack.engines import ROOT, free_port
 from ops import backup
 from ops.__main__ import main as ops_main
 from ops.audit import audit_trading_table
@@ -134,9 +140,134 @@ def test_the_tools_report_a_store_that_refuses_connections_with_exit_status_2(
     # Nothing listens there: every request is refused, and the tools' store budget
     # ends the retries (no traceback, no file left behind).
     monkeypatch.setenv("DYNAMODB_ENDPOINT", f"http://{unreachable_address()}")
-    for command in (["backup", str(tmp_path / "none.jsonl")], ["audit"]):
+    whole = tmp_path / "source" / "whole.jsonl"
+    write_backup(whole, [TableSnapshot("assets", [])])
+    commands = (["backup", str(tmp_path / "none.jsonl")], ["audit"], ["restore", str(whole)])
+    for command in commands:
         assert ops_main(["--no-progress", *command]) == 2, command
         refusal = capsys.readouterr().err
-        assert f"{command[0]} failed:" in refusal
+        assert refusal.startswith(f"{command[0]} failed:"), refusal
+        assert refusal.count("\n") == 1, refusal
         assert "STORE_UNAVAILABLE" in refusal
-    assert not list(tmp_path.iterdir())
+    assert [path.name for path in tmp_path.iterdir()] == ["source"]
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize("name", ["2026-12-01.jsonl.gz", "2026-12-01.jsonl"])
+def test_a_backup_into_a_missing_folder_is_made_owner_only_from_its_first_byte(
+    name: str,
+    dynamodb_endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The README's example on a fresh clone: `backups/` does not exist yet.
+    monkeypatch.setenv("DYNAMODB_ENDPOINT", dynamodb_endpoint)
+    prefix = unique("private") + "-"
+    monkeypatch.setenv("TABLE_PREFIX", prefix)
+    store = ToolStore(dynamodb_endpoint, "us-east-1")
+    for table in ("users", "assets", "trading"):
+        ensure_table(store.client, prefix + table)
+    store.client.put_item(
+        TableName=prefix + "assets", Item={"pk": {"S": "ASSET#BTC"}, "sk": {"S": "ASSET"}}
+    )
+    monkeypatch.chdir(tmp_path)
+    previous = os.umask(0o022)  # the usual umask, under which a plain open() gives 0644
+    # A stale partial of an earlier, interrupted run, readable by all.
+    stale = tmp_path / "kept"
+    stale.mkdir(mode=0o755)
+    (stale / (name + ".partial")).write_text("old")
+    (stale / (name + ".partial")).chmod(0o644)
+    modes_while_writing: list[int] = []
+    writer = backup._text_writer
+
+    def watched(raw: IO[bytes], compressed: bool) -> IO[str]:
+        modes_while_writing.append(stat.S_IMODE(os.fstat(raw.fileno()).st_mode))
+        return writer(raw, compressed)
+
+    monkeypatch.setattr(backup, "_text_writer", watched)
+    try:
+        for target in (Path("backups/new") / name, stale / name):
+            assert ops_main(["--no-progress", "backup", str(target)]) == 0
+            assert "Backed up 1 items" in capsys.readouterr().out
+            assert _mode(target) == 0o600
+            assert read_backup(target)["assets"] == [
+                {"pk": {"S": "ASSET#BTC"}, "sk": {"S": "ASSET"}}
+            ]
+            assert not target.with_name(name + ".partial").exists()
+    finally:
+        os.umask(previous)
+    assert modes_while_writing == [0o600, 0o600]
+    assert _mode(tmp_path / "backups") == 0o700
+    assert _mode(tmp_path / "backups" / "new") == 0o700
+    assert _mode(stale) == 0o755  # an operator's existing folder is left as it is
+
+
+def _bad_inputs(tmp_path: Path) -> dict[str, list[str]]:
+    (tmp_path / "a-file").write_text("not a folder")
+    (tmp_path / "text.gz").write_text("not gzip")
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_text(
+        '{"format": "trading-platform-backup", "version": 1, "tables": ["users"]}\n{"tab\n'
+    )
+    (tmp_path / "binary.jsonl").write_bytes(b"\xff\xfe\x00")
+    return {
+        "audit of a store without tables": ["audit"],
+        "backup of a store without tables": ["backup", str(tmp_path / "b.jsonl")],
+        "restore of a missing file": ["restore", str(tmp_path / "missing.jsonl")],
+        "restore of a folder": ["restore", str(tmp_path)],
+        "restore of a damaged gzip file": ["restore", str(tmp_path / "text.gz")],
+        "restore of a damaged line": ["restore", str(damaged)],
+        "restore of a file that is not text": ["restore", str(tmp_path / "binary.jsonl")],
+        "backup onto a folder": ["backup", str(tmp_path)],
+        "backup below a file": ["backup", str(tmp_path / "a-file" / "b.jsonl")],
+    }
+
+
+def test_every_command_refuses_what_it_cannot_do_in_one_line_with_exit_status_2(
+    dynamodb_endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A store without the platform's tables: a fresh clone's, or a wrong prefix.
+    monkeypatch.setenv("DYNAMODB_ENDPOINT", dynamodb_endpoint)
+    monkeypatch.setenv("TABLE_PREFIX", unique("empty") + "-")
+    for case, command in _bad_inputs(tmp_path).items():
+        assert ops_main(["--no-progress", *command]) == 2, case
+        captured = capsys.readouterr()
+        assert captured.err.startswith(f"{command[0]} failed: "), (case, captured.err)
+        assert captured.err.count("\n") == 1, (case, captured.err)
+        assert captured.out == "", case
+    assert not list(tmp_path.glob("**/*.partial"))
+    assert not (tmp_path / "b.jsonl").exists()
+
+
+def test_the_local_tools_on_a_fresh_data_folder_answer_cleanly_and_keep_it_private(
+    tmp_path: Path,
+) -> None:
+    # `./dev audit` on a fresh clone: no stack, no data yet. The tool starts a dynalite
+    # on the data folder (made owner-only) and says the tables are missing.
+    data_dir = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k not in ("DYNAMODB_ENDPOINT", "TABLE_PREFIX")}
+    env.update(
+        DATA_DIR=str(data_dir),
+        DYNALITE_PORT=str(free_port()),
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "generated")]),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "ops", "--local", "--no-progress", "audit"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("audit failed: table trading does not exist"), done.stderr
+    assert "Traceback" not in done.stderr
+    assert _mode(data_dir) == 0o700
+    assert _mode(data_dir / "dynalite") == 0o700

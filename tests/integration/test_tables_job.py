@@ -8,6 +8,7 @@ import sys
 import uuid
 
 from common.dynamo import make_client
+from tests.integration.order_fixtures import unreachable_address
 from tests.mesh.manifests import ROOT
 
 
@@ -34,3 +35,22 @@ def test_the_job_creates_every_table_and_can_run_again(dynamodb_endpoint: str) -
     for name in ("users", "assets", "books"):
         table = client.describe_table(TableName=prefix + name)["Table"]
         assert table["TableStatus"] == "ACTIVE"
+
+
+def test_the_job_reports_a_store_that_does_not_answer_in_one_line_with_exit_status_2() -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "generated")]),
+        "DYNAMODB_ENDPOINT": f"http://{unreachable_address()}",
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "ops.tables"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.startswith("tables failed: the store did not answer"), run.stderr
+    assert run.stderr.count("\n") == 1, run.stderr
