@@ -74,7 +74,14 @@ def create_app(settings: BridgeSettings, channels: Mapping[str, grpc.Channel]) -
     outage = RedisOutage()
     redis = redis_for_bridge(settings.redis_url, settings.redis_timeout_seconds)
     prefix = settings.rate_limit_key_prefix
-    dispatcher = Dispatcher(settings, channels, metrics=metrics)
+    # One cache of token subjects for the rate limits and the stream places.
+    subjects = TokenSubjects(
+        channels.get(USER_SERVICE),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        fetch_timeout=settings.bridge_default_timeout_seconds,
+    )
+    dispatcher = Dispatcher(settings, channels, metrics=metrics, subjects=subjects)
     spec = build_openapi(routes)
     docs = docs_page(spec)
 
@@ -159,12 +166,7 @@ def create_app(settings: BridgeSettings, channels: Mapping[str, grpc.Channel]) -
         limiter=RateLimiter(redis, prefix),
         ip_limit=(settings.rate_limit_ip_per_second, settings.rate_limit_ip_burst),
         user_limit=(settings.rate_limit_user_per_second, settings.rate_limit_user_burst),
-        user_subject=TokenSubjects(
-            channels.get(USER_SERVICE),
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            fetch_timeout=settings.bridge_default_timeout_seconds,
-        ),
+        user_subject=subjects,
         metrics=metrics,
         outage=outage,
         breaker=CircuitBreaker(settings.rate_limit_probe_seconds),

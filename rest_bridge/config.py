@@ -30,10 +30,21 @@ class BridgeSettings(CommonSettings):
         30.0, gt=0, description="Largest X-Request-Timeout honoured."
     )
     bridge_stream_max_seconds: float = Field(
-        3600.0, gt=0, description="Lifetime of one price stream; SSE clients reconnect after it."
+        3600.0,
+        gt=0,
+        description="Lifetime of one stream (prices or orders); SSE clients reconnect after it.",
     )
     bridge_max_streams: int = Field(
-        8, ge=1, description="Price streams open at once through this bridge (one thread each)."
+        8,
+        ge=1,
+        description="Streams open at once through this bridge, price and order streams "
+        "together (one reader thread each).",
+    )
+    bridge_max_streams_per_client: int = Field(
+        3,
+        ge=1,
+        description="Streams one client may hold at once (a verified user, else a client "
+        "address), so that no client takes every place of BRIDGE_MAX_STREAMS.",
     )
     bridge_max_body_bytes: int = Field(
         1024 * 1024, ge=1, description="Largest request body; larger ones get 413."

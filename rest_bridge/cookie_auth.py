@@ -37,6 +37,7 @@ from trading.v1.options_pb2 import (
 )
 
 from rest_bridge.errors import ApiError, error_response
+from rest_bridge.json_render import render_json
 from rest_bridge.middleware import request_info
 from rest_bridge.routes import Route, discover_routes
 
@@ -145,6 +146,8 @@ class CookieAuthMiddleware:
                 await response(scope, receive, send)
                 return
             document["refresh_token"] = token
+            # The request the route reads (json.dumps: a NaN the client sent stays for
+            # the route to refuse with 422).
             body = json.dumps(document).encode()
         # Anything else (an explicit token, a malformed body) goes on unchanged, so the
         # route answers it exactly as it would without cookie mode.
@@ -214,7 +217,7 @@ def _moving_token(send: Send, secure: bool) -> Send:
         if status == 200:
             document = json.loads(body)
             token = document.pop("refresh_token", "")
-            body = json.dumps(document).encode()
+            body = render_json(document)
             if token:
                 out.append("Set-Cookie", set_cookie_header(token, secure=secure))
         out["content-length"] = str(len(body))

@@ -32,11 +32,14 @@ from rest_bridge.middleware import request_info
 from rest_bridge.paths import path_values
 from rest_bridge.routes import Route
 from rest_bridge.sse import EventStreamResponse
+from rest_bridge.stream_places import StreamPlaces
+from rest_bridge.subjects import is_verified_user
 from rest_bridge.transcode import BadInput, build_request, response_json
 
 TIMEOUT_HEADER = "x-request-timeout"
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+Subjects = Callable[[str], Awaitable[str]]  # token -> subject (subjects.TokenSubjects)
 
 
 def _serializers(route: Route) -> dict[str, Any]:
@@ -53,11 +56,17 @@ class Dispatcher:
         channels: Mapping[str, grpc.Channel],
         *,
         metrics: BridgeMetrics,
+        subjects: Subjects,
     ) -> None:
         self._settings = settings
         self._channels = channels
         self._metrics = metrics
-        self._open_streams = 0
+        self._subjects = subjects
+        self.stream_places = StreamPlaces(
+            settings.bridge_max_streams,
+            settings.bridge_max_streams_per_client,
+            retry_after=settings.bridge_unavailable_retry_after_seconds,
+        )
 
     def timeout_of(self, request: Request) -> float:
         """The client's X-Request-Timeout up to the maximum, else the default."""
@@ -92,12 +101,11 @@ class Dispatcher:
                 return None
             raise unauthenticated(error.message, error.reason) from None
 
-    def _metadata(self, route: Route, request: Request) -> list[tuple[str, str]]:
+    def _metadata(self, request: Request, token: str | None) -> list[tuple[str, str]]:
         info = request_info(request.scope)
         # The client's address, for svc_user's login throttle (believed only from a
         # trusted peer: common/client_address.py).
         metadata = [(REQUEST_ID_HEADER, info.request_id), (CLIENT_ADDRESS_HEADER, info.client_ip)]
-        token = self._forwarded_token(route, request)
         if token is not None:
             metadata.append(("authorization", f"Bearer {token}"))
         key = request.headers.get(idempotency.HTTP_HEADER)
@@ -135,7 +143,8 @@ class Dispatcher:
         async def handle(request: Request) -> Response:
             request_id = request_info(request.scope).request_id
             try:
-                metadata = self._metadata(route, request)
+                token = self._forwarded_token(route, request)
+                metadata = self._metadata(request, token)
                 body = await request.body() if route.body else b""
                 if route.body:
                     require_json(request.headers.get("content-type"), body)
@@ -154,7 +163,10 @@ class Dispatcher:
                     )
                 timeout = self.timeout_of(request)
                 if route.server_streaming:
-                    return await self._stream(route, invoke, message, metadata, request_id, timeout)
+                    client = await self._stream_client(request, token)
+                    return await self._stream(
+                        route, invoke, message, metadata, request_id, timeout, client
+                    )
                 answer = await unary_call(invoke, message, timeout=timeout, metadata=metadata)
             except BadInput as bad:
                 error = ApiError(422, "INVALID_ARGUMENT", str(bad), bad.violations)
@@ -174,6 +186,16 @@ class Dispatcher:
 
         return handle
 
+    async def _stream_client(self, request: Request, token: str | None) -> str:
+        """Whose share of the stream places a stream spends: the verified user of its
+        bearer token, else the client address the rate limiter uses (a token that
+        cannot be verified names no one: anyone could vary it)."""
+        if token is not None:
+            subject = await self._subjects(token)
+            if is_verified_user(subject):
+                return subject
+        return f"ip:{request_info(request.scope).client_ip}"
+
     async def _stream(
         self,
         route: Route,
@@ -182,19 +204,17 @@ class Dispatcher:
         metadata: list[tuple[str, str]],
         request_id: str,
         timeout: float,
+        client: str,
     ) -> Response:
         settings = self._settings
-        if self._open_streams >= settings.bridge_max_streams:
-            raise ApiError(
-                429,
-                "TOO_MANY_STREAMS",
-                "too many streams open; try again later",
-                retry_after=settings.bridge_unavailable_retry_after_seconds,
+        release = self.stream_places.take(client)
+        try:
+            reader = open_stream(
+                invoke, message, timeout=settings.bridge_stream_max_seconds, metadata=metadata
             )
-        reader = open_stream(
-            invoke, message, timeout=settings.bridge_stream_max_seconds, metadata=metadata
-        )
-        self._open_streams += 1
+        except BaseException:
+            release()
+            raise
         first: Message | None = None
         # The first message is an awaited answer (the current prices, "subscribed"):
         # a stalled service gets the dependency budget that every unary call of the
@@ -207,7 +227,7 @@ class Dispatcher:
         except TimeoutError:
             if budget < timeout:
                 reader.cancel()
-                self._open_streams -= 1
+                release()
                 raise ApiError(
                     503,
                     "UNAVAILABLE",
@@ -217,11 +237,8 @@ class Dispatcher:
             first = None
         except BaseException:
             reader.cancel()
-            self._open_streams -= 1
+            release()
             raise
-
-        def closed() -> None:
-            self._open_streams -= 1
 
         return EventStreamResponse(
             reader,
@@ -229,6 +246,6 @@ class Dispatcher:
             to_json=lambda item: response_json(route, item),
             request_id=request_id,
             retry_after=settings.bridge_unavailable_retry_after_seconds,
-            on_close=closed,
+            on_close=release,
             event_name=route.sse_event,
         )

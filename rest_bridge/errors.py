@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
-from starlette.responses import JSONResponse
 
 from common.authorization import INVALID_TOKEN_REASONS
 from common.grpc_errors import error_info, field_violations
 from rest_bridge.calls import BudgetSpent
+from rest_bridge.json_render import ExactJSONResponse
 
 _T = TypeVar("_T")
 
@@ -141,7 +141,8 @@ def error_body(error: ApiError, request_id: str) -> dict[str, Any]:
     return body
 
 
-def error_response(error: ApiError, request_id: str) -> JSONResponse:
-    return JSONResponse(
+def error_response(error: ApiError, request_id: str) -> ExactJSONResponse:
+    """The error as an answer, rendered like every JSON answer (`json_render.py`)."""
+    return ExactJSONResponse(
         error_body(error, request_id), status_code=error.status, headers=error_headers(error)
     )

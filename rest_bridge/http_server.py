@@ -12,14 +12,14 @@ plain-text 400. Here:
   first byte (or of the connection's opening), else 408 and the connection closes;
 - a connection idle between requests closes after `bridge_idle_timeout_seconds`;
 - a header block over `bridge_max_header_bytes` is 431, decided as the bytes arrive.
-Both refusals have the bridge's error body. (A request body that stalls is the guard
+Both refusals are answered like every other error: the bridge's error body, its
+request id and security headers, a Date. (A request body that stalls is the guard
 middleware's business: see `middleware.GuardMiddleware`.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import h11
@@ -30,19 +30,36 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from common.context import new_request_id
 from rest_bridge.config import BridgeSettings
+from rest_bridge.errors import ApiError, error_body, error_headers
+from rest_bridge.json_render import render_json
+from rest_bridge.metrics import UNMATCHED_ROUTE
+from rest_bridge.middleware import envelope_headers
+
+RawHeaders = list[tuple[bytes, bytes]]
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
-def _refusal(status: int, code: str, detail: str) -> bytes:
-    body = json.dumps({"detail": detail, "code": code, "request_id": new_request_id()}).encode()
-    head = (
-        b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])
-        + b"content-type: application/json\r\n"
-        + b"connection: close\r\n"
-        + b"content-length: %d\r\n\r\n" % len(body)
+def _refusal(status: int, code: str, detail: str, default_headers: RawHeaders) -> bytes:
+    """A refusal written before any request reached the app, as the app would answer:
+    the error body of `errors.py` rendered by `json_render.py`, the headers of the
+    envelope (`middleware.envelope_headers`: a new request id, the security headers,
+    no-store since nothing of the request is known) and uvicorn's Date."""
+    request_id = new_request_id()
+    error = ApiError(status, code, detail)
+    body = render_json(error_body(error, request_id))
+    headers = [
+        *((name.decode("latin-1"), value.decode("latin-1")) for name, value in default_headers),
+        ("content-type", "application/json"),
+        *envelope_headers(request_id, UNMATCHED_ROUTE, private=True),
+        *error_headers(error).items(),
+        ("connection", "close"),
+        ("content-length", str(len(body))),
+    ]
+    head = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status]) + b"".join(
+        b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1")) for name, value in headers
     )
-    return head + body
+    return head + b"\r\n" + body
 
 
 class BoundedH11Protocol(H11Protocol):
@@ -104,7 +121,7 @@ class BoundedH11Protocol(H11Protocol):
 
     def _refuse(self, status: int, code: str, detail: str) -> None:
         self._unset_keepalive_if_required()
-        self.transport.write(_refusal(status, code, detail))
+        self.transport.write(_refusal(status, code, detail, self.server_state.default_headers))
         self.transport.close()
 
 
@@ -207,7 +224,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse(self, status: int, code: str, detail: str) -> None:
         self._unset_keepalive_if_required()
-        self.transport.write(_refusal(status, code, detail))
+        self.transport.write(_refusal(status, code, detail, self.server_state.default_headers))
         self.transport.close()
 
 

@@ -39,6 +39,27 @@ _API_CSP = "default-src 'none'; frame-ancestors 'none'"
 _DOCS_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
+# A response with a policy of its own (the web app's) keeps it.
+_KEPT_IF_SET = frozenset({"Content-Security-Policy"})
+
+
+def envelope_headers(request_id: str, route: str, private: bool) -> list[tuple[str, str]]:
+    """The headers every response of the bridge carries: its request id and the
+    security headers (`Cache-Control: no-store` when `private`: a request with
+    credentials or to a protected route). The one list, for the envelope below and for
+    the refusals the HTTP protocol writes itself (`http_server.py`)."""
+    headers = [
+        ("X-Request-ID", request_id),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "no-referrer"),
+        ("X-Frame-Options", "DENY"),
+        ("Content-Security-Policy", _DOCS_CSP if route == DOCS_PATH else _API_CSP),
+    ]
+    if private:
+        headers.append(("Cache-Control", "no-store"))
+    return headers
+
+
 @dataclass
 class RequestInfo:
     request_id: str
@@ -139,16 +160,11 @@ class EnvelopeMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 out = MutableHeaders(scope=message)
-                out["X-Request-ID"] = info.request_id
-                out["X-Content-Type-Options"] = "nosniff"
-                out["Referrer-Policy"] = "no-referrer"
-                out["X-Frame-Options"] = "DENY"
-                # A response with a policy of its own (the web app's) keeps it.
-                out.setdefault(
-                    "Content-Security-Policy", _DOCS_CSP if info.route == DOCS_PATH else _API_CSP
-                )
-                if private:
-                    out["Cache-Control"] = "no-store"
+                for name, value in envelope_headers(info.request_id, info.route, private):
+                    if name in _KEPT_IF_SET:
+                        out.setdefault(name, value)
+                    else:
+                        out[name] = value
                 for name, value in info.rate_headers.items():
                     out.setdefault(name, value)
                 elapsed = time.perf_counter() - started

@@ -18,7 +18,15 @@ from trading.v1 import user_pb2, user_pb2_grpc
 from common.tokens import ACCESS, JwksKeyResolver, decode_token
 
 _JWK_FIELDS = ("kty", "crv", "x", "kid", "alg", "use")
+# A subject of a token whose signature, issuer, audience and expiry were verified.
+_USER_PREFIX = "sub:"
 _CACHE_SIZE = 4096
+
+
+def is_verified_user(subject: str) -> bool:
+    """Whether `subject` (from TokenSubjects) names a user whose token was verified, not
+    merely a token's hash (which anyone can vary at will)."""
+    return subject.startswith(_USER_PREFIX)
 
 
 class TokenSubjects:
@@ -56,7 +64,7 @@ class TokenSubjects:
             )
         except Exception:  # any failure: bucket by the token itself
             return f"token:{digest}"
-        return f"sub:{claims['sub']}"
+        return f"{_USER_PREFIX}{claims['sub']}"
 
     async def __call__(self, token: str) -> str:
         digest = hashlib.sha256(token.encode()).hexdigest()

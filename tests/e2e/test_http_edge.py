@@ -4,6 +4,7 @@ change nothing."""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Callable
@@ -275,7 +276,40 @@ def test_headers_that_trickle_in_past_the_limit_are_431(
     start_bridge: Callable[..., Bridge],
 ) -> None:
     bridge = start_bridge(bridge_max_header_bytes=4096)
-    port = int(bridge.url.rsplit(":", 1)[1])
+    answer = _trickled_headers(int(bridge.url.rsplit(":", 1)[1]))
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:80]
+    assert b'"HEADERS_TOO_LARGE"' in answer
+
+
+# --- the protocol's own refusals are answered like every other error ------------------
+
+_ENVELOPE = (
+    "x-content-type-options",
+    "referrer-policy",
+    "x-frame-options",
+    "content-security-policy",
+    "cache-control",
+)
+
+
+def _raw_answer(raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        assert name.lower() not in headers, f"{name} twice"
+        headers[name.lower()] = value.strip()
+    return int(status_line.split()[1]), headers, body
+
+
+def _slow_headers(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+        return _closed_within(client, 15)
+
+
+def _trickled_headers(port: int) -> bytes:
     with socket.create_connection(("127.0.0.1", port)) as client:
         client.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
         try:
@@ -284,6 +318,38 @@ def test_headers_that_trickle_in_past_the_limit_are_431(
                 time.sleep(0.01)
         except OSError:
             pass  # closed by the server, as it should be
-        answer = _closed_within(client, 15)
-    assert answer.startswith(b"HTTP/1.1 431"), answer[:80]
-    assert b'"HEADERS_TOO_LARGE"' in answer
+        return _closed_within(client, 15)
+
+
+@pytest.mark.parametrize("parser", ["httptools", "h11"])
+def test_the_protocols_408_and_431_carry_the_envelope_of_every_answer(
+    start_bridge: Callable[..., Bridge], parser: str
+) -> None:
+    bridge = start_bridge(
+        bridge_http_parser=parser, bridge_header_timeout_seconds=1.0, bridge_max_header_bytes=4096
+    )
+    port = int(bridge.url.rsplit(":", 1)[1])
+    with bridge.client() as http:
+        usual = http.get(PROTECTED)  # a 401 written by the app
+    assert usual.status_code == 401
+    for send, status, code in (
+        (_slow_headers, 408, "REQUEST_TIMEOUT"),
+        (_trickled_headers, 431, "HEADERS_TOO_LARGE"),
+    ):
+        got, headers, body = _raw_answer(send(port))
+        assert got == status, body
+        assert headers["content-type"] == "application/json"
+        assert headers["connection"] == "close"
+        assert int(headers["content-length"]) == len(body)
+        assert headers["date"].endswith(" GMT")
+        for name in _ENVELOPE:
+            assert headers[name] == usual.headers[name], name
+        document = json.loads(body)
+        assert document == {
+            "detail": document["detail"],
+            "code": code,
+            "request_id": headers["x-request-id"],
+        }
+        # Rendered as every other answer (no spaces after separators).
+        assert body == json.dumps(document, separators=(",", ":")).encode()
+        assert usual.content == json.dumps(usual.json(), separators=(",", ":")).encode()

@@ -42,6 +42,12 @@ def refresh_with(http: httpx.Client, token: str, **headers: str) -> httpx.Respon
     return http.post(REFRESH, headers={**headers, "Cookie": f"{COOKIE_NAME}={token}"}, content=b"")
 
 
+def assert_rendered_like_every_answer(response: httpx.Response) -> None:
+    # Cookie mode rewrites the token answer; it stays compact JSON like every other.
+    compact = json.dumps(response.json(), separators=(",", ":"), ensure_ascii=False)
+    assert response.content == compact.encode()
+
+
 def test_cookie_login_moves_the_refresh_token_into_a_strict_http_only_cookie(
     http: httpx.Client,
 ) -> None:
@@ -50,6 +56,7 @@ def test_cookie_login_moves_the_refresh_token_into_a_strict_http_only_cookie(
     body = response.json()
     assert body["access_token"]
     assert "refresh_token" not in body
+    assert_rendered_like_every_answer(response)
     header = set_cookie(response)
     attributes = {part.strip().split("=")[0].lower(): part for part in header.split(";")}
     assert f"Path={COOKIE_PATH}" in header
@@ -77,6 +84,7 @@ def test_cookie_refresh_rotates_the_cookie_and_a_spent_one_is_refused(
     assert refreshed.status_code == 200, refreshed.text
     assert refreshed.json()["access_token"]
     assert "refresh_token" not in refreshed.json()
+    assert_rendered_like_every_answer(refreshed)
     second = cookie_value(set_cookie(refreshed))
     assert second
     assert second != first

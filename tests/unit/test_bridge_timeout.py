@@ -9,6 +9,7 @@ from starlette.requests import Request
 from rest_bridge.config import BridgeSettings
 from rest_bridge.dispatch import Dispatcher
 from rest_bridge.metrics import BridgeMetrics
+from rest_bridge.subjects import TokenSubjects
 
 DEFAULT, MAXIMUM = 5.0, 30.0
 
@@ -36,6 +37,7 @@ def test_the_clients_timeout_is_honoured_up_to_the_maximum(
         bridge_default_timeout_seconds=DEFAULT,
         bridge_max_timeout_seconds=MAXIMUM,
     )
-    dispatcher = Dispatcher(settings, {}, metrics=BridgeMetrics())
+    subjects = TokenSubjects(None, issuer="test", audience="test", fetch_timeout=1.0)
+    dispatcher = Dispatcher(settings, {}, metrics=BridgeMetrics(), subjects=subjects)
     headers = [] if header is None else [(b"x-request-timeout", header.encode())]
     assert dispatcher.timeout_of(Request({"type": "http", "headers": headers})) == timeout
