@@ -7,12 +7,13 @@ same limits.
 uvicorn bounds the idle time between requests (keep-alive) but not the time a client
 may take to send a request's headers, so a client trickling bytes ("slowloris") holds
 a connection forever; and it answers a header block over h11's size limit with a
-plain-text 400. Here:
+plain-text 400, as it does any request its parser refuses. Here:
 - the headers of a request must arrive within `bridge_header_timeout_seconds` of its
   first byte (or of the connection's opening), else 408 and the connection closes;
 - a connection idle between requests closes after `bridge_idle_timeout_seconds`;
-- a header block over `bridge_max_header_bytes` is 431, decided as the bytes arrive.
-Both refusals are answered like every other error: the bridge's error body, its
+- a header block over `bridge_max_header_bytes` is 431, decided as the bytes arrive;
+- a request the parser refuses is 400 `MALFORMED_REQUEST`, the connection closed.
+These refusals are answered like every other error: the bridge's error body, its
 request id and security headers, a Date. (A request body that stalls is the guard
 middleware's business: see `middleware.GuardMiddleware`.)
 """
@@ -37,7 +38,14 @@ from rest_bridge.middleware import envelope_headers
 
 RawHeaders = list[tuple[bytes, bytes]]
 
-_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+_REASONS = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    431: b"Request Header Fields Too Large",
+}
+# What the parser refused, in place of uvicorn's plain-text 400 (the parser's own words
+# are not echoed).
+_MALFORMED = (400, "MALFORMED_REQUEST", "the request is not valid HTTP/1.1")
 
 
 def _refusal(status: int, code: str, detail: str, default_headers: RawHeaders) -> bytes:
@@ -89,7 +97,7 @@ class BoundedH11Protocol(H11Protocol):
         if self.conn.their_state is not h11.IDLE:
             self._stop_header_clock()
 
-    def send_400_response(self, msg: str) -> None:
+    def send_400_response(self, msg: str) -> None:  # noqa: ARG002 (uvicorn logged it)
         # h11 refuses a header block past its limit (set to ours) as a protocol error,
         # which uvicorn would answer with a plain 400.
         if len(self.conn.trailing_data[0]) > self.max_header_bytes:
@@ -99,7 +107,7 @@ class BoundedH11Protocol(H11Protocol):
                 f"request headers over {self.max_header_bytes} bytes",
             )
             return
-        super().send_400_response(msg)
+        self._refuse(*_MALFORMED)
 
     def _start_header_clock(self) -> None:
         self._stop_header_clock()
@@ -193,11 +201,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._header_block = 0
         super().on_message_complete()
 
-    def send_400_response(self, msg: str) -> None:
+    def send_400_response(self, msg: str) -> None:  # noqa: ARG002 (uvicorn logged it)
         if self._too_large:
             self._refuse_too_large()
             return
-        super().send_400_response(msg)
+        self._refuse(*_MALFORMED)
 
     def _refuse_too_large(self) -> None:
         self._refuse(

@@ -321,8 +321,14 @@ def _trickled_headers(port: int) -> bytes:
         return _closed_within(client, 15)
 
 
+def _malformed_request(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n")
+        return _closed_within(client, 15)
+
+
 @pytest.mark.parametrize("parser", ["httptools", "h11"])
-def test_the_protocols_408_and_431_carry_the_envelope_of_every_answer(
+def test_the_protocols_own_refusals_carry_the_envelope_of_every_answer(
     start_bridge: Callable[..., Bridge], parser: str
 ) -> None:
     bridge = start_bridge(
@@ -335,6 +341,7 @@ def test_the_protocols_408_and_431_carry_the_envelope_of_every_answer(
     for send, status, code in (
         (_slow_headers, 408, "REQUEST_TIMEOUT"),
         (_trickled_headers, 431, "HEADERS_TOO_LARGE"),
+        (_malformed_request, 400, "MALFORMED_REQUEST"),
     ):
         got, headers, body = _raw_answer(send(port))
         assert got == status, body
