@@ -18,20 +18,13 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from common.dynamo import Item, Table, decode_time, encode_time
-from svc_inventory.domain import Asset, decimal_string
+from svc_inventory.domain import MARKET_FIELDS, Asset, decimal_string
 
 CATALOGUE = "CATALOGUE"
 ASSET_PREFIX = "ASSET#"
 
-_PRICE_FIELDS = (
-    "current_price",
-    "market_cap",
-    "total_volume_24h",
-    "high_24h",
-    "low_24h",
-    "price_change_24h",
-    "price_change_percentage_24h",
-)
+# The market figures the domain defines, but the time: stored apart, in its own encoding.
+_PRICE_FIELDS = tuple(field for field in MARKET_FIELDS if field != "last_updated")
 
 
 class AssetStore(Protocol):
