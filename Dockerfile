@@ -21,7 +21,7 @@ COPY svc_inventory/ /app/svc_inventory/
 COPY svc_order/ /app/svc_order/
 COPY rest_bridge/ /app/rest_bridge/
 COPY ops/ /app/ops/
-COPY devstack/__init__.py devstack/engines.py /app/devstack/
+COPY devstack/__init__.py devstack/engines.py devstack/data_lock.py /app/devstack/
 # Bytecode is compiled here: the final root filesystem is read-only.
 RUN /opt/venv/bin/python -m compileall -q /opt/venv /app
 

@@ -23,6 +23,7 @@ from common.callgraph import OPERATOR
 from common.dynamo import ensure_table, make_client
 from common.private_files import private_folder
 from common.tls import server_name
+from devstack.data_lock import DataFolderLock
 from devstack.engines import (
     ROOT,
     Engine,
@@ -186,6 +187,8 @@ class LocalStack:
     # Processes of svc_order; None: ORDER_PROCESSES from overrides or the environment,
     # else one per core.
     order_processes: int | None = None
+    # Held from start_engines to stop when data_dir is set: one owner per data folder.
+    data_lock: DataFolderLock | None = None
 
     def _port(self, variable: str, default: int) -> int:
         if variable in self.overrides:
@@ -199,12 +202,18 @@ class LocalStack:
         # the data folders beside them (a missing DATA_DIR is made owner-only too).
         private_folder(self.log_dir, tighten=True)
         persisted = self.data_dir
+        if persisted is not None and self.data_lock is None:
+            # Raises DataFolderInUse when another stack or tool runs on the folder.
+            self.data_lock = DataFolderLock(persisted, "./dev up").acquire()
+        dynalite_port = self._port("DYNALITE_PORT", 8001)
         dynalite = start_dynalite(
             persisted / "dynalite" if persisted else None,
-            self._port("DYNALITE_PORT", 8001),
+            dynalite_port,
             self.log_dir / "dynalite.log",
         )
         self.engines.append(dynalite)
+        if self.data_lock is not None:
+            self.data_lock.describe(dynalite_port=int(dynalite.url.rsplit(":", 1)[1]))
         redis_url = self.overrides.get("REDIS_URL") or os.environ.get("REDIS_URL")
         if not redis_url:
             redis = start_redis(
@@ -355,6 +364,9 @@ class LocalStack:
             engine.stop()
         self.processes.clear()
         self.engines.clear()
+        if self.data_lock is not None:
+            self.data_lock.release()
+            self.data_lock = None
 
     def probe(self, name: str) -> tuple[grpc.ChannelCredentials, str] | None:
         """How this stack reaches `name` for health: None (plaintext), or the operator's

@@ -15,6 +15,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.dynamo import StoreBudget, Table, make_client
+from devstack.data_lock import DataFolderInUse, DataFolderLock
 from devstack.engines import ROOT, start_dynalite
 
 # Operators' tools wait longer than a request may: no client's deadline is at stake, and
@@ -113,7 +114,8 @@ def tool_store(settings: StoreSettings, *, local: bool) -> Iterator[ToolStore]:
 
     `local` (what ./dev passes) without DYNAMODB_ENDPOINT means the local stack's store:
     its running dynalite, or, when the stack is down, a dynalite started on its data
-    folder for as long as the store is used.
+    folder for as long as the store is used, the folder held meanwhile (ToolError when
+    a stack on another DYNALITE_PORT, or another tool, holds it: devstack/data_lock.py).
     """
     if settings.dynamodb_endpoint or not local:
         yield ToolStore(settings.dynamodb_endpoint, settings.aws_region)
@@ -124,8 +126,18 @@ def tool_store(settings: StoreSettings, *, local: bool) -> Iterator[ToolStore]:
     if _listening(settings.dynalite_port):
         yield ToolStore(f"http://127.0.0.1:{settings.dynalite_port}", settings.aws_region)
         return
-    engine = start_dynalite(settings.data_dir / "dynalite")
     try:
-        yield ToolStore(engine.url, settings.aws_region)
-    finally:
-        engine.stop()
+        lock = DataFolderLock(settings.data_dir, "an operator's tool (python -m ops)").acquire()
+    except DataFolderInUse as error:
+        # A stack on other ports than DYNALITE_PORT says: a second dynalite on its
+        # files would fail, and must not be tried.
+        port = error.holder.get("dynalite_port")
+        hint = f"set DYNALITE_PORT={port} to use its store" if port else "try again when it ends"
+        raise ToolError(f"{error}: {hint}") from None
+    with lock:
+        engine = start_dynalite(settings.data_dir / "dynalite")
+        lock.describe(dynalite_port=int(engine.url.rsplit(":", 1)[1]))
+        try:
+            yield ToolStore(engine.url, settings.aws_region)
+        finally:
+            engine.stop()

@@ -16,6 +16,7 @@ from typing import IO
 import pytest
 
 from common.dynamo import ensure_table
+from devstack.data_lock import DataFolderLock
 from devstack.engines import ROOT, free_port
 from ops import backup
 from ops.__main__ import main as ops_main
@@ -271,3 +272,5 @@ def test_the_local_tools_on_a_fresh_data_folder_answer_cleanly_and_keep_it_priva
     assert "Traceback" not in done.stderr
     assert _mode(data_dir) == 0o700
     assert _mode(data_dir / "dynalite") == 0o700
+    # Nothing the tool started (its dynalite) still holds the folder once it ended.
+    DataFolderLock(data_dir, "./dev up").acquire().release()
