@@ -21,6 +21,7 @@ middleware's business: see `middleware.GuardMiddleware`.)
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import h11
@@ -70,6 +71,65 @@ def _refusal(status: int, code: str, detail: str, default_headers: RawHeaders) -
     return head + b"\r\n" + body
 
 
+class _HeaderClock:
+    """The deadline on one request's headers, as both protocols keep it: started at the
+    connection's opening or the next request's first byte, stopped when the headers are
+    complete; `expired` runs on the loop when the time is up."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, seconds: float, expired: Callable[[], None]
+    ) -> None:
+        self._loop = loop
+        self._seconds = seconds
+        self._expired = expired
+        self._handle: asyncio.TimerHandle | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._handle is not None
+
+    def start(self) -> None:
+        self.stop()
+        self._handle = self._loop.call_later(self._seconds, self._expire)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _expire(self) -> None:
+        self._handle = None
+        self._expired()
+
+
+def _headers_too_slow(protocol: BoundedH11Protocol | BoundedHttpToolsProtocol, begun: bool) -> None:
+    """408 for a request whose headers began but did not complete in time; a connection
+    that never said anything is closed without an answer."""
+    if begun:
+        detail = f"request headers not received within {protocol.header_timeout:g} s"
+        _answer_and_close(protocol, 408, "REQUEST_TIMEOUT", detail)
+    else:
+        protocol.transport.close()
+
+
+def _headers_too_large(protocol: BoundedH11Protocol | BoundedHttpToolsProtocol) -> None:
+    _answer_and_close(
+        protocol,
+        431,
+        "HEADERS_TOO_LARGE",
+        f"request headers over {protocol.max_header_bytes} bytes",
+    )
+
+
+def _answer_and_close(
+    protocol: BoundedH11Protocol | BoundedHttpToolsProtocol, status: int, code: str, detail: str
+) -> None:
+    """Answer with the bridge's error and close the connection."""
+    protocol._unset_keepalive_if_required()
+    protocol.transport.write(_refusal(status, code, detail, protocol.server_state.default_headers))
+    protocol.transport.close()
+
+
 class BoundedH11Protocol(H11Protocol):
     """H11Protocol with a deadline on reading each request's headers and a 431 for a
     header block over the limit. Set `header_timeout` and `max_header_bytes` on a
@@ -80,57 +140,34 @@ class BoundedH11Protocol(H11Protocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._header_clock: asyncio.TimerHandle | None = None
+        self._clock = _HeaderClock(self.loop, self.header_timeout, self._on_header_deadline)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._start_header_clock()
+        self._clock.start()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_header_clock()
+        self._clock.stop()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self.conn.their_state is h11.IDLE and self._header_clock is None:
-            self._start_header_clock()  # the first bytes of the next request
+        if self.conn.their_state is h11.IDLE and not self._clock.running:
+            self._clock.start()  # the first bytes of the next request
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE:
-            self._stop_header_clock()
+            self._clock.stop()
 
     def send_400_response(self, msg: str) -> None:  # noqa: ARG002 (uvicorn logged it)
         # h11 refuses a header block past its limit (set to ours) as a protocol error,
         # which uvicorn would answer with a plain 400.
         if len(self.conn.trailing_data[0]) > self.max_header_bytes:
-            self._refuse(
-                431,
-                "HEADERS_TOO_LARGE",
-                f"request headers over {self.max_header_bytes} bytes",
-            )
+            _headers_too_large(self)
             return
-        self._refuse(*_MALFORMED)
+        _answer_and_close(self, *_MALFORMED)
 
-    def _start_header_clock(self) -> None:
-        self._stop_header_clock()
-        self._header_clock = self.loop.call_later(self.header_timeout, self._headers_too_slow)
-
-    def _stop_header_clock(self) -> None:
-        if self._header_clock is not None:
-            self._header_clock.cancel()
-            self._header_clock = None
-
-    def _headers_too_slow(self) -> None:
-        self._header_clock = None
+    def _on_header_deadline(self) -> None:
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            if self.conn.trailing_data[0]:
-                detail = f"request headers not received within {self.header_timeout:g} s"
-                self._refuse(408, "REQUEST_TIMEOUT", detail)
-            else:
-                self.transport.close()  # a connection that never said anything
-
-    def _refuse(self, status: int, code: str, detail: str) -> None:
-        self._unset_keepalive_if_required()
-        self.transport.write(_refusal(status, code, detail, self.server_state.default_headers))
-        self.transport.close()
+            _headers_too_slow(self, begun=bool(self.conn.trailing_data[0]))
 
 
 class _HeadersTooLarge(Exception):
@@ -150,7 +187,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._header_clock: asyncio.TimerHandle | None = None
+        self._clock = _HeaderClock(self.loop, self.header_timeout, self._on_header_deadline)
         self._headers_done = False  # True from headers-complete to the message's end
         self._received = 0  # bytes since the headers of this request began
         self._header_block = 0  # URL and headers parsed so far
@@ -158,17 +195,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._start_header_clock()
+        self._clock.start()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_header_clock()
+        self._clock.stop()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         reading_headers = not self._headers_done
         if reading_headers:
-            if self._header_clock is None:
-                self._start_header_clock()  # the first bytes of the next request
+            if not self._clock.running:
+                self._clock.start()  # the first bytes of the next request
             self._received += len(data)
         super().data_received(data)
         if (
@@ -177,7 +214,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             and self._received > self.max_header_bytes
             and not self.transport.is_closing()
         ):
-            self._refuse_too_large()
+            _headers_too_large(self)
 
     def on_url(self, url: bytes) -> None:
         self._header_block += len(url)
@@ -189,7 +226,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._headers_done = True
-        self._stop_header_clock()
+        self._clock.stop()
         if self._header_block > self.max_header_bytes:
             self._too_large = True
             raise _HeadersTooLarge
@@ -203,37 +240,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:  # noqa: ARG002 (uvicorn logged it)
         if self._too_large:
-            self._refuse_too_large()
+            _headers_too_large(self)
             return
-        self._refuse(*_MALFORMED)
+        _answer_and_close(self, *_MALFORMED)
 
-    def _refuse_too_large(self) -> None:
-        self._refuse(
-            431, "HEADERS_TOO_LARGE", f"request headers over {self.max_header_bytes} bytes"
-        )
-
-    def _start_header_clock(self) -> None:
-        self._stop_header_clock()
-        self._header_clock = self.loop.call_later(self.header_timeout, self._headers_too_slow)
-
-    def _stop_header_clock(self) -> None:
-        if self._header_clock is not None:
-            self._header_clock.cancel()
-            self._header_clock = None
-
-    def _headers_too_slow(self) -> None:
-        self._header_clock = None
+    def _on_header_deadline(self) -> None:
         if not self._headers_done and not self.transport.is_closing():
-            if self._received:
-                detail = f"request headers not received within {self.header_timeout:g} s"
-                self._refuse(408, "REQUEST_TIMEOUT", detail)
-            else:
-                self.transport.close()  # a connection that never said anything
-
-    def _refuse(self, status: int, code: str, detail: str) -> None:
-        self._unset_keepalive_if_required()
-        self.transport.write(_refusal(status, code, detail, self.server_state.default_headers))
-        self.transport.close()
+            _headers_too_slow(self, begun=bool(self._received))
 
 
 def http_server(app: FastAPI, settings: BridgeSettings) -> uvicorn.Server:
