@@ -44,6 +44,7 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from common.context import request_id_var
+from common.private_files import private_folder
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def _one_line(span: ReadableSpan) -> str:
 def file_exporter(path: Path) -> SpanExporter:
     """Spans as JSON lines appended to `path` (each line one `ReadableSpan.to_json`).
     Line buffering makes every span one write, so processes can share the file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)  # a folder made for spans is the owner's alone
     out: IO[str] = path.open("a", encoding="utf-8", buffering=1)
     return ConsoleSpanExporter(out=out, formatter=_one_line)
 

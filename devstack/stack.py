@@ -151,6 +151,9 @@ def tracing_environment(data_dir: Path) -> dict[str, str]:
     """Spans to a file under the data folder (unless OTLP is configured, which the
     services then prefer), written within half a second so `./dev trace` sees them."""
     traces_file = Path(os.environ.get("TRACES_FILE") or default_traces_file(data_dir))
+    if not os.environ.get("TRACES_FILE"):
+        # Spans name users and requests: owner only, like the data folders beside it.
+        private_folder(traces_file.parent, tighten=True)
     rotate(traces_file)
     return {
         "TRACES_FILE": str(traces_file),

@@ -115,24 +115,6 @@ def test_a_cut_short_file_and_a_non_empty_store_are_refused(
         read_backup(cut)
 
 
-def test_the_tool_refuses_a_cut_short_file_and_missing_tables_with_exit_status_2(
-    dynamodb_endpoint: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    monkeypatch.setenv("DYNAMODB_ENDPOINT", dynamodb_endpoint)
-    monkeypatch.setenv("TABLE_PREFIX", unique("cli") + "-")
-    cut = tmp_path / "cut.jsonl"
-    cut.write_text('{"format": "trading-platform-backup", "version": 1, "tables": ["users"]}\n')
-    assert ops_main(["--no-progress", "restore", str(cut)]) == 2
-    assert "restore failed:" in capsys.readouterr().err
-    # Tables that are not there (a wrong prefix, say) are named, not a traceback.
-    assert ops_main(["--no-progress", "backup", str(tmp_path / "none.jsonl")]) == 2
-    assert "does not exist" in capsys.readouterr().err
-    assert not (tmp_path / "none.jsonl").exists()
-
-
 def test_the_tools_report_a_store_that_refuses_connections_with_exit_status_2(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -207,24 +189,44 @@ def test_a_backup_into_a_missing_folder_is_made_owner_only_from_its_first_byte(
     assert _mode(stale) == 0o755  # an operator's existing folder is left as it is
 
 
-def _bad_inputs(tmp_path: Path) -> dict[str, list[str]]:
+def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
+    """What a user may get wrong: the command, and what its one line must say."""
     (tmp_path / "a-file").write_text("not a folder")
     (tmp_path / "text.gz").write_text("not gzip")
-    damaged = tmp_path / "damaged.jsonl"
-    damaged.write_text(
-        '{"format": "trading-platform-backup", "version": 1, "tables": ["users"]}\n{"tab\n'
-    )
+    header = '{"format": "trading-platform-backup", "version": 1, "tables": ["users"]}\n'
+    (tmp_path / "cut.jsonl").write_text(header)
+    (tmp_path / "damaged.jsonl").write_text(header + '{"tab\n')
     (tmp_path / "binary.jsonl").write_bytes(b"\xff\xfe\x00")
+    missing = "table {prefix}{table} does not exist: check DYNAMODB_ENDPOINT and TABLE_PREFIX"
     return {
-        "audit of a store without tables": ["audit"],
-        "backup of a store without tables": ["backup", str(tmp_path / "b.jsonl")],
-        "restore of a missing file": ["restore", str(tmp_path / "missing.jsonl")],
-        "restore of a folder": ["restore", str(tmp_path)],
-        "restore of a damaged gzip file": ["restore", str(tmp_path / "text.gz")],
-        "restore of a damaged line": ["restore", str(damaged)],
-        "restore of a file that is not text": ["restore", str(tmp_path / "binary.jsonl")],
-        "backup onto a folder": ["backup", str(tmp_path)],
-        "backup below a file": ["backup", str(tmp_path / "a-file" / "b.jsonl")],
+        "audit of a store without tables": (["audit"], missing.replace("{table}", "trading")),
+        "backup of a store without tables": (
+            ["backup", str(tmp_path / "b.jsonl")],
+            missing.replace("{table}", "users"),
+        ),
+        "restore of a missing file": (
+            ["restore", str(tmp_path / "missing.jsonl")],
+            f"cannot read {tmp_path / 'missing.jsonl'}: No such file or directory",
+        ),
+        "restore of a folder": (["restore", str(tmp_path)], "it is a folder"),
+        "restore of a damaged gzip file": (
+            ["restore", str(tmp_path / "text.gz")],
+            "is damaged (not whole gzip data)",
+        ),
+        "restore of a cut-short file": (["restore", str(tmp_path / "cut.jsonl")], "cut short"),
+        "restore of a damaged line": (
+            ["restore", str(tmp_path / "damaged.jsonl")],
+            "is damaged at line 2",
+        ),
+        "restore of a file that is not text": (
+            ["restore", str(tmp_path / "binary.jsonl")],
+            "is not a backup file (not UTF-8 text)",
+        ),
+        "backup onto a folder": (["backup", str(tmp_path)], "is a folder"),
+        "backup below a file": (
+            ["backup", str(tmp_path / "a-file" / "b.jsonl")],
+            f"{tmp_path / 'a-file'} is not a folder",
+        ),
     }
 
 
@@ -236,11 +238,13 @@ def test_every_command_refuses_what_it_cannot_do_in_one_line_with_exit_status_2(
 ) -> None:
     # A store without the platform's tables: a fresh clone's, or a wrong prefix.
     monkeypatch.setenv("DYNAMODB_ENDPOINT", dynamodb_endpoint)
-    monkeypatch.setenv("TABLE_PREFIX", unique("empty") + "-")
-    for case, command in _bad_inputs(tmp_path).items():
+    prefix = unique("empty") + "-"
+    monkeypatch.setenv("TABLE_PREFIX", prefix)
+    for case, (command, says) in _bad_inputs(tmp_path).items():
         assert ops_main(["--no-progress", *command]) == 2, case
         captured = capsys.readouterr()
         assert captured.err.startswith(f"{command[0]} failed: "), (case, captured.err)
+        assert says.replace("{prefix}", prefix) in captured.err, (case, captured.err)
         assert captured.err.count("\n") == 1, (case, captured.err)
         assert captured.out == "", case
     assert not list(tmp_path.glob("**/*.partial"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,10 @@ def test_a_backup_restored_into_an_empty_store_is_the_same_platform(tmp_path: Pa
         assert f"to {backup}" in printed
     finally:
         stop_up(stack)
+    # The stack's data (store files, keys, logs, spans) is its owner's alone.
+    for name in ("", "dynalite", "redis", "keys", "logs", "traces"):
+        assert stat.S_IMODE((first / name).stat().st_mode) == 0o700, name
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
 
     # An empty store; the signing key comes back from where it is kept (here: copied).
     shutil.copytree(first / "keys", second / "keys")
