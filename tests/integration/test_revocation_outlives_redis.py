@@ -59,9 +59,12 @@ def platform(
     user = build_user(settings)
     channel = grpc.insecure_channel(f"127.0.0.1:{user.port}")
     order = start_order_server(redis_url=engine.url, user_service_addr=f"127.0.0.1:{user.port}")
-    yield Platform(engine, user, user_pb2_grpc.UserServiceStub(channel), order.stub)
+    platform = Platform(engine, user, user_pb2_grpc.UserServiceStub(channel), order.stub)
+    yield platform
     channel.close()
     user.shutdown()
+    # The Redis of the end: a test may have replaced the first with an empty one.
+    platform.redis.stop()
     engine.stop()
 
 
