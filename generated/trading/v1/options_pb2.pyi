@@ -58,6 +58,8 @@ DECIMAL_FIELD_NUMBER: _builtins.int
 PATTERN_FIELD_NUMBER: _builtins.int
 JSON_NUMBER_FIELD_NUMBER: _builtins.int
 JSON_NULL_FIELD_NUMBER: _builtins.int
+MINIMUM_FIELD_NUMBER: _builtins.int
+MAXIMUM_FIELD_NUMBER: _builtins.int
 public: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, _builtins.bool]
 """True when the RPC needs no access token. Absent means a valid,
 unrevoked access token is required: the safe default.
@@ -98,3 +100,10 @@ json_null: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOption
 """Over HTTP, this field is written as null when it is not set, instead of
 being left out (the previous platform's clients test for null).
 """
+minimum: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, _builtins.int]
+"""The smallest and largest value a 32-bit integer field takes (each absent:
+the int32 bound). Like `pattern`: the owning service enforces them; the
+bridge's OpenAPI document states them and its refusal of a number too
+large for the field names them; a test checks that the two agree.
+"""
+maximum: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, _builtins.int]
