@@ -42,6 +42,7 @@ from rest_bridge.middleware import request_info
 from rest_bridge.routes import Route, discover_routes
 
 MODE_HEADER = "x-auth-cookie"
+MODE_HEADER_NAME = "X-Auth-Cookie"  # as the docs and clients spell it
 COOKIE_NAME = "trading_refresh"
 
 
@@ -125,6 +126,8 @@ class CookieAuthMiddleware:
             await self._app(scope, receive, _moving_token(send, secure))
         elif mode == SESSION_COOKIE_REFRESH and cookie_mode:
             await self._refresh(scope, receive, send, headers, secure)
+        elif mode == SESSION_COOKIE_REFRESH and _cookie(headers) is not None:
+            await self._refresh_without_mode(scope, receive, send)
         else:
             await self._app(scope, receive, send)
 
@@ -133,17 +136,13 @@ class CookieAuthMiddleware:
     ) -> None:
         body = await _read_body(receive)
         token = _cookie(headers)
-        try:
-            document = json.loads(body) if body.strip() else {}
-        except ValueError:
-            document = None
-        if isinstance(document, dict) and not document.get("refresh_token"):
+        document = _tokenless(body)
+        if document is not None:
             if token is None:
                 error = ApiError(
                     401, "REFRESH_COOKIE_MISSING", "no session to refresh; sign in again"
                 )
-                response = error_response(error, request_info(scope).request_id)
-                await response(scope, receive, send)
+                await _refuse(error, scope, receive, send)
                 return
             document["refresh_token"] = token
             # The request the route reads (json.dumps: a NaN the client sent stays for
@@ -151,22 +150,66 @@ class CookieAuthMiddleware:
             body = json.dumps(document).encode()
         # Anything else (an explicit token, a malformed body) goes on unchanged, so the
         # route answers it exactly as it would without cookie mode.
-        scope = dict(scope)
-        scope["headers"] = [
-            (name, value)
-            for name, value in scope["headers"]
-            if name not in (b"content-length", b"content-type")
-        ] + [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
-        sent = False
+        moving = _moving_token(send, secure)
+        await self._app(_with_body(scope, body), _replaying(body, receive), moving)
 
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+    async def _refresh_without_mode(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A refresh that carries the cookie but not the mode header: the cookie is not
+        read (CSRF, see the module docs). Without a token in the body either, the answer
+        says which of the two is missing rather than calling an absent token malformed."""
+        body = await _read_body(receive)
+        if _tokenless(body) is not None:
+            error = ApiError(
+                401,
+                "TOKEN_MISSING",
+                f"a refresh token is required: send refresh_token in the body, or the "
+                f"{MODE_HEADER_NAME}: 1 header to refresh from the session cookie",
+            )
+            await _refuse(error, scope, receive, send)
+            return
+        await self._app(_with_body(scope, body), _replaying(body, receive), send)
 
-        await self._app(scope, replay, _moving_token(send, secure))
+
+def _tokenless(body: bytes) -> dict[str, Any] | None:
+    """The body's JSON object when it is one without a refresh token (an empty body
+    counts as `{}`); None for anything else, which the route answers itself."""
+    try:
+        document = json.loads(body) if body.strip() else {}
+    except ValueError:
+        return None
+    if isinstance(document, dict) and not document.get("refresh_token"):
+        return document
+    return None
+
+
+async def _refuse(error: ApiError, scope: Scope, receive: Receive, send: Send) -> None:
+    response = error_response(error, request_info(scope).request_id)
+    await response(scope, receive, send)
+
+
+def _with_body(scope: Scope, body: bytes) -> Scope:
+    """The scope of a request whose (re-read) body is `body`, as JSON."""
+    scope = dict(scope)
+    scope["headers"] = [
+        (name, value)
+        for name, value in scope["headers"]
+        if name not in (b"content-length", b"content-type")
+    ] + [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+    return scope
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives `body` once, then whatever the client sends next."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -14,7 +14,7 @@ from common import idempotency
 from common.health import DEPENDENCIES
 from rest_bridge.errors import HTTP_STATUS
 from rest_bridge.routes import Route
-from rest_bridge.transcode import INT32_RANGE, is_decimal
+from rest_bridge.transcode import int32_bounds, is_decimal
 
 # The schemas of the well-known messages the routes may hold (routes.STRING_MESSAGES).
 _WELL_KNOWN: dict[str, dict[str, Any]] = {
@@ -79,7 +79,7 @@ class _Schemas:
         if field.type == FieldDescriptor.TYPE_BOOL:
             return {"type": "boolean"}
         if field.type == FieldDescriptor.TYPE_INT32:
-            low, high = INT32_RANGE
+            low, high = int32_bounds(field)
             return {"type": "integer", "format": "int32", "minimum": low, "maximum": high}
         schema: dict[str, Any] = {"type": "string"}
         # Constraints come from the contract's field options, never from here.

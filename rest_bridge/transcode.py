@@ -8,7 +8,8 @@ every refusal names its field without reading protobuf's error text:
   old clients' extras (`access_token` on logout, `?_=` cache busters) do no harm;
 - types follow the mapping, for the kinds of field the contracts use (routes.py
   refuses others at start): text fields take JSON strings, booleans `true`/`false`,
-  32-bit integers a whole number (or its decimal string), timestamps an RFC 3339
+  32-bit integers a whole number (or its decimal string; one no int32 holds is refused
+  naming the field's contract range, `int32_bounds`), timestamps an RFC 3339
   string, repeated fields arrays; `null` leaves a field unset. A JSON number is
   accepted for a text field only when the contract marks it `(trading.v1.decimal)`
   (amounts, prices, quantities), and only as a plain decimal of bounded size, which
@@ -82,14 +83,29 @@ def _wrong_type(path: str, wanted: str, value: Any) -> BadInput:
     return _bad(path, f"must be {wanted}, not {_type_name(value)}")
 
 
-def _int32(path: str, value: Any) -> int:
+def int32_bounds(field: FieldDescriptor) -> tuple[int, int]:
+    """(smallest, largest) value of a 32-bit integer field: the contract's `minimum` and
+    `maximum` options (which the owning service enforces), else the int32 bounds."""
+    options = field.GetOptions()
+    low, high = INT32_RANGE
+    if options.HasExtension(options_pb2.minimum):
+        low = options.Extensions[options_pb2.minimum]
+    if options.HasExtension(options_pb2.maximum):
+        high = options.Extensions[options_pb2.maximum]
+    return low, high
+
+
+def _int32(path: str, value: Any, field: FieldDescriptor) -> int:
+    """A whole number that fits the field. Only a number no int32 holds is refused here,
+    naming the field's own bounds; one in int32 but outside them goes on to the owning
+    service, which refuses it with the same words."""
     if isinstance(value, bool) or not isinstance(value, str):
         raise _wrong_type(path, "a whole number", value)
     if not WHOLE_NUMBER.fullmatch(value):
         raise _bad(path, "must be a whole number")
     number = int(value)
-    low, high = INT32_RANGE
-    if not low <= number <= high:
+    if not INT32_RANGE[0] <= number <= INT32_RANGE[1]:
+        low, high = int32_bounds(field)
         raise _bad(path, f"must be between {low} and {high}")
     return number
 
@@ -106,7 +122,7 @@ def _scalar(path: str, value: Any, field: FieldDescriptor) -> Any:
             raise _wrong_type(path, "true or false", value)
         return value
     if field.type == FieldDescriptor.TYPE_INT32:
-        return _int32(path, value)
+        return _int32(path, value, field)
     # Text: a string, or for a decimal field a plain decimal JSON number.
     if isinstance(value, JsonNumber):
         if not is_decimal(field):
@@ -173,7 +189,7 @@ def body_fields(raw: bytes, message: Descriptor) -> dict[str, Any]:
 
 def _query_value(field: FieldDescriptor, raw: str) -> Any:
     if field.type == FieldDescriptor.TYPE_INT32:
-        return _int32(field.name, JsonNumber(raw))
+        return _int32(field.name, JsonNumber(raw), field)
     if field.type == FieldDescriptor.TYPE_BOOL:
         lowered = raw.lower()
         if lowered in _TRUE or lowered in _FALSE:

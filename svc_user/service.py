@@ -12,7 +12,7 @@ from trading.v1 import order_pb2
 
 from common import audit
 from common.context import Identity
-from common.errors import Aborted
+from common.errors import Aborted, Unauthenticated
 from common.revocation import Revocation, RevocationList
 from common.tokens import REFRESH, decode_token
 from svc_user import metrics
@@ -198,6 +198,10 @@ class UserService:
         return None
 
     def refresh(self, refresh_token: str) -> TokenPair:
+        """A new token pair for a refresh token. Unauthenticated: TOKEN_MISSING when
+        none is given (empty), TOKEN_INVALID when it is not a valid refresh token."""
+        if not refresh_token:
+            raise Unauthenticated("a refresh token is required", reason="TOKEN_MISSING")
         claims = decode_token(
             refresh_token,
             expected_type=REFRESH,

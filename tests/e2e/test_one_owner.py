@@ -122,3 +122,39 @@ def test_idempotency_keys_are_accepted_exactly_as_openapi_states(
     assert (response.status_code == 201) == expected, response.text
     if not expected:
         assert _format_refused(response, "Idempotency-Key")
+
+
+_BOUNDED_QUERIES = [
+    ("/api/v1/orders", "limit"),
+    ("/api/v1/orders", "offset"),
+    ("/api/v1/balance/transactions", "limit"),
+    ("/api/v1/assets/BTC/transactions", "limit"),
+    ("/api/v1/inventory/assets", "limit"),
+]
+
+
+@pytest.mark.parametrize(("path", "name"), _BOUNDED_QUERIES)
+def test_integer_ranges_are_accepted_exactly_as_openapi_states(
+    http: httpx.Client, account: Account, spec: dict[str, Any], path: str, name: str
+) -> None:
+    """Each value just inside and outside the stated range, and numbers no int32 holds
+    (which the bridge refuses before any service): accepted exactly when in range, and
+    every refusal names the stated range, never the int32 one."""
+    documented = "/api/v1/assets/{asset_id}/transactions" if "BTC" in path else path
+    [stated] = [p for p in spec["paths"][documented]["get"]["parameters"] if p["name"] == name]
+    low, high = stated["schema"]["minimum"], stated["schema"]["maximum"]
+    assert (low, high) != (-(2**31), 2**31 - 1), "the contract states no range"
+    wanted = f"must be between {low} and {high}"
+    probes = [low - 1, low, high, high + 1, 2**31, -(2**31) - 1, 10**20 - 1, -(10**19)]
+    disagreements = []
+    for probe in probes:
+        response = http.get(path, params={name: str(probe)}, headers=account.auth)
+        accepted = response.status_code == 200
+        if accepted != (low <= probe <= high):
+            disagreements.append((probe, response.status_code, response.text[:160]))
+        elif not accepted:
+            body = response.json()
+            descriptions = [v["description"] for v in body["violations"] if v["field"] == name]
+            if descriptions != [wanted]:
+                disagreements.append((probe, response.status_code, descriptions))
+    assert disagreements == [], f"OpenAPI says {low}..{high}"

@@ -141,6 +141,41 @@ def test_cookie_refresh_without_a_cookie_is_401(http: httpx.Client) -> None:
     assert response.json()["request_id"] == response.headers["X-Request-ID"]
 
 
+@pytest.mark.parametrize("body", [b"", b"{}", b'{"refresh_token": ""}', b'{"refresh_token": null}'])
+def test_a_refresh_with_the_cookie_but_not_the_header_says_what_is_missing(
+    http: httpx.Client, body: bytes
+) -> None:
+    """The cookie is read only with the mode header (CSRF); without it and without a
+    token in the body, the answer names both ways to give one, not "malformed token"."""
+    login = http.post("/api/v1/auth/login", json=register(http), headers=COOKIE_MODE)
+    token = cookie_value(set_cookie(login))
+    response = refresh_with_body(http, token, body, **{"Content-Type": "application/json"})
+    assert response.status_code == 401, response.text
+    refusal = response.json()
+    assert refusal["code"] == "TOKEN_MISSING"
+    assert "refresh_token" in refusal["detail"]
+    assert "X-Auth-Cookie: 1" in refusal["detail"]
+    assert refusal["request_id"] == response.headers["X-Request-ID"]
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert "set-cookie" not in response.headers
+    # Nothing was spent: the app's own refresh still works.
+    assert refresh_with(http, token, **COOKIE_MODE).status_code == 200
+
+
+@pytest.mark.parametrize("body", [b"", b"{}", b'{"refresh_token": ""}'])
+def test_a_refresh_without_any_token_says_it_is_missing(http: httpx.Client, body: bytes) -> None:
+    response = http.post(REFRESH, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 401, response.text
+    assert response.json()["code"] == "TOKEN_MISSING"
+    assert response.json()["detail"] == "a refresh token is required"
+
+
+def test_a_malformed_refresh_token_is_still_called_malformed(http: httpx.Client) -> None:
+    response = http.post(REFRESH, json={"refresh_token": "not-a-jwt"})
+    assert response.status_code == 401
+    assert response.json()["code"] == "TOKEN_INVALID"
+
+
 def test_the_session_cookie_is_found_beside_other_cookies_of_the_site(
     http: httpx.Client,
 ) -> None:
