@@ -146,7 +146,7 @@ def test_integer_ranges_are_accepted_exactly_as_openapi_states(
     assert (low, high) != (-(2**31), 2**31 - 1), "the contract states no range"
     wanted = f"must be between {low} and {high}"
     probes = [low - 1, low, high, high + 1, 2**31, -(2**31) - 1, 10**20 - 1, -(10**19)]
-    disagreements = []
+    disagreements: list[tuple[int, int, object]] = []
     for probe in probes:
         response = http.get(path, params={name: str(probe)}, headers=account.auth)
         accepted = response.status_code == 200
