@@ -386,7 +386,13 @@ def business_dashboard() -> dict[str, Any]:
             ),
             "percentunit",
         ),
-        Panel("Active price streams", (("sum(price_streams_active)", "streams"),)),
+        Panel(
+            "Active streams",
+            (
+                ("sum(price_streams_active)", "price streams"),
+                ("sum(order_streams_active)", "order streams"),
+            ),
+        ),
     ]
     return dashboard("tp-business", "Trading platform: business", panels)
 

@@ -12,7 +12,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
-from common.errors import ResourceExhausted, Unavailable
+from common.errors import Unavailable
+from common.stream_slots import StreamSlots
 from svc_inventory import metrics
 from svc_inventory.domain import Asset
 
@@ -78,7 +79,7 @@ class Subscription:
 
 class PriceBroadcaster:
     def __init__(self, max_subscribers: int) -> None:
-        self._max_subscribers = max_subscribers
+        self._slots = StreamSlots(max_subscribers, "price streams", metrics.price_streams.inc)
         self._subscribers: set[Subscription] = set()
         self._lock = threading.Lock()
         self._closed = False
@@ -94,12 +95,8 @@ class PriceBroadcaster:
         with self._lock:
             if self._closed:
                 raise Unavailable("price stream is shutting down", reason="SHUTTING_DOWN")
-            if len(self._subscribers) >= self._max_subscribers:
-                raise ResourceExhausted(
-                    "too many price streams open; try again later", reason="TOO_MANY_STREAMS"
-                )
+            self._slots.take()
             self._subscribers.add(subscription)
-            metrics.price_streams.inc()
         return subscription
 
     def publish(self, assets: Iterable[Asset]) -> None:
@@ -120,4 +117,4 @@ class PriceBroadcaster:
         with self._lock:
             if subscription in self._subscribers:
                 self._subscribers.discard(subscription)
-                metrics.price_streams.dec()
+                self._slots.release()

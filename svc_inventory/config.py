@@ -7,6 +7,7 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 
 from common.settings import CommonSettings
+from common.stream_slots import check_below_workers
 
 # CoinGecko's public API allows about 30 calls a minute and refreshes its markets about
 # once a minute, so polling it faster only earns HTTP 429s.
@@ -64,9 +65,5 @@ class InventorySettings(CommonSettings):
     def _streams_leave_threads_for_calls(self) -> Self:
         # A stream occupies a worker for its whole life; if streams could take every
         # worker, quotes for orders would queue behind browsers watching prices.
-        if self.max_price_streams >= self.grpc_max_workers:
-            raise ValueError(
-                f"MAX_PRICE_STREAMS ({self.max_price_streams}) must be below "
-                f"GRPC_MAX_WORKERS ({self.grpc_max_workers})"
-            )
+        check_below_workers("MAX_PRICE_STREAMS", self.max_price_streams, self.grpc_max_workers)
         return self

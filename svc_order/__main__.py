@@ -92,7 +92,13 @@ def build(settings: OrderSettings, *, write_hook: WriteHook | None = None) -> Or
         settings,
         port=settings.order_grpc_port,
         service_names=[SERVICE_NAME],
-        register=register(OrderServicer(service, session_alive=session_checker(revocations))),
+        register=register(
+            OrderServicer(
+                service,
+                session_alive=session_checker(revocations),
+                max_streams=settings.max_order_streams,
+            )
+        ),
         resolve_key=user_service_keys(to_users),
         revocations=revocations,
         store=table.probe,

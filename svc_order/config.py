@@ -8,6 +8,7 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from common.settings import CommonSettings
+from common.stream_slots import check_below_workers
 
 
 class OrderSettings(CommonSettings):
@@ -56,6 +57,19 @@ class OrderSettings(CommonSettings):
         description="Lifetime of svc_order's price stream from svc_inventory; each "
         "reconnect re-checks every resting limit order against the current quotes.",
     )
+
+    max_order_streams: int = Field(
+        16,
+        ge=1,
+        description="Concurrent StreamOrderUpdates calls; each holds one RPC thread.",
+    )
+
+    @model_validator(mode="after")
+    def _streams_leave_threads_for_calls(self) -> Self:
+        # An order stream occupies a worker for its whole life; if streams could take
+        # every worker, orders and balances would queue behind open streams.
+        check_below_workers("MAX_ORDER_STREAMS", self.max_order_streams, self.grpc_max_workers)
+        return self
 
     @model_validator(mode="after")
     def _streamed_quotes_stay_tradable(self) -> Self:

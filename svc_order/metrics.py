@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from common.errors import DomainError
 from svc_order.domain import AppliedOperation, OperationKind, OrderStatus, OrderType
@@ -34,6 +34,7 @@ traded_value = Counter(
     "Total amount of filled orders in US dollars, by order type.",
     ["order_type"],
 )
+order_streams = Gauge("order_streams_active", "StreamOrderUpdates calls open now.")
 cash_operations = Counter(
     "cash_operations_total", "Deposits and withdrawals applied, by kind.", ["kind"]
 )

@@ -14,6 +14,8 @@ from common import idempotency
 from common.context import Identity, current_identity
 from common.errors import Unauthenticated
 from common.server import Registrar
+from common.stream_slots import StreamSlots
+from svc_order import metrics
 from svc_order.audit import Books
 from svc_order.domain import (
     AppliedOperation,
@@ -190,9 +192,13 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         service: OrderService,
         *,
         session_alive: Callable[[Identity], bool],
+        max_streams: int,
         stream_poll_seconds: float = STREAM_POLL_SECONDS,
     ) -> None:
         self._service = service
+        # Open StreamOrderUpdates calls; past the cap a new one is refused
+        # (TOO_MANY_STREAMS) so unary calls always find an RPC thread.
+        self._streams = StreamSlots(max_streams, "order streams", metrics.order_streams.inc)
         # Whether the caller's token still counts (not revoked, not expired); a stream
         # outlives the check made when it opened, so it asks again as it runs.
         self._session_alive = session_alive
@@ -289,6 +295,15 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         self, request: order_pb2.StreamOrderUpdatesRequest, context: grpc.ServicerContext
     ) -> Iterator[order_pb2.StreamOrderUpdatesResponse]:
         identity = current_identity()
+        self._streams.take()
+        try:
+            yield from self._order_updates(identity, context)
+        finally:
+            self._streams.release()
+
+    def _order_updates(
+        self, identity: Identity, context: grpc.ServicerContext
+    ) -> Iterator[order_pb2.StreamOrderUpdatesResponse]:
         feed = self._service.watch_orders(identity.user_id)
         try:
             yield order_pb2.StreamOrderUpdatesResponse(event="subscribed")
