@@ -97,6 +97,8 @@ def create_app(settings: BridgeSettings, channels: Mapping[str, grpc.Channel]) -
         redoc_url=None,
         lifespan=lifespan,
     )
+    # The HTTP protocol counts its own refusals here too (http_server.bridge_metrics).
+    app.state.metrics = metrics
     # The bridge never redirects (a redirect could change the resource or echo Host).
     app.router.redirect_slashes = False
     # One route per path, so that a 405 lists every method of the path in Allow.

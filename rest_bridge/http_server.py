@@ -14,8 +14,10 @@ plain-text 400, as it does any request its parser refuses. Here:
 - a header block over `bridge_max_header_bytes` is 431, decided as the bytes arrive;
 - a request the parser refuses is 400 `MALFORMED_REQUEST`, the connection closed.
 These refusals are answered like every other error: the bridge's error body, its
-request id and security headers, a Date. (A request body that stalls is the guard
-middleware's business: see `middleware.GuardMiddleware`.)
+request id and security headers, a Date; and counted and logged like every other answer
+(`bridge_http_requests_total{method="unread",route="unmatched"}`, one access line).
+(A request body that stalls is the guard middleware's business: see
+`middleware.GuardMiddleware`.)
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from common.context import new_request_id
 from rest_bridge.config import BridgeSettings
 from rest_bridge.errors import ApiError, error_body, error_headers
 from rest_bridge.json_render import render_json
-from rest_bridge.metrics import UNMATCHED_ROUTE
-from rest_bridge.middleware import envelope_headers
+from rest_bridge.metrics import UNMATCHED_ROUTE, UNREAD_METHOD, BridgeMetrics
+from rest_bridge.middleware import envelope_headers, note_answer
 
 RawHeaders = list[tuple[bytes, bytes]]
 
@@ -49,12 +51,13 @@ _REASONS = {
 _MALFORMED = (400, "MALFORMED_REQUEST", "the request is not valid HTTP/1.1")
 
 
-def _refusal(status: int, code: str, detail: str, default_headers: RawHeaders) -> bytes:
+def _refusal(
+    request_id: str, status: int, code: str, detail: str, default_headers: RawHeaders
+) -> bytes:
     """A refusal written before any request reached the app, as the app would answer:
     the error body of `errors.py` rendered by `json_render.py`, the headers of the
-    envelope (`middleware.envelope_headers`: a new request id, the security headers,
+    envelope (`middleware.envelope_headers`: its new request id, the security headers,
     no-store since nothing of the request is known) and uvicorn's Date."""
-    request_id = new_request_id()
     error = ApiError(status, code, detail)
     body = render_json(error_body(error, request_id))
     headers = [
@@ -83,6 +86,11 @@ class _HeaderClock:
         self._seconds = seconds
         self._expired = expired
         self._handle: asyncio.TimerHandle | None = None
+        self._started = loop.time()
+
+    def elapsed(self) -> float:
+        """Seconds since the clock last started: the age of the request being read."""
+        return self._loop.time() - self._started
 
     @property
     def running(self) -> bool:
@@ -90,6 +98,7 @@ class _HeaderClock:
 
     def start(self) -> None:
         self.stop()
+        self._started = self._loop.time()
         self._handle = self._loop.call_later(self._seconds, self._expire)
 
     def stop(self) -> None:
@@ -124,10 +133,17 @@ def _headers_too_large(protocol: BoundedH11Protocol | BoundedHttpToolsProtocol) 
 def _answer_and_close(
     protocol: BoundedH11Protocol | BoundedHttpToolsProtocol, status: int, code: str, detail: str
 ) -> None:
-    """Answer with the bridge's error and close the connection."""
+    """Answer with the bridge's error and close the connection; the answer is counted
+    and logged like every other (`middleware.note_answer`), as a request that matched
+    no route and whose method was not read."""
     protocol._unset_keepalive_if_required()
-    protocol.transport.write(_refusal(status, code, detail, protocol.server_state.default_headers))
+    request_id = new_request_id()
+    default_headers = protocol.server_state.default_headers
+    protocol.transport.write(_refusal(request_id, status, code, detail, default_headers))
     protocol.transport.close()
+    if protocol.metrics is not None:
+        seconds = protocol._clock.elapsed()
+        note_answer(protocol.metrics, request_id, UNREAD_METHOD, UNMATCHED_ROUTE, status, seconds)
 
 
 class BoundedH11Protocol(H11Protocol):
@@ -137,6 +153,7 @@ class BoundedH11Protocol(H11Protocol):
 
     header_timeout = 10.0
     max_header_bytes = 16 * 1024
+    metrics: BridgeMetrics | None = None  # where its own refusals are counted
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -184,6 +201,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     header_timeout = 10.0
     max_header_bytes = 16 * 1024
+    metrics: BridgeMetrics | None = None  # where its own refusals are counted
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -249,6 +267,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             _headers_too_slow(self, begun=bool(self._received))
 
 
+def bridge_metrics(app: FastAPI) -> BridgeMetrics | None:
+    """The metrics `app.create_app` keeps on the app's state (None for another app)."""
+    metrics = getattr(app.state, "metrics", None)
+    return metrics if isinstance(metrics, BridgeMetrics) else None
+
+
 def http_server(app: FastAPI, settings: BridgeSettings) -> uvicorn.Server:
     """The HTTP server of the bridge. uvicorn's own X-Forwarded-For handling is off:
     the bridge believes that header only from its configured trusted proxies. The event
@@ -265,6 +289,7 @@ def http_server(app: FastAPI, settings: BridgeSettings) -> uvicorn.Server:
         {
             "header_timeout": settings.bridge_header_timeout_seconds,
             "max_header_bytes": settings.bridge_max_header_bytes,
+            "metrics": bridge_metrics(app),
         },
     )
     config = uvicorn.Config(

@@ -1,7 +1,9 @@
 """Prometheus metrics of one bridge, in a registry of its own.
 
 Requests are labelled by route template (`/api/v1/orders/{order_id}`), never by raw
-path, so an id in a URL cannot blow up the number of series.
+path, so an id in a URL cannot blow up the number of series; a request that matched no
+route, or that the HTTP protocol refused before any route was looked up, is
+`route="unmatched"`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, g
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 UNMATCHED_ROUTE = "unmatched"
+# The method label of a request the HTTP protocol refused before it was one (malformed,
+# headers too slow or too large: `http_server.py`); its route is UNMATCHED_ROUTE.
+UNREAD_METHOD = "unread"
 
 
 class BridgeMetrics:

@@ -60,6 +60,25 @@ def envelope_headers(request_id: str, route: str, private: bool) -> list[tuple[s
     return headers
 
 
+def note_answer(
+    metrics: BridgeMetrics, request_id: str, method: str, route: str, status: int, seconds: float
+) -> None:
+    """The one record of an answered request: its count and time in `metrics`, and the
+    access log line (debug; with its request id). For the envelope below and for the
+    refusals the HTTP protocol writes itself (`http_server.py`)."""
+    metrics.observe(method, route, status, seconds)
+    log.debug(
+        "http answered",
+        extra={
+            "request_id": request_id,
+            "method": method,
+            "route": route,
+            "status": status,
+            "ms": round(seconds * 1000, 2),
+        },
+    )
+
+
 @dataclass
 class RequestInfo:
     request_id: str
@@ -168,14 +187,8 @@ class EnvelopeMiddleware:
                 for name, value in info.rate_headers.items():
                     out.setdefault(name, value)
                 elapsed = time.perf_counter() - started
-                self._metrics.observe(method, info.route, message["status"], elapsed)
-                log.debug(
-                    "http answered",
-                    extra={
-                        "route": info.route,
-                        "status": message["status"],
-                        "ms": round(elapsed * 1000, 2),
-                    },
+                note_answer(
+                    self._metrics, info.request_id, method, info.route, message["status"], elapsed
                 )
             await send(message)
 

@@ -5,6 +5,7 @@ change nothing."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from trading.v1 import order_pb2, order_pb2_grpc
 
 from tests.e2e.conftest import Account, Bridge, Stack
@@ -327,17 +329,35 @@ def _malformed_request(port: int) -> bytes:
         return _closed_within(client, 15)
 
 
+def _unmatched_answers(http: httpx.Client) -> dict[tuple[str, str], float]:
+    """(method, status) -> count of the bridge's answers to requests that matched no
+    route, as its /metrics page says."""
+    page = http.get("/metrics").text
+    return {
+        (sample.labels["method"], sample.labels["status"]): sample.value
+        for family in text_string_to_metric_families(page)
+        if family.name == "bridge_http_requests"
+        for sample in family.samples
+        if sample.name == "bridge_http_requests_total" and sample.labels["route"] == "unmatched"
+    }
+
+
 @pytest.mark.parametrize("parser", ["httptools", "h11"])
 def test_the_protocols_own_refusals_carry_the_envelope_of_every_answer(
-    start_bridge: Callable[..., Bridge], parser: str
+    start_bridge: Callable[..., Bridge], parser: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """... and are counted and logged as every answer is: route "unmatched" in
+    bridge_http_requests_total, and one access line with the answer's request id."""
+    caplog.set_level(logging.DEBUG, logger="rest_bridge.middleware")
     bridge = start_bridge(
         bridge_http_parser=parser, bridge_header_timeout_seconds=1.0, bridge_max_header_bytes=4096
     )
     port = int(bridge.url.rsplit(":", 1)[1])
     with bridge.client() as http:
         usual = http.get(PROTECTED)  # a 401 written by the app
+        before = _unmatched_answers(http)
     assert usual.status_code == 401
+    request_ids = []
     for send, status, code in (
         (_slow_headers, 408, "REQUEST_TIMEOUT"),
         (_trickled_headers, 431, "HEADERS_TOO_LARGE"),
@@ -360,3 +380,20 @@ def test_the_protocols_own_refusals_carry_the_envelope_of_every_answer(
         # Rendered as every other answer (no spaces after separators).
         assert body == json.dumps(document, separators=(",", ":")).encode()
         assert usual.content == json.dumps(usual.json(), separators=(",", ":")).encode()
+        request_ids.append((headers["x-request-id"], status))
+    with bridge.client() as http:
+        after = _unmatched_answers(http)
+    for counted in ("408", "431", "400"):
+        key = ("unread", counted)
+        assert after.get(key, 0) == before.get(key, 0) + 1, (counted, before, after)
+    logged = {
+        (getattr(record, "request_id", None), getattr(record, "status", None)): vars(record)
+        for record in caplog.records
+        if record.getMessage() == "http answered"
+    }
+    for request_id, status in request_ids:
+        line = logged.get((request_id, status))
+        assert line is not None, (request_id, status)
+        assert (line["method"], line["route"]) == ("unread", "unmatched")
+    # The app's own answers are logged by the same line.
+    assert (usual.headers["x-request-id"], 401) in logged
