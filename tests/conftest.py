@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,3 +101,13 @@ def audit_records() -> Iterator[list[dict[str, Any]]]:
     finally:
         stream.removeHandler(handler)
         stream.setLevel(level)
+
+
+@pytest.fixture
+def own_store() -> Iterator[Engine]:
+    """A dynalite for this test only (in memory): the one the test kills or stops."""
+    engine = start_dynalite()
+    yield engine
+    if engine.process.poll() is None:
+        os.kill(engine.process.pid, signal.SIGCONT)  # a stopped engine cannot terminate
+    engine.stop()

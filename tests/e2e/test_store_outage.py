@@ -18,20 +18,11 @@ import httpx
 import pytest
 
 from common.dynamo import ensure_table, make_client
-from devstack.engines import Engine, start_dynalite
+from devstack.engines import Engine
 from tests.e2e.conftest import Bridge, Stack, grpc_serving, sign_up, wait_until
 from tests.support import STORE_DEFAULTS, tls_settings
 
 ORDER = {"order_type": "market_buy", "asset_id": "BTC", "quantity": "0.001"}
-
-
-@pytest.fixture
-def own_store() -> Iterator[Engine]:
-    engine = start_dynalite()
-    yield engine
-    if engine.process.poll() is None:
-        os.kill(engine.process.pid, signal.SIGCONT)
-    engine.stop()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import grpc
 import pytest
@@ -22,7 +22,7 @@ from common.channels import CallPolicy, make_channel
 from common.context import deadline_var, outliving_the_request
 from common.dynamo import StoreBudget, Table, ensure_table, make_client
 from common.errors import DeadlineExceeded
-from devstack.engines import Engine, start_dynalite
+from devstack.engines import Engine
 from svc_order.config import OrderSettings
 from svc_order.server import SERVICE_NAME
 from tests.integration.order_fixtures import OrderEndpoint, Trader, reason_of, refused
@@ -30,16 +30,6 @@ from tests.support import STORE_DEFAULTS
 
 # The channel's budget is ample, so only the store's own budget limits the attempts.
 ROOMY = CallPolicy(default_deadline=10, budget=10, retries=True)
-
-
-@pytest.fixture
-def own_store() -> Iterator[Engine]:
-    """A dynalite for this test only: the one it kills or stops."""
-    engine = start_dynalite()
-    yield engine
-    if engine.process.poll() is None:
-        os.kill(engine.process.pid, signal.SIGCONT)
-    engine.stop()
 
 
 class SentRequests:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import grpc
 import pytest
@@ -19,7 +19,7 @@ from trading.v1 import inventory_pb2, inventory_pb2_grpc, order_pb2, user_pb2, u
 from common.dynamo import STORE_RETRY_AFTER_SECONDS, ensure_table, make_client
 from common.grpc_errors import error_info
 from common.health import dependency_health_name
-from devstack.engines import Engine, start_dynalite
+from devstack.engines import Engine
 from svc_inventory.__main__ import build as build_inventory
 from svc_order.config import OrderSettings
 from svc_user.__main__ import build as build_user
@@ -33,16 +33,6 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 # What a client of these tests waits at most; a stalled store must answer well before.
 CLIENT_DEADLINE_SECONDS = 5.0
-
-
-@pytest.fixture
-def own_store() -> Iterator[Engine]:
-    """A dynalite for this test only (in memory): the one the test kills or stops."""
-    engine = start_dynalite()
-    yield engine
-    if engine.process.poll() is None:
-        os.kill(engine.process.pid, signal.SIGCONT)
-    engine.stop()
 
 
 def kill(engine: Engine) -> None:
