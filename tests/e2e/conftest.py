@@ -1,6 +1,12 @@
 """The REST bridge served for real (uvicorn on an ephemeral loopback port, in a thread)
 in front of svc_user, svc_inventory and svc_order started in this process.
 
+svc_order runs as two servers on their own ports and one table, as `./dev up` runs it
+with ORDER_PROCESSES=2: the bridge and svc_user reach them through the comma-separated
+address, balanced round robin, so every route's answer, race, key and fault here holds
+with an account served by two processes at once (only the account's version condition
+referees between them; the per-process user locks do not).
+
 `start_bridge(**overrides)` starts more bridges with other settings (small limits, a
 dead Redis, a missing service); each gets its own Redis key prefix, so their buckets
 and login counters never meet.
@@ -13,7 +19,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +35,10 @@ from rest_bridge.__main__ import open_channels
 from rest_bridge.app import create_app
 from rest_bridge.config import BridgeSettings
 from rest_bridge.http_server import http_server
+from svc_order.config import OrderSettings
+from svc_order.domain import AppliedOperation, OperationKind
+from svc_order.domain.records import order_id_of
+from svc_order.service import WriteHook, WriteStage
 from svc_user.config import UserSettings
 from tests.support import Pki, dial, tls_settings, unique
 from tests.user_service import STRONG_PASSWORD
@@ -75,12 +85,76 @@ def dead_address() -> str:
         return f"127.0.0.1:{probe.getsockname()[1]}"
 
 
+# svc_order's servers in the session's stack (ORDER_PROCESSES of `./dev up`).
+ORDER_SERVERS = 2
+
+
+def addresses(*ports: int) -> str:
+    """The address of a service served on `ports` (several: balanced round robin)."""
+    return ",".join(f"127.0.0.1:{port}" for port in ports)
+
+
+class WrittenOrders:
+    """The ids of the orders one svc_order server wrote (its account write won): its
+    write hook, so that a test can tell which process served a request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids: set[str] = set()
+
+    def __call__(self, stage: WriteStage, operation: AppliedOperation) -> None:
+        if stage is WriteStage.AFTER_ACCOUNT_WRITE and operation.kind in (
+            OperationKind.BUY,
+            OperationKind.SELL,
+        ):
+            with self._lock:
+                self._ids.add(order_id_of(operation))
+
+    def __contains__(self, order_id: object) -> bool:
+        with self._lock:
+            return order_id in self._ids
+
+
+def build_orders(
+    settings: OrderSettings, pki: Pki, hooks: Sequence[WriteHook | None]
+) -> tuple[Any, ...]:
+    """One svc_order server per hook (each on its own port, all on `settings`' table),
+    once each reports SERVING; the caller shuts them down."""
+    from svc_order.__main__ import build as build_order
+
+    orders: list[Any] = []
+    try:
+        for hook in hooks:
+            orders.append(build_order(settings, write_hook=hook))
+        for order in orders:
+            wait_until(
+                lambda order=order: grpc_serving(order.port, pki, "svc_order"),  # type: ignore[misc]
+                "svc_order reports SERVING",
+            )
+    except BaseException:
+        for order in orders:
+            order.shutdown()
+        raise
+    return tuple(orders)
+
+
 @dataclass
 class Stack:
     user: RunningServer
     inventory: Any  # svc_inventory.__main__.InventoryServer
-    order: Any  # svc_order.__main__.OrderServer
+    orders: tuple[Any, ...]  # svc_order.__main__.OrderServer, each on its own port
+    written: tuple[WrittenOrders, ...]  # what each of `orders` wrote, in that order
     pki: Pki = None  # the certificates when the run is on mTLS
+
+    @property
+    def order(self) -> Any:
+        """The first svc_order server (a test that dials one process)."""
+        return self.orders[0]
+
+    @property
+    def order_address(self) -> str:
+        """Every svc_order server, as its clients are given them."""
+        return addresses(*(order.port for order in self.orders))
 
 
 @pytest.fixture(scope="session")
@@ -93,9 +167,8 @@ def stack(
     wire_pki: Pki,
 ) -> Iterator[Stack]:
     from svc_inventory.__main__ import build as build_inventory
-    from svc_order.__main__ import build as build_order
     from svc_user.__main__ import build as build_user
-    from tests.integration.inventory_fixtures import inventory_settings
+    from tests.integration.inventory_fixtures import STREAMS, inventory_settings
     from tests.integration.order_fixtures import order_settings
 
     inventory = build_inventory(
@@ -105,6 +178,9 @@ def stack(
             table_prefix,
             # Slower than the integration suite's ticks: this machine is shared.
             price_tick_seconds=0.25,
+            # Each svc_order server holds one price stream of its own (its quotes), as
+            # each process does under `./dev up`: the browsers' places come on top.
+            max_price_streams=STREAMS + ORDER_SERVERS,
             user_service_addr=f"127.0.0.1:{user_server.port}",
             client_address_trusted_peers=LOOPBACK,
             **tls_settings(wire_pki, "svc_inventory"),
@@ -122,28 +198,29 @@ def stack(
     ensure_table(
         make_client(dynamodb_endpoint, settings.aws_region), table_prefix + settings.trading_table
     )
-    order = build_order(settings)
+    written = tuple(WrittenOrders() for _ in range(ORDER_SERVERS))
+    orders = build_orders(settings, wire_pki, written)
     wait_until(
         lambda: grpc_serving(inventory.port, wire_pki, "svc_inventory"),
         "svc_inventory reports SERVING",
     )
-    wait_until(lambda: grpc_serving(order.port, wire_pki, "svc_order"), "svc_order reports SERVING")
     # The bridge's svc_user reaches svc_order (data export, account closing); the
     # session's first svc_user, which svc_order and svc_inventory ask for keys, shares
     # its table and signing key.
     user = build_user(
         user_settings.model_copy(
             update={
-                "order_service_addr": f"127.0.0.1:{order.port}",
+                "order_service_addr": addresses(*(order.port for order in orders)),
                 "client_address_trusted_peers": LOOPBACK,
             }
         )
     )
     wait_until(lambda: grpc_serving(user.port, wire_pki, "svc_user"), "svc_user reports SERVING")
-    yield Stack(user, inventory, order, wire_pki)
+    yield Stack(user, inventory, orders, written, wire_pki)
     user.shutdown()
     # shutdown, not only the server: svc_order's price trigger and sweep stop too.
-    order.shutdown()
+    for order in orders:
+        order.shutdown()
     inventory.shutdown()
 
 
@@ -191,7 +268,7 @@ def bridge_settings(stack: Stack, redis_url: str) -> Callable[..., BridgeSetting
             "redis_url": redis_url,
             "user_service_addr": f"127.0.0.1:{stack.user.port}",
             "inventory_service_addr": f"127.0.0.1:{stack.inventory.port}",
-            "order_service_addr": f"127.0.0.1:{stack.order.port}",
+            "order_service_addr": stack.order_address,
             "rate_limit_key_prefix": f"test-{uuid.uuid4().hex[:8]}",
             "cors_allow_origins": ["https://app.example.org"],
             "shutdown_grace_seconds": 0,

@@ -17,7 +17,16 @@ import pytest
 
 from common.dynamo import ensure_table, make_client
 from common.server import RunningServer
-from tests.e2e.conftest import Account, Bridge, grpc_serving, sign_up, wait_until
+from tests.e2e.conftest import (
+    ORDER_SERVERS,
+    Account,
+    Bridge,
+    addresses,
+    build_orders,
+    grpc_serving,
+    sign_up,
+    wait_until,
+)
 from tests.integration.scripted_market import ScriptedMarket
 from tests.support import Pki, tls_settings
 
@@ -49,7 +58,6 @@ def scripted(
     wire_pki: Pki,
 ) -> Iterator[ScriptedStack]:
     from svc_inventory.__main__ import build as build_inventory
-    from svc_order.__main__ import build as build_order
     from tests.integration.inventory_fixtures import inventory_settings
     from tests.integration.order_fixtures import order_settings
 
@@ -75,18 +83,20 @@ def scripted(
         **tls_settings(wire_pki, "svc_order"),
     )
     ensure_table(make_client(dynamodb_endpoint, settings.aws_region), prefix + "trading")
-    order = build_order(settings)
+    # Two, like the session's: each runs its price trigger and expiry sweep, and a
+    # user's order events reach their stream whichever process wrote them.
+    orders = build_orders(settings, wire_pki, [None] * ORDER_SERVERS)
     wait_until(
         lambda: grpc_serving(inventory.port, wire_pki, "svc_inventory"),
         "svc_inventory reports SERVING",
     )
-    wait_until(lambda: grpc_serving(order.port, wire_pki, "svc_order"), "svc_order reports SERVING")
     bridge = start_bridge(
         inventory_service_addr=f"127.0.0.1:{inventory.port}",
-        order_service_addr=f"127.0.0.1:{order.port}",
+        order_service_addr=addresses(*(order.port for order in orders)),
     )
     yield ScriptedStack(market, bridge)
-    order.shutdown()
+    for order in orders:
+        order.shutdown()
     inventory.shutdown()
 
 

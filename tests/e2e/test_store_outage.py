@@ -2,7 +2,8 @@
 503 with Retry-After (never a 500), and /health answers 503 `degraded` naming the store;
 a stalled store (SIGSTOP) is a quick 503 too, not a 504 at the end of the deadline.
 
-svc_order runs on a dynalite of this test's own (a real process), which the test kills.
+svc_order runs as two servers (round robin) on a dynalite of this test's own (a real
+process), which the test kills.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ import pytest
 
 from common.dynamo import ensure_table, make_client
 from devstack.engines import Engine
-from tests.e2e.conftest import Bridge, Stack, grpc_serving, sign_up, wait_until
+from tests.e2e.conftest import (
+    ORDER_SERVERS,
+    Bridge,
+    Stack,
+    addresses,
+    build_orders,
+    sign_up,
+    wait_until,
+)
 from tests.support import STORE_DEFAULTS, tls_settings
 
 ORDER = {"order_type": "market_buy", "asset_id": "BTC", "quantity": "0.001"}
@@ -33,7 +42,6 @@ def bridge_on_own_store(
     table_prefix: str,
     start_bridge: Callable[..., Bridge],
 ) -> Iterator[Bridge]:
-    from svc_order.__main__ import build as build_order
     from tests.integration.order_fixtures import order_settings
 
     settings = order_settings(
@@ -48,14 +56,13 @@ def bridge_on_own_store(
     ensure_table(
         make_client(own_store.url, settings.aws_region), table_prefix + settings.trading_table
     )
-    order = build_order(settings)
+    # Two servers on it, like the session's: the store is down for both processes.
+    orders = build_orders(settings, stack.pki, [None] * ORDER_SERVERS)
     try:
-        wait_until(
-            lambda: grpc_serving(order.port, stack.pki, "svc_order"), "svc_order reports SERVING"
-        )
-        yield start_bridge(order_service_addr=f"127.0.0.1:{order.port}")
+        yield start_bridge(order_service_addr=addresses(*(order.port for order in orders)))
     finally:
-        order.shutdown()
+        for order in orders:
+            order.shutdown()
 
 
 def test_orders_answer_503_with_retry_after_once_the_store_is_killed(
