@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import cycle, islice
 
 import grpc
 import jwt
@@ -282,6 +283,26 @@ def orders(order_endpoint: OrderEndpoint) -> order_pb2_grpc.OrderServiceStub:
     return order_endpoint.stub
 
 
+@pytest.fixture(scope="module")
+def second_orders(
+    start_order_server: Callable[..., OrderEndpoint],
+) -> order_pb2_grpc.OrderServiceStub:
+    """Another svc_order of this module on its own port, on the same table."""
+    return start_order_server().stub
+
+
+@pytest.fixture(params=[1, 2], ids=["one-server", "two-servers"])
+def order_servers(
+    request: pytest.FixtureRequest, orders: order_pb2_grpc.OrderServiceStub
+) -> tuple[order_pb2_grpc.OrderServiceStub, ...]:
+    """The servers a test alternates its calls over: the session's svc_order alone (its
+    per-user lock queues one user's changes), then it and `second_orders` side by side
+    (only the account item's version condition referees between the two processes)."""
+    if request.param == 1:
+        return (orders,)
+    return (orders, request.getfixturevalue("second_orders"))
+
+
 def unreachable_address() -> str:
     """A loopback port nobody listens on (it was free a moment ago)."""
     return f"127.0.0.1:{free_port()}"
@@ -449,19 +470,36 @@ def trader(new_trader: Callable[[], Trader], market: FakeInventory) -> Trader:
     return new_trader()
 
 
+@pytest.fixture
+def racers(
+    trader: Trader, order_servers: tuple[order_pb2_grpc.OrderServiceStub, ...]
+) -> tuple[Trader, ...]:
+    """`trader` once on each of `order_servers` (the first is `trader` itself)."""
+    return tuple(trader.via(stub) for stub in order_servers)
+
+
+def alternating(racers: tuple[Trader, ...], count: int) -> list[Trader]:
+    """`count` callers taken from `racers` in turn."""
+    return list(islice(cycle(racers), count))
+
+
 __all__ = [
     "CALL_TIMEOUT",
     "FakeInventory",
     "OrderEndpoint",
     "Trader",
+    "alternating",
     "fake_inventory_server",
     "make_order_settings",
     "market",
     "new_trader",
     "order_endpoint",
+    "order_servers",
     "orders",
+    "racers",
     "reason_of",
     "refused",
+    "second_orders",
     "start_order_server",
     "trader",
     "unreachable_address",

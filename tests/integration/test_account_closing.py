@@ -1,5 +1,6 @@
 """Closing a trading account against real svc_order and dynalite: deposits racing the
-close never leave money in a closed account; a closed account refuses every change."""
+close (on one server, and over two side by side) never leave money in a closed account;
+a closed account refuses every change."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from trading.v1 import order_pb2
 
-from tests.integration.order_fixtures import CALL_TIMEOUT, Trader, reason_of, refused
+from tests.integration.order_fixtures import (
+    CALL_TIMEOUT,
+    Trader,
+    alternating,
+    reason_of,
+    refused,
+)
 
 
 def close(trader: Trader) -> order_pb2.CloseTradingAccountResponse:
@@ -35,13 +42,18 @@ def test_a_closed_account_refuses_every_change_and_closing_again_answers_the_sam
     assert trader.balance() == "0.00"
 
 
-def test_deposits_racing_a_close_never_leave_money_in_a_closed_account(trader: Trader) -> None:
+def test_deposits_racing_a_close_never_leave_money_in_a_closed_account(
+    racers: tuple[Trader, ...],
+) -> None:
+    # With two servers the deposits alternate over both and the close goes through the
+    # second: only the account's version condition orders them.
+    trader = racers[0]
     start = threading.Barrier(11)
 
-    def deposit(_: int) -> str:
+    def deposit(via: Trader) -> str:
         start.wait()
         try:
-            trader.deposit("10")
+            via.deposit("10")
         except grpc.RpcError as error:
             return reason_of(error)
         return "OK"
@@ -49,13 +61,13 @@ def test_deposits_racing_a_close_never_leave_money_in_a_closed_account(trader: T
     def closing() -> str:
         start.wait()
         try:
-            close(trader)
+            close(racers[-1])
         except grpc.RpcError as error:
             return reason_of(error)
         return "OK"
 
     with ThreadPoolExecutor(max_workers=11) as pool:
-        deposits = [pool.submit(deposit, n) for n in range(10)]
+        deposits = [pool.submit(deposit, via) for via in alternating(racers, 10)]
         closed = pool.submit(closing)
         outcomes = [f.result() for f in deposits]
         was_closed = closed.result() == "OK"

@@ -14,12 +14,11 @@ from functools import partial
 from typing import TypeVar
 
 import grpc
-import pytest
 from trading.v1 import order_pb2, order_pb2_grpc
 
 from common.dynamo import make_client, to_attributes
 from svc_order.config import OrderSettings
-from tests.integration.order_fixtures import OrderEndpoint, Trader, reason_of, refused
+from tests.integration.order_fixtures import Trader, reason_of, refused
 from tests.integration.order_processes import *  # noqa: F403
 from tests.integration.order_processes import OrderProcess
 
@@ -30,14 +29,6 @@ SMALL = "0.001"
 SMALL_COST = Decimal("3.00")
 
 T = TypeVar("T")
-
-
-@pytest.fixture(scope="module")
-def second_orders(
-    start_order_server: Callable[..., OrderEndpoint],
-) -> order_pb2_grpc.OrderServiceStub:
-    """Another in-process svc_order on its own port, on the same table."""
-    return start_order_server().stub
 
 
 def all_at_once(calls: list[Callable[[], T]]) -> list[T]:

@@ -1,5 +1,8 @@
 """Concurrency invariants with real concurrent RPCs: no overdraft, no oversell, one effect
-per idempotency key, also when two svc_order instances serve one account side by side."""
+per idempotency key. Every race runs twice (`racers`): against one svc_order, whose
+per-user lock queues one account's changes, and with its calls alternating over two
+svc_order servers side by side on one table, where only the account item's version
+condition referees."""
 
 from __future__ import annotations
 
@@ -9,13 +12,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from functools import partial
-from itertools import cycle, islice
 
 import grpc
-import pytest
-from trading.v1 import order_pb2, order_pb2_grpc
+from trading.v1 import order_pb2
 
-from tests.integration.order_fixtures import OrderEndpoint, Trader, reason_of, refused
+from tests.integration.order_fixtures import Trader, alternating, reason_of, refused
 
 # 0.001 BTC at the default 50000.00 costs exactly 50.00.
 UNIT = "0.001"
@@ -30,10 +31,6 @@ def outcome(call: Callable[[], object]) -> str:
     except grpc.RpcError as error:
         return f"{error.code().name}:{reason_of(error)}"
     return "OK"
-
-
-def alternating(traders: tuple[Trader, ...], count: int) -> list[Trader]:
-    return list(islice(cycle(traders), count))
 
 
 def race(calls: list[Callable[[], object]]) -> Counter[str]:
@@ -70,14 +67,6 @@ class BalanceWatcher:
         self._thread.join()
 
 
-@pytest.fixture(scope="module")
-def second_orders(
-    start_order_server: Callable[..., OrderEndpoint],
-) -> order_pb2_grpc.OrderServiceStub:
-    """Another svc_order on its own port, on the same table."""
-    return start_order_server().stub
-
-
 def funded_for(trader: Trader, affordable: int, change: str = "20.00") -> Decimal:
     """Deposits the cost of exactly `affordable` units plus less than one more."""
     initial = UNIT_COST * affordable + Decimal(change)
@@ -99,45 +88,56 @@ def assert_exact_fills(
     assert sum(Decimal(t.amount) for t in ledger.transactions) == Decimal(trader.balance())
 
 
-def test_concurrent_buys_fill_exactly_what_the_cash_affords(trader: Trader) -> None:
+def test_concurrent_buys_fill_exactly_what_the_cash_affords(racers: tuple[Trader, ...]) -> None:
+    trader = racers[0]
     affordable = 13
     initial = funded_for(trader, affordable)
-    with BalanceWatcher(trader) as watcher:
-        results = race([lambda: trader.buy("BTC", UNIT) for _ in range(RACERS)])
+    # The watcher reads through the last server: with two, not the one funded through.
+    with BalanceWatcher(racers[-1]) as watcher:
+        results = race([partial(side.buy, "BTC", UNIT) for side in alternating(racers, RACERS)])
     assert_exact_fills(results, trader, initial, affordable)
     assert watcher.seen, "the watcher read no balance"
     possible = {initial - n * UNIT_COST for n in range(affordable + 1)}
     assert set(watcher.seen) <= possible
 
 
-def test_two_servers_side_by_side_never_overdraw(
-    trader: Trader, second_orders: order_pb2_grpc.OrderServiceStub
-) -> None:
+def test_buys_for_all_but_a_cent_of_the_cash_never_overdraw(racers: tuple[Trader, ...]) -> None:
+    trader = racers[0]
     affordable = 9
     initial = funded_for(trader, affordable, change="49.99")
-    elsewhere = trader.via(second_orders)
-    sides = (trader, elsewhere)
-    with BalanceWatcher(elsewhere) as watcher:
-        results = race([partial(side.buy, "BTC", UNIT) for side in alternating(sides, RACERS)])
+    with BalanceWatcher(racers[-1]) as watcher:
+        results = race([partial(side.buy, "BTC", UNIT) for side in alternating(racers, RACERS)])
     assert_exact_fills(results, trader, initial, affordable)
     assert min(watcher.seen) >= 0
 
 
-def test_concurrent_sells_never_sell_more_than_held(trader: Trader) -> None:
+def test_concurrent_withdrawals_never_take_more_than_the_balance(
+    racers: tuple[Trader, ...],
+) -> None:
+    trader = racers[0]
+    trader.deposit("1000")
+    results = race([partial(side.withdraw, "150") for side in alternating(racers, 20)])
+    assert results == {"OK": 6, "FAILED_PRECONDITION:INSUFFICIENT_FUNDS": 14}
+    assert trader.balance() == "100.00"
+    ledger = trader.cash_transactions(limit=100)
+    assert [t.amount for t in ledger.transactions].count("-150.00") == 6
+    assert sum(Decimal(t.amount) for t in ledger.transactions) == Decimal("100.00")
+
+
+def test_concurrent_sells_never_sell_more_than_held(racers: tuple[Trader, ...]) -> None:
+    trader = racers[0]
     held, sellers = 4, 12
     trader.deposit("1000")
     trader.buy("BTC", f"{Decimal(UNIT) * held}")
-    results = race([lambda: trader.sell("BTC", UNIT) for _ in range(sellers)])
+    results = race([partial(side.sell, "BTC", UNIT) for side in alternating(racers, sellers)])
     assert results == {"OK": held, "FAILED_PRECONDITION:INSUFFICIENT_HOLDINGS": sellers - held}
     assert refused(lambda: trader.asset_balance("BTC")).code() == grpc.StatusCode.NOT_FOUND
     assert trader.balance() == "1000.00"
 
 
-def test_one_idempotency_key_places_one_order(
-    trader: Trader, second_orders: order_pb2_grpc.OrderServiceStub
-) -> None:
+def test_one_idempotency_key_places_one_order(racers: tuple[Trader, ...]) -> None:
+    trader = racers[0]
     trader.deposit("1000")
-    elsewhere = trader.via(second_orders)
     answers: list[order_pb2.Order] = []
     lock = threading.Lock()
 
@@ -146,26 +146,29 @@ def test_one_idempotency_key_places_one_order(
         with lock:
             answers.append(order)
 
-    results = race([partial(place, side) for side in alternating((trader, elsewhere), 20)])
+    results = race([partial(place, side) for side in alternating(racers, 20)])
     assert results == {"OK": 20}
-    answers.extend(trader.buy("BTC", UNIT, key="buy-once") for _ in range(5))
+    answers.extend(side.buy("BTC", UNIT, key="buy-once") for side in alternating(racers, 5))
     assert len(answers) == 25
     assert all(answer == answers[0] for answer in answers)
     assert [o.order_id for o in trader.list_orders().data] == [answers[0].order_id]
     assert trader.balance() == "950.00"
 
 
-def test_one_key_with_another_body_is_refused(trader: Trader) -> None:
+def test_one_key_with_another_body_is_refused(racers: tuple[Trader, ...]) -> None:
+    trader, elsewhere = racers[0], racers[-1]
     trader.deposit("1000")
     trader.buy("BTC", UNIT, key="k-1")
+    # Each conflicting body is tried through the other server too (when there are two).
     for other in (
-        lambda: trader.buy("BTC", "0.002", key="k-1"),
-        lambda: trader.buy("ETH", UNIT, key="k-1"),
-        lambda: trader.sell("BTC", UNIT, key="k-1"),
-        lambda: trader.buy("BTC", UNIT, key="k-1", price="60000"),
+        lambda via: via.buy("BTC", "0.002", key="k-1"),
+        lambda via: via.buy("ETH", UNIT, key="k-1"),
+        lambda via: via.sell("BTC", UNIT, key="k-1"),
+        lambda via: via.buy("BTC", UNIT, key="k-1", price="60000"),
     ):
-        error = refused(other)
-        assert error.code() == grpc.StatusCode.ALREADY_EXISTS
-        assert reason_of(error) == "IDEMPOTENCY_CONFLICT"
+        for via in (trader, elsewhere):
+            error = refused(partial(other, via))
+            assert error.code() == grpc.StatusCode.ALREADY_EXISTS
+            assert reason_of(error) == "IDEMPOTENCY_CONFLICT"
     assert trader.balance() == "950.00"
     assert len(trader.list_orders().data) == 1
