@@ -290,11 +290,16 @@ def main() -> int:
         help="instead: py-spy profiles of every process under the heaviest load "
         "(bench/profile.py; --write-results names their folder)",
     )
+    parser.add_argument(
+        "--gil",
+        action="store_true",
+        help="with --profile: only samples that hold the GIL (the Python CPU, no waits)",
+    )
     args = parser.parse_args()
     if args.profile:
         from bench import profile
 
-        return profile.main(args.write_results)
+        return profile.main(args.write_results, gil=args.gil)
     if args.levers:
         from bench import levers
 

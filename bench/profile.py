@@ -1,13 +1,15 @@
 """Where the time goes: sampling profiles of every Python process of the platform while
 the heaviest scenario runs (market buys through the bridge, 16 workers).
 
-    ./dev bench --profile [--write-results DIR]
+    ./dev bench --profile [--gil] [--write-results DIR]
 
 py-spy (from PyPI) samples each process from outside, 100 times a second, idle
-threads left out; it writes collapsed stacks (`<process>.txt`, readable by
-speedscope and flamegraph tools) and this prints each process's heaviest frames by
-own time and by inclusive time. Needs the right to trace the processes (root, or
-ptrace_scope 0).
+threads left out; with `--gil` only the samples of the thread holding the GIL, i.e.
+the process's Python CPU (without it a thread waiting in a socket read or on a lock
+counts too, so waits on the engines weigh in). It writes collapsed stacks
+(`<process>.txt`, readable by speedscope and flamegraph tools) and this prints each
+process's heaviest frames by own time and by inclusive time. Needs the right to trace
+the processes (root, or ptrace_scope 0).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def heaviest(collapsed: Path) -> tuple[Counter[str], Counter[str], int]:
     return own, inclusive, total
 
 
-def main(out_dir: Path | None) -> int:
+def main(out_dir: Path | None, gil: bool = False) -> int:
     from bench.__main__ import OVERRIDES, bridge_calls, trader_tokens
 
     target = out_dir or Path(tempfile.mkdtemp(prefix="bench-profile-"))
@@ -85,6 +87,7 @@ def main(out_dir: Path | None) -> int:
                             "--output",
                             str(output),
                             "--nonblocking",
+                            *(["--gil"] if gil else []),
                         ],
                         stdout=subprocess.DEVNULL,
                         stderr=subprocess.PIPE,
