@@ -64,6 +64,25 @@ def test_a_malformed_conditional_write_raises_and_is_not_a_failed_condition(
     assert refused.value.response["Error"]["Code"] == "ValidationException"
 
 
+def test_the_services_client_leaves_request_checks_to_the_engine(
+    dynamodb_endpoint: str, table: Table
+) -> None:
+    # Services skip botocore's own check of each request against the API model (issue
+    # #13): a request outside it still fails, refused by the engine (with botocore's
+    # check it would be a ParamValidationError, never sent).
+    budget = StoreBudget()
+    services = Table(
+        make_client(dynamodb_endpoint, "us-east-1", budget=budget, validate_parameters=False),
+        table.name,
+        budget,
+    )
+    table.put({"pk": "V", "sk": "1"})
+    with pytest.raises(ClientError) as refused:
+        next(services.query("V", page_size=0))  # the model's least Limit is 1
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert [item["sk"] for item in services.query("V")] == ["1"]
+
+
 def test_a_query_takes_one_condition_on_the_sort_key(table: Table) -> None:
     with pytest.raises(ValueError, match="one condition"):
         next(table.query("P", "ORDER#", at_least="ORDER#2025"))
