@@ -4,14 +4,23 @@ The algorithm is pinned (EdDSA over Ed25519): a token naming any other algorithm
 `none` included, is refused before its signature is looked at. Issuer, audience,
 expiry and type are required, and the token id and session id are checked against
 the revocation list.
+
+A service sees the same access token on every call of its session, and the signature
+and claims check of a token string is pure: `AccessTokenVerifier` remembers the
+tokens it verified (at most `MEMO_SIZE`, least recently used out) and serves one again
+only while it is unexpired and its key id still resolves to the very key that verified
+it (a key retired or replaced since empties the memo). The revocation check is not
+remembered: it runs on every call (issue #13).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
@@ -28,6 +37,9 @@ REQUIRED_CLAIMS = ("iss", "aud", "sub", "jti", "sid", "iat", "exp", "type")
 
 # After a failed key fetch, the next try waits this long.
 RETRY_SECONDS = 1.0
+# Verified access tokens a verifier remembers: one per active session, each about 2 KB
+# with its claims, so a few MB at most.
+MEMO_SIZE = 2048
 
 KeyResolver = Callable[[str], Ed25519PublicKey | None]
 
@@ -50,14 +62,49 @@ def decode_token(
     audience: str,
     resolve_key: KeyResolver,
 ) -> dict[str, Any]:
-    """The claims of a validly signed, unexpired token of the expected type."""
+    """The claims of a validly signed, unexpired token of the expected type.
+
+    Raises Unauthenticated (TOKEN_INVALID, TOKEN_EXPIRED), or Unavailable when the
+    keys cannot be fetched."""
+    return _verified(
+        token,
+        expected_type=expected_type,
+        issuer=issuer,
+        audience=audience,
+        resolve_key=resolve_key,
+    ).claims
+
+
+@dataclass(frozen=True)
+class _Verified:
+    """A token's claims and the key (and its id) whose signature check they passed."""
+
+    claims: dict[str, Any]
+    kid: str
+    key: Ed25519PublicKey
+
+    @property
+    def expired(self) -> bool:
+        # As PyJWT decides it (no leeway): expired once `exp` <= now.
+        return int(self.claims["exp"]) <= time.time()
+
+
+def _verified(
+    token: str,
+    *,
+    expected_type: str,
+    issuer: str,
+    audience: str,
+    resolve_key: KeyResolver,
+) -> _Verified:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as error:
         raise Unauthenticated("malformed token", reason="TOKEN_INVALID") from error
     if header.get("alg") != ALGORITHM:
         raise Unauthenticated("token algorithm not accepted", reason="TOKEN_INVALID")
-    key = resolve_key(str(header.get("kid", "")))
+    kid = str(header.get("kid", ""))
+    key = resolve_key(kid)
     if key is None:
         raise Unauthenticated("token signed by an unknown key", reason="TOKEN_INVALID")
     try:
@@ -75,10 +122,12 @@ def decode_token(
         raise Unauthenticated("invalid token", reason="TOKEN_INVALID") from error
     if claims.get("type") != expected_type:
         raise Unauthenticated("wrong token type", reason="TOKEN_INVALID")
-    return claims
+    return _Verified(claims, kid, key)
 
 
 class AccessTokenVerifier:
+    """The caller of a request, from its access token (see the module's docstring)."""
+
     def __init__(
         self,
         *,
@@ -86,20 +135,37 @@ class AccessTokenVerifier:
         audience: str,
         resolve_key: KeyResolver,
         revocations: RevocationList,
+        memo_size: int = MEMO_SIZE,
     ) -> None:
         self._issuer = issuer
         self._audience = audience
         self._resolve_key = resolve_key
         self._revocations = revocations
+        # Only successes are remembered: a refused token is checked in full every time.
+        self._memo = functools.lru_cache(maxsize=memo_size)(self._check)
 
-    def verify(self, token: str) -> Identity:
-        claims = decode_token(
+    def _check(self, token: str) -> _Verified:
+        return _verified(
             token,
             expected_type=ACCESS,
             issuer=self._issuer,
             audience=self._audience,
             resolve_key=self._resolve_key,
         )
+
+    def verify(self, token: str) -> Identity:
+        """The verified, unrevoked caller; raises Unauthenticated (TOKEN_INVALID,
+        TOKEN_EXPIRED, TOKEN_REVOKED) or Unavailable (keys or revocation list)."""
+        verified = self._memo(token)
+        if verified.expired:
+            # The full check gives the answer (TOKEN_EXPIRED) as for a token never seen.
+            verified = self._check(token)
+        elif self._resolve_key(verified.kid) is not verified.key:
+            # The keys changed since (a key retired or replaced): nothing verified under
+            # the old ones is served again.
+            self._memo.cache_clear()
+            verified = self._memo(token)
+        claims = verified.claims
         if self._revocations.is_revoked(claims["jti"], claims["sid"]):
             raise Unauthenticated("token revoked", reason="TOKEN_REVOKED")
         return Identity(
