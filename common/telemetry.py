@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import grpc
 from opentelemetry import context as otel_context
@@ -78,11 +78,54 @@ def _one_line(span: ReadableSpan) -> str:
     return str(span.to_json(indent=None)) + "\n"
 
 
+class _BatchAppender:
+    """The text sink of the spans file: what `ConsoleSpanExporter` writes of one batch
+    is kept until its `flush` (once per batch) and appended in one write(2) on an
+    O_APPEND descriptor. One system call per batch instead of one per span (issue
+    #13), and since each write lands whole at the end of the file, the lines of
+    processes sharing it never interleave."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        self._parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self._parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        data = "".join(self._parts).encode()
+        self._parts.clear()
+        while data:
+            data = data[os.write(self._fd, data) :]
+
+
+class _SpanResource(Resource):
+    """The process's resource, whose JSON `ReadableSpan.to_json` asks for with every span
+    (indented, so by json's pure-Python encoder, then parsed back): a resource never
+    changes, so its JSON is made once (issue #13)."""
+
+    def __init__(self, resource: Resource) -> None:
+        super().__init__(resource.attributes, resource.schema_url)
+        self._json: dict[int | None, str] = {}
+
+    def to_json(self, indent: int | None = 4) -> str:
+        if indent not in self._json:
+            self._json[indent] = super().to_json(indent)
+        return self._json[indent]
+
+
+def process_resource(service_name: str) -> Resource:
+    """The resource of this process's spans (`service.name` and the SDK's defaults, and
+    `OTEL_RESOURCE_ATTRIBUTES`), its JSON made once."""
+    return _SpanResource(Resource.create({"service.name": service_name}))
+
+
 def file_exporter(path: Path) -> SpanExporter:
-    """Spans as JSON lines appended to `path` (each line one `ReadableSpan.to_json`).
-    Line buffering makes every span one write, so processes can share the file."""
+    """Spans as JSON lines appended to `path` (each line one `ReadableSpan.to_json`),
+    each exported batch in one write, so processes can share the file."""
     private_folder(path.parent)  # a folder made for spans is the owner's alone
-    out: IO[str] = path.open("a", encoding="utf-8", buffering=1)
+    out = cast(IO[str], _BatchAppender(path))
     return ConsoleSpanExporter(out=out, formatter=_one_line)
 
 
@@ -122,7 +165,7 @@ def configure_tracing(
     with _lock:
         if _provider is not None:
             return _provider
-        provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+        provider = TracerProvider(resource=process_resource(service_name))
         provider.add_span_processor(_RequestIdStamp())
         exporter = _otlp_exporter()
         if exporter is None:
