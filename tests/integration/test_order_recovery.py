@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 from decimal import Decimal
+from functools import partial
 
 import grpc
 import pytest
-from trading.v1 import order_pb2_grpc
+from trading.v1 import order_pb2, order_pb2_grpc
 
 from svc_order.domain import AppliedOperation
 from svc_order.service import WriteStage
@@ -137,3 +139,39 @@ def test_a_keyed_order_crashed_at_any_stage_has_one_effect_and_its_retry_the_fir
     ledger = trader.cash_transactions()
     assert ledger.total_count == 7
     assert sum(Decimal(t.amount) for t in ledger.transactions) == Decimal("885.00")
+
+
+def test_both_instances_completing_a_crashed_order_at_once_leave_one_effect(
+    trader: Trader, crashing_orders: order_pb2_grpc.OrderServiceStub, crash_switch: CrashSwitch
+) -> None:
+    crashing = trader.via(crashing_orders)
+    crashing.deposit("1000")
+    crash_switch.arm()
+    refused(lambda: crashing.buy("BTC", "0.002", key="K-both"))
+    [crashed] = crash_switch.crashed[-1:]
+
+    # The retries and newer keyed orders arrive at once, on both instances: each
+    # instance finds the crashed operation's items missing and writes them.
+    sides = (crashing, trader) * 8
+    retries = [partial(side.buy, "BTC", "0.002", key="K-both") for side in sides]
+    newer = [partial(side.buy, "ETH", "0.001", key=f"K-new-{n}") for n, side in enumerate(sides)]
+    start = threading.Barrier(len(retries) + len(newer))
+
+    def run(call: Callable[[], order_pb2.Order]) -> order_pb2.Order:
+        start.wait()
+        return call()
+
+    with ThreadPoolExecutor(max_workers=len(retries) + len(newer)) as pool:
+        answers = list(pool.map(run, retries + newer))
+    replays = answers[: len(retries)]
+    assert all(replay == replays[0] for replay in replays)
+    assert replays[0].created_at.ToDatetime(tzinfo=UTC) == crashed.created_at
+    btc = [o for o in trader.list_orders(limit=100).data if o.asset_id == "BTC"]
+    assert [o.order_id for o in btc] == [replays[0].order_id]
+    assert len({answer.order_id for answer in answers[len(retries) :]}) == len(newer)
+    # 1000 - 100.00 (BTC) - 16 × 3.00 (ETH)
+    assert trader.balance() == "852.00"
+    ledger = trader.cash_transactions(limit=100)
+    assert ledger.total_count == 2 + len(newer)
+    assert sum(Decimal(t.amount) for t in ledger.transactions) == Decimal("852.00")
+    assert [t.order_id for t in trader.asset_transactions("BTC").data] == [replays[0].order_id]
