@@ -10,7 +10,7 @@ from common.dynamo import StoreBudget
 from common.tls import server_name
 from devstack.engines import free_port
 from devstack.pki import Identity
-from devstack.stack import SPECS, default_order_processes, with_processes
+from devstack.stack import ORDER_PROCESSES_VARIABLE, SPECS, with_processes
 
 # The services of the test session get a patient store budget: this machine is shared
 # and a loaded engine can take over a second to answer. The fault tests set the
@@ -26,16 +26,24 @@ def unique(prefix: str = "user") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
-def stack_ports() -> dict[str, str]:
+# svc_order's processes in a stack a test starts with `./dev up`: two, the configuration
+# the platform is optimised for, so that every stack test meets an account served by two
+# processes (balanced round robin, one table).
+STACK_ORDER_PROCESSES = 2
+
+
+def stack_ports(order_processes: int = STACK_ORDER_PROCESSES) -> dict[str, str]:
     """Every port variable of `./dev up` (engines, services, metrics pages), each a free
-    ephemeral port, so a stack a test starts never meets another on a default port."""
+    ephemeral port, so a stack a test starts never meets another on a default port; and
+    ORDER_PROCESSES, the count of svc_order processes those ports are for."""
     ports = {"DYNALITE_PORT": str(free_port()), "REDIS_PORT": str(free_port())}
     # svc_order's further processes too (ORDER_GRPC_PORT_2, ...): left to choose their
     # own, they could pick a port handed out here that is not bound yet.
-    for spec in with_processes(list(SPECS), default_order_processes()):
+    for spec in with_processes(list(SPECS), order_processes):
         ports[spec.port_variable] = str(free_port())
         if spec.metrics_port_variable:
             ports[spec.metrics_port_variable] = str(free_port())
+    ports[ORDER_PROCESSES_VARIABLE] = str(order_processes)
     return ports
 
 

@@ -27,6 +27,9 @@ def test_up_prints_addresses_stops_everything_and_keeps_users(tmp_path: Path) ->
         printed = wait_up(stack)
         for spec in existing_specs():
             assert f"127.0.0.1:{ports[spec.port_variable]}" in printed, spec.name
+        # svc_order as two processes (stack_ports' ORDER_PROCESSES): the second is listed.
+        assert "svc_order-2" in printed
+        assert f"127.0.0.1:{ports['ORDER_GRPC_PORT_2']}" in printed
         assert f"grpcurl -plaintext {user_address} list" in printed
         assert f"http://127.0.0.1:{ports['BRIDGE_PORT']}/docs" in printed
         # The app's address comes first, before any service's.

@@ -82,7 +82,7 @@ def _wait_healthy(client: httpx.Client) -> None:
 def test_up_restarts_each_process_that_dies_and_keeps_the_data(tmp_path: Path) -> None:
     # One svc_order process, so that killing it leaves the gap this test looks at;
     # tests/stack/test_faults.py kills one and both of two.
-    ports = {**stack_ports(), "ORDER_PROCESSES": "1"}
+    ports = stack_ports(order_processes=1)
     names = ["dynalite", "redis", *(spec.name for spec in existing_specs())]
     up = start_up(tmp_path, ports)
     console = Console(up)
