@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from devstack.engines import ROOT
-from devstack.stack import SPECS
+from devstack.stack import ORDER_PROCESSES_VARIABLE, SPECS, with_processes
 from tests.stack.up_process import start_up, stop_up, wait_up
 from tests.support import stack_ports, unique
 
@@ -140,14 +140,21 @@ def test_one_order_is_one_trace_across_processes_and_logs(
             "svc_order": "orders_total",
             "rest_bridge": "bridge_http_requests_total",
         }
-        for spec in SPECS:
+        counted: dict[str, list[bool]] = {}
+        for spec in with_processes(list(SPECS), int(ports[ORDER_PROCESSES_VARIABLE])):
             port = ports[spec.metrics_port_variable or spec.port_variable]
             url = f"http://127.0.0.1:{port}/metrics"
             assert f"{spec.name:14} " in printed
             assert f"metrics {url}" in printed, spec.name
-            page = httpx.get(url, timeout=10).text
+            page = httpx.get(url, timeout=10)
+            assert page.status_code == 200, spec.name
             # A sample of the family, with labels or without.
-            assert re.search(rf"\n{families[spec.name]}[{{ ]", page), spec.name
+            found = re.search(rf"\n{families[spec.runs]}[{{ ]", page.text) is not None
+            counted.setdefault(spec.runs, []).append(found)
+        # Every process serves its page; of svc_order's processes, the one the order
+        # was balanced to counts it.
+        assert len(counted["svc_order"]) == 2
+        assert all(any(found) for found in counted.values()), counted
     finally:
         code, survivors = stop_up(stack)
     assert code == 0
