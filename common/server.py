@@ -9,6 +9,7 @@ grace period for the calls in flight.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -227,6 +228,25 @@ def start_service(
     )
 
 
+# Allocations between two collections of the youngest generation (CPython's default is
+# 700). A request allocates thousands of objects (botocore above all), so at the
+# default svc_order collected several times per order: about 5 % of its CPU, measured
+# with gc.callbacks (issue #13). Garbage in reference cycles waits a little longer.
+GC_YOUNGEST_THRESHOLD = 10_000
+
+
+def settle_garbage_collector() -> None:
+    """After start: what the process built to serve (modules, API models, channels,
+    about 120,000 objects) lives as long as it does, so it is moved out of the
+    collector's sight (`gc.freeze`); a full collection then walks only what requests
+    left, in milliseconds instead of some 65 ms with the GIL held. And the youngest
+    generation is collected every `GC_YOUNGEST_THRESHOLD` allocations."""
+    gc.collect()
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNGEST_THRESHOLD, middle, oldest)
+
+
 def serve_until_signalled(start: Callable[[], RunningServer]) -> None:
     """Start the server with `start`, block until SIGTERM/SIGINT, then shut down
     gracefully. The handlers come first: a signal that arrives while the process is
@@ -241,6 +261,7 @@ def serve_until_signalled(start: Callable[[], RunningServer]) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     running = start()
+    settle_garbage_collector()
 
     def shut_down_when_signalled() -> None:
         received.wait()
