@@ -285,6 +285,12 @@ def main() -> int:
         help="instead: issue 13's levers, before against after, and the knee (bench/levers.py)",
     )
     parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="with --levers: also run the services of commit REF side by side (a "
+        "temporary git worktree) and take the ratios against them",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="instead: py-spy profiles of every process under the heaviest load "
@@ -303,7 +309,7 @@ def main() -> int:
     if args.levers:
         from bench import levers
 
-        return levers.main(args.c1, args.c16, args.write_results)
+        return levers.main(args.c1, args.c16, args.write_results, args.baseline)
     if args.telemetry:
         from bench import telemetry
 

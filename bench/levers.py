@@ -11,7 +11,11 @@ shared machine falls on all alike:
   quotes from the price stream, the bridge on uvloop and httptools);
 - "2 processes": "after" with two svc_order processes (what the second one adds);
 - "8 RPC threads": "after" with GRPC_MAX_WORKERS=8 instead of 32 (the stream caps
-  below it), fewer threads contending for the GIL in each service.
+  below it), fewer threads contending for the GIL in each service;
+- with `--baseline REF` (a commit, tag or branch): also that commit's services with
+  their own defaults, from a temporary checkout (`git worktree`), on this checkout's
+  engines and load. Code changes cannot be switched by a setting; this measures them
+  side by side all the same, and the ratios are taken against it.
 Measured: market buys (0.001 BTC) over gRPC and through the bridge at concurrency 1
 and 16, the portfolio through the bridge at 16, every worker a user of its own; then
 the orders/s knee of "after" (a ramp of concurrency 1 to 64 through the bridge).
@@ -22,11 +26,14 @@ generator not) per request. Counts are bounded; nothing asserts a time.
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from bench.harness import Result, cpu_seconds, machine, merged, run_load
+from devstack.engines import ROOT
 from devstack.stack import LocalStack
 
 ROUNDS = 3
@@ -166,7 +173,9 @@ def report(
     results: dict[Key, Result],
     by_process: dict[Key, dict[str, float]],
     steps: list[tuple[Result, float]],
+    reference: str = "before",
 ) -> str:
+    """The tables of a run; ratios are each variant's figure over `reference`'s."""
     cpu = {key: sum(spent.values()) for key, spent in by_process.items()}
     lines = [
         f"Machine: {machine()}; load average at the end: "
@@ -183,17 +192,18 @@ def report(
         )
     lines += [
         "",
-        "| path | c | variant | per s / before | p50 / before | CPU per request / before |",
+        f"| path | c | variant | per s / {reference} | p50 / {reference} "
+        f"| CPU per request / {reference} |",
         "|---|---|---|---|---|---|",
     ]
     for variant, path, concurrency in results:
-        if variant == "before":
+        if variant == reference:
             continue
-        this, base = results[(variant, path, concurrency)], results[("before", path, concurrency)]
+        this, base = results[(variant, path, concurrency)], results[(reference, path, concurrency)]
         lines.append(
             f"| {path} | {concurrency} | {variant} | {this.per_second / base.per_second:.2f} | "
             f"{this.p50 / base.p50:.2f} | "
-            f"{cpu[(variant, path, concurrency)] / cpu[('before', path, concurrency)]:.2f} |"
+            f"{cpu[(variant, path, concurrency)] / cpu[(reference, path, concurrency)]:.2f} |"
         )
     names = sorted({name for spent in by_process.values() for name in spent})
     lines += [
@@ -221,18 +231,50 @@ def report(
     return "\n".join(lines)
 
 
-def main(per_worker_c1: int, per_worker_c16: int, write_results: Path | None) -> int:
+@contextmanager
+def checkout(ref: str, folder: Path) -> Iterator[tuple[str, Path]]:
+    """A detached checkout of `ref` in `folder` (a git worktree, removed afterwards),
+    and its short commit name. Raises CalledProcessError for a ref git does not know."""
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", f"{ref}^{{commit}}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--quiet", "--detach", str(folder), commit],
+        check=True,
+    )
+    try:
+        yield commit, folder
+    finally:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)], check=False
+        )
+
+
+def main(
+    per_worker_c1: int, per_worker_c16: int, write_results: Path | None, baseline: str | None
+) -> int:
     from bench.__main__ import OVERRIDES
 
-    with tempfile.TemporaryDirectory(prefix="bench-levers-") as scratch:
+    with ExitStack() as held:
+        scratch = held.enter_context(tempfile.TemporaryDirectory(prefix="bench-levers-"))
+        code_roots = {variant: ROOT for variant in VARIANTS}
+        overrides = dict(VARIANTS)
+        if baseline is not None:
+            commit, folder = held.enter_context(checkout(baseline, Path(scratch) / "baseline"))
+            code_roots = {f"code at {commit}": folder, **code_roots}
+            overrides = {f"code at {commit}": {}, **overrides}
         stacks = {
             variant: LocalStack(
                 data_dir=None,
                 log_dir=Path(scratch) / variant.replace(" ", "-"),
                 overrides={**OVERRIDES, **changed},
                 fixed_ports=False,
+                code_root=code_roots[variant],
             )
-            for variant, changed in VARIANTS.items()
+            for variant, changed in overrides.items()
         }
         try:
             for variant, stack in stacks.items():
@@ -248,7 +290,7 @@ def main(per_worker_c1: int, per_worker_c16: int, write_results: Path | None) ->
         finally:
             for stack in stacks.values():
                 stack.stop()
-    table = report(results, cpu, steps)
+    table = report(results, cpu, steps, reference=next(iter(stacks)))
     print()
     print(table)
     if write_results:

@@ -188,8 +188,11 @@ class LocalStack:
     mtls: bool = False
     identities: dict[str, Identity] = field(default_factory=dict)
     # Processes of svc_order; None: ORDER_PROCESSES from overrides or the environment,
-    # else one per core.
+    # else default_order_processes().
     order_processes: int | None = None
+    # The checkout whose services run (the engines and tables are this one's): the
+    # bench runs an earlier commit's services side by side with this one's.
+    code_root: Path = ROOT
     # Held from start_engines to stop when data_dir is set: one owner per data folder.
     data_lock: DataFolderLock | None = None
 
@@ -233,7 +236,7 @@ class LocalStack:
             self.identities = ensure_pki((persisted or self.log_dir) / "pki")
         self.env = {
             **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "generated")]),
+            "PYTHONPATH": os.pathsep.join([str(self.code_root), str(self.code_root / "generated")]),
             "JWT_PRIVATE_KEY_FILE": str(signing_key(key_dir)),
             # The bridge runs on loopback: the services believe the client address it
             # passes (login throttle, audit records).
@@ -282,7 +285,7 @@ class LocalStack:
         with (self.log_dir / f"{spec.name}.log").open("ab") as log:
             return subprocess.Popen(
                 [sys.executable, "-m", spec.runs],
-                cwd=ROOT,
+                cwd=self.code_root,
                 env={
                     **self.env,
                     "METRICS_PORT": self.env.get(spec.metrics_port_variable or "", "-1"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -191,6 +192,42 @@ def test_the_levers_table_compares_each_variant_to_before_process_by_process() -
     # The knee: one row per concurrency step.
     assert ["1", "100", "50.0", "9.0", "27.0", "0", "5.0"] in rows
     assert ["64", "640", "160.0", "300.0", "900.0", "0", "4.0"] in rows
+
+
+def test_the_levers_ratios_are_taken_against_the_baseline_commit_when_there_is_one() -> None:
+    path = "REST POST /api/v1/orders"
+    results = {
+        ("code at abc1234", path, 16): result(path, 16, 800, 8.0, 20.0),
+        ("before", path, 16): result(path, 16, 800, 10.0, 25.0),
+        ("after", path, 16): result(path, 16, 800, 4.0, 10.0),
+    }
+    by_process = {
+        ("code at abc1234", path, 16): {"svc_order": 8.0},
+        ("before", path, 16): {"svc_order": 10.0},
+        ("after", path, 16): {"svc_order": 2.0},
+    }
+    text = levers.report(results, by_process, [], reference="code at abc1234")
+    ratio_table = text.split("| CPU per request / code at abc1234 |")[1].split("by process")[0]
+    assert table_rows(ratio_table) == [
+        [path, "16", "before", "0.80", "1.25", "1.25"],
+        [path, "16", "after", "2.00", "0.50", "0.25"],
+    ]
+
+
+def test_a_baseline_checkout_is_the_commit_asked_for_and_is_removed_afterwards(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "baseline"
+    with levers.checkout("HEAD", folder) as (commit, root):
+        assert root == folder
+        assert (root / "svc_order" / "__main__.py").is_file()
+        head = (root / ".git").read_text()  # a worktree's .git names its git folder
+        assert "worktrees" in head
+        assert len(commit) >= 7
+    assert not folder.exists()
+    with pytest.raises(subprocess.CalledProcessError):
+        with levers.checkout("no-such-ref-anywhere", tmp_path / "other"):
+            pass
 
 
 def test_a_profile_counts_own_time_by_leaf_and_inclusive_time_once_per_stack(
