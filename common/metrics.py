@@ -6,8 +6,9 @@ of the widespread go-grpc-prometheus names. Every label takes values from a set 
 code bounds (method names of our contracts, error reasons, store operations, Redis
 commands), never from a request: no user ids, no raw paths.
 
-Hooks: `ServerMetrics` (server interceptor), `ClientMetrics` (channel interceptor,
-added by the channel factory), `count_store_calls` (a botocore client, added by
+Hooks: `ServerMetrics` (server interceptor), `ClientMetrics` and `AioClientMetrics`
+(channel interceptors for grpc's sync and grpc.aio channels, added by the channel
+factory; one pair of client families), `count_store_calls` (a botocore client, added by
 `common.dynamo.make_client`), `count_redis_commands` (a redis-py client, added by
 `common.redis_clients`), `count_refusal` (the service interceptor, on a DomainError).
 `serve_metrics` starts the scrape endpoint of a gRPC service on its metrics port; the
@@ -16,6 +17,7 @@ bridge serves the same registry on its own `/metrics`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -179,6 +181,12 @@ class ServerMetrics(grpc.ServerInterceptor):
         return handler
 
 
+def _count_call(labels: tuple[str, str], code: grpc.StatusCode | None, started: float) -> None:
+    name = "UNKNOWN" if code is None else str(code.name)
+    client_handled.labels(*labels, name).inc()
+    client_seconds.labels(*labels).observe(time.perf_counter() - started)
+
+
 class ClientMetrics(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
     """Handled and duration of every outgoing call, by target method and code."""
 
@@ -190,10 +198,7 @@ class ClientMetrics(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInte
         started = time.perf_counter()
 
         def done(finished: Any) -> None:
-            code = finished.code()
-            name = "UNKNOWN" if code is None else str(code.name)
-            client_handled.labels(*labels, name).inc()
-            client_seconds.labels(*labels).observe(time.perf_counter() - started)
+            _count_call(labels, finished.code(), started)
 
         call.add_done_callback(done)
         return call
@@ -207,6 +212,58 @@ class ClientMetrics(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInte
         self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, request: Any
     ) -> Any:
         return self._observe(details, continuation(details, request))
+
+
+def _method_of(details: grpc.aio.ClientCallDetails) -> str:
+    method = details.method
+    # grpc.aio hands interceptors the method as bytes (grpc/grpc#31092).
+    return method.decode() if isinstance(method, bytes) else str(method)
+
+
+class AioClientMetrics(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+    """`ClientMetrics` for grpc.aio channels: the same families and labels. A unary
+    call is counted when its answer is in; a stream when it ends."""
+
+    def __init__(self) -> None:
+        # A stream's count is taken by a task (its status is awaited); held until done.
+        self._counting: set[asyncio.Task[None]] = set()
+
+    async def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
+        full_method = _method_of(details)
+        if not _ours(full_method):
+            return await continuation(details, request)
+        labels = split_method(full_method)
+        started = time.perf_counter()
+        try:
+            call = await continuation(details, request)
+        except asyncio.CancelledError:
+            _count_call(labels, grpc.StatusCode.CANCELLED, started)
+            raise
+        _count_call(labels, await call.code(), started)
+        return call
+
+    async def intercept_unary_stream(
+        self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
+        full_method = _method_of(details)
+        call = await continuation(details, request)
+        if not _ours(full_method):
+            return call
+        labels = split_method(full_method)
+        started = time.perf_counter()
+
+        async def count(finished: Any) -> None:
+            _count_call(labels, await finished.code(), started)
+
+        def done(finished: Any) -> None:
+            task = asyncio.get_running_loop().create_task(count(finished))
+            self._counting.add(task)
+            task.add_done_callback(self._counting.discard)
+
+        call.add_done_callback(done)
+        return call
 
 
 # DynamoDB ------------------------------------------------------------------------

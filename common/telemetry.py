@@ -31,7 +31,12 @@ import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
-from opentelemetry.instrumentation.grpc import client_interceptor, filters, server_interceptor
+from opentelemetry.instrumentation.grpc import (
+    aio_client_interceptors,
+    client_interceptor,
+    filters,
+    server_interceptor,
+)
 from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.utils import suppress_instrumentation
@@ -236,6 +241,15 @@ def traced_channel(channel: grpc.Channel) -> grpc.Channel:
     )
     traced: grpc.Channel = intercept_channel(channel, untyped_client)  # type: ignore[no-untyped-call]
     return traced
+
+
+def aio_client_tracing() -> list[grpc.aio.ClientInterceptor]:
+    """`traced_channel` for grpc.aio channels (OpenTelemetry's aio client interceptor,
+    to be the outermost): a client span per unary call, probes left out. Only the
+    unary-unary one: server streams get no client span, as on the sync channels (their
+    trace travels in `trace_headers`)."""
+    interceptors: list[Any] = aio_client_interceptors(filter_=_NOT_PROBES)  # type: ignore[no-untyped-call]
+    return [i for i in interceptors if isinstance(i, grpc.aio.UnaryUnaryClientInterceptor)]
 
 
 def trace_http_app(app: Any) -> None:
