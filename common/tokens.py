@@ -15,11 +15,12 @@ remembered: it runs on every call (issue #13).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,39 +179,87 @@ class AccessTokenVerifier:
         )
 
 
-class JwksKeyResolver:
-    """Public keys fetched from svc_user's JWKS, refetched when an unknown kid appears.
+class _KeySet:
+    """The keys of svc_user's JWKS and when they may be fetched again: when a token
+    names an unknown kid, at most every `min_refetch_seconds` (a flood of tokens with
+    made-up key ids cannot turn into a flood of calls to svc_user), `RETRY_SECONDS`
+    after a failed fetch. The rules of the sync and the async resolver."""
 
-    Refetches are spaced by `min_refetch_seconds` so a flood of tokens with made-up
-    key ids cannot turn into a flood of calls to svc_user.
-    """
+    def __init__(self, min_refetch_seconds: float) -> None:
+        self._min_refetch = min_refetch_seconds
+        self._keys: dict[str, Ed25519PublicKey] = {}
+        self._fetched_at = float("-inf")
+
+    def known(self, kid: str) -> Ed25519PublicKey | None:
+        """The key `kid` among those fetched, None if it is not (a KeyResolver)."""
+        return self._keys.get(kid)
+
+    def _due(self, kid: str) -> bool:
+        return kid not in self._keys and time.monotonic() - self._fetched_at >= self._min_refetch
+
+    def _took(self, fetched: Sequence[Mapping[str, str]]) -> None:
+        self._fetched_at = time.monotonic()
+        self._keys = {jwk["kid"]: public_key_from_jwk(jwk) for jwk in fetched}
+
+    def _failed(self) -> Unavailable:
+        # Try again soon rather than after the full spacing: the keys are needed, and
+        # the failure was theirs, not the token's.
+        self._fetched_at = time.monotonic() - self._min_refetch + RETRY_SECONDS
+        return Unavailable(
+            "token keys unavailable", reason="KEYS_UNAVAILABLE", retry_after_seconds=1
+        )
+
+
+class JwksKeyResolver(_KeySet):
+    """Public keys fetched from svc_user's JWKS by `fetch` (blocking, from any thread),
+    refetched when an unknown kid appears (the spacing of `_KeySet`)."""
 
     def __init__(
         self,
         fetch: Callable[[], Sequence[Mapping[str, str]]],
         min_refetch_seconds: float = 30.0,
     ) -> None:
+        super().__init__(min_refetch_seconds)
         self._fetch = fetch
-        self._min_refetch = min_refetch_seconds
-        self._keys: dict[str, Ed25519PublicKey] = {}
-        self._fetched_at = float("-inf")
         self._lock = threading.Lock()
 
     def __call__(self, kid: str) -> Ed25519PublicKey | None:
-        key = self._keys.get(kid)
+        key = self.known(kid)
         if key is not None:
             return key
         with self._lock:
-            if kid not in self._keys and time.monotonic() - self._fetched_at >= self._min_refetch:
+            if self._due(kid):
                 try:
                     fetched = self._fetch()
                 except Exception as error:
-                    # Try again soon rather than after the full spacing: the keys are
-                    # needed, and the failure was theirs, not the token's.
-                    self._fetched_at = time.monotonic() - self._min_refetch + RETRY_SECONDS
-                    raise Unavailable(
-                        "token keys unavailable", reason="KEYS_UNAVAILABLE", retry_after_seconds=1
-                    ) from error
-                self._fetched_at = time.monotonic()
-                self._keys = {jwk["kid"]: public_key_from_jwk(jwk) for jwk in fetched}
-            return self._keys.get(kid)
+                    raise self._failed() from error
+                self._took(fetched)
+            return self.known(kid)
+
+
+class AsyncJwksKeys(_KeySet):
+    """`JwksKeyResolver` for an event loop: `await load(kid)` fetches with the awaitable
+    `fetch` (a grpc.aio call) when the rules say so, then `known` resolves without
+    blocking. One fetch at a time; callers of the same loop wait for it."""
+
+    def __init__(
+        self,
+        fetch: Callable[[], Awaitable[Sequence[Mapping[str, str]]]],
+        min_refetch_seconds: float = 30.0,
+    ) -> None:
+        super().__init__(min_refetch_seconds)
+        self._fetch = fetch
+        self._lock = asyncio.Lock()
+
+    async def load(self, kid: str) -> None:
+        """Make `kid` known if svc_user has it and a fetch is due; raises Unavailable
+        when the fetch fails."""
+        if self.known(kid) is not None:
+            return
+        async with self._lock:
+            if self._due(kid):
+                try:
+                    fetched = await self._fetch()
+                except Exception as error:
+                    raise self._failed() from error
+                self._took(fetched)
