@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import grpc
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
@@ -17,6 +16,7 @@ from trading.v1 import inventory_pb2, order_pb2, user_pb2
 from common.breaker import CircuitBreaker
 from common.redis_clients import async_redis_client
 from common.telemetry import trace_http_app
+from rest_bridge.channels import BridgeChannels
 from rest_bridge.config import BridgeSettings
 from rest_bridge.cookie_auth import CookieAuthMiddleware
 from rest_bridge.dispatch import Dispatcher
@@ -66,9 +66,10 @@ def redis_for_bridge(url: str, timeout_seconds: float) -> aioredis.Redis:
     return async_redis_client(url, timeout_seconds)
 
 
-def create_app(settings: BridgeSettings, channels: Mapping[str, grpc.Channel]) -> FastAPI:
-    """The bridge over the given channels, keyed by full gRPC service name; a service
-    without a channel answers 503 on its routes."""
+def create_app(settings: BridgeSettings, channels: BridgeChannels) -> FastAPI:
+    """The bridge over the given channels (by full gRPC service name), which it opens
+    at its startup and closes at its shutdown; a service without a channel answers 503
+    on its routes."""
     routes = discover_routes()
     metrics = BridgeMetrics()
     outage = RedisOutage()
@@ -76,7 +77,7 @@ def create_app(settings: BridgeSettings, channels: Mapping[str, grpc.Channel]) -
     prefix = settings.rate_limit_key_prefix
     # One cache of token subjects for the rate limits and the stream places.
     subjects = TokenSubjects(
-        channels.get(USER_SERVICE),
+        (lambda: channels.get(USER_SERVICE)) if channels.configured(USER_SERVICE) else None,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         fetch_timeout=settings.bridge_default_timeout_seconds,
@@ -87,8 +88,13 @@ def create_app(settings: BridgeSettings, channels: Mapping[str, grpc.Channel]) -
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await redis.aclose()
+        # grpc.aio channels belong to the loop that serves: made here, closed here.
+        channels.open()
+        try:
+            yield
+        finally:
+            await channels.close()
+            await redis.aclose()
 
     app = FastAPI(
         title=spec["info"]["title"],
@@ -138,7 +144,7 @@ def create_app(settings: BridgeSettings, channels: Mapping[str, grpc.Channel]) -
         (
             JWKS_PATH,
             jwks_endpoint(
-                channels.get(USER_SERVICE),
+                lambda: channels.get(USER_SERVICE),
                 timeout=settings.bridge_default_timeout_seconds,
                 retry_after=settings.bridge_unavailable_retry_after_seconds,
             ),

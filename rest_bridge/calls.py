@@ -1,20 +1,19 @@
-"""gRPC calls awaited from the event loop without holding a thread per call.
+"""gRPC calls made from the event loop on grpc.aio channels (common/channels.py:
+`make_aio_channel`), neither a thread per call nor a thread per stream.
 
-Unary calls use the channel's future API and hand the result back to the loop; a
-cancelled HTTP request cancels its call. A unary call that runs out of time before the
-caller's own timeout was cut by the channel's dependency budget (common/channels.py):
-it raises `BudgetSpent`, which the bridge answers as 503, not 504. A server stream is
-read by one thread that feeds a bounded queue; the call is cancelled when the reader
-stops or falls behind.
+A unary call is awaited; cancelling the task that awaits it (the HTTP request's)
+cancels the RPC. A unary call that runs out of time before the caller's own timeout was cut by the
+channel's dependency budget: it raises `BudgetSpent`, which the bridge answers as 503,
+not 504. A server stream is read with `async for` as the answer is written: the next
+message is read once the previous event is sent, so a client that reads slowly slows
+its stream through gRPC's flow control instead of filling a buffer in the bridge.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import threading
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
@@ -38,117 +37,90 @@ class BudgetSpent(grpc.RpcError):
 
 
 async def unary_call(
-    callable_: grpc.UnaryUnaryMultiCallable[Any, Any],
+    callable_: grpc.aio.UnaryUnaryMultiCallable[Any, Any],
     request: Message,
     *,
     timeout: float,
     metadata: Metadata,
 ) -> Message:
-    loop = asyncio.get_running_loop()
-    outcome: asyncio.Future[Message] = loop.create_future()
+    """The answer of one unary call (timeout in seconds, the client's); raises the
+    call's grpc.RpcError, `BudgetSpent` for a DEADLINE_EXCEEDED the budget caused."""
     client_deadline = time.monotonic() + timeout
-    call = callable_.future(
-        request, timeout=timeout, metadata=tuple(metadata), wait_for_ready=False
-    )
-
-    def settle(done: grpc.Future[Any]) -> None:
-        if outcome.done():
-            return
-        try:
-            outcome.set_result(done.result())
-        except grpc.RpcError as error:
-            outcome.set_exception(error)
-        except grpc.FutureCancelledError:
-            outcome.cancel()
-
-    def hand_back(done: grpc.Future[Any]) -> None:
-        loop.call_soon_threadsafe(settle, done)
-
-    call.add_done_callback(hand_back)
+    call = callable_(request, timeout=timeout, metadata=tuple(metadata), wait_for_ready=False)
     try:
-        return await outcome
+        answer: Message = await call
     except asyncio.CancelledError:
         call.cancel()
         raise
     except grpc.RpcError as failure:
-        timed_out = isinstance(failure, grpc.Call) and (
+        timed_out = isinstance(failure, grpc.aio.AioRpcError) and (
             failure.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         )
         if timed_out and time.monotonic() < client_deadline - _CLIENT_DEADLINE_TOLERANCE:
             raise BudgetSpent(failure) from failure
         raise
+    return answer
 
 
 _END = object()
 
 
-class StreamReader:
-    """Messages of a server-streaming call, read by one thread into a bounded queue."""
+class ServerStream:
+    """The messages of a server-streaming call: `first()` once, then `async for` over
+    the rest (the first one too, when `first()` gave up waiting for it); `cancel()`
+    ends the call (idempotent)."""
 
-    def __init__(self, call: Any, loop: asyncio.AbstractEventLoop, max_queued: int = 256) -> None:
+    def __init__(self, call: Any) -> None:
         self._call = call
-        self._loop = loop
-        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=max_queued)
-        # The reader thread runs in the caller's context, so the stream's client span
-        # belongs to the request's trace.
-        self._thread = threading.Thread(
-            target=contextvars.copy_context().run,
-            args=(self._pump,),
-            name="sse-reader",
-            daemon=True,
-        )
-        self._ended = False
+        self._messages: AsyncIterator[Message] = call.__aiter__()
+        self._pending: asyncio.Future[object] | None = None
 
-    def start(self) -> None:
-        self._thread.start()
+    async def _next(self) -> object:
+        try:
+            return await anext(self._messages)
+        except StopAsyncIteration:
+            return _END
+
+    async def first(self, timeout: float) -> Message | None:
+        """The first message, None when the stream ended without one; raises the call's
+        error, or TimeoutError after `timeout` seconds, the stream still open (its
+        first message then comes first from `async for`)."""
+        pending = asyncio.ensure_future(self._next())
+        try:
+            done, _ = await asyncio.wait({pending}, timeout=timeout)
+        except BaseException:
+            pending.cancel()
+            self.cancel()
+            raise
+        if not done:
+            self._pending = pending
+            raise TimeoutError
+        item = pending.result()
+        return None if item is _END else item  # type: ignore[return-value]
+
+    def __aiter__(self) -> ServerStream:
+        return self
+
+    async def __anext__(self) -> Message:
+        pending, self._pending = self._pending, None
+        item = await (pending if pending is not None else self._next())
+        if item is _END:
+            raise StopAsyncIteration
+        return item  # type: ignore[return-value]
 
     def cancel(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
         self._call.cancel()
-
-    def _offer(self, item: object) -> None:
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            # A client this far behind gets no more stale prices: end its stream.
-            self._call.cancel()
-
-    def _hand_over(self, item: object) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self._offer, item)
-        except RuntimeError:
-            self._call.cancel()  # the loop is closed: nobody is listening
-
-    def _pump(self) -> None:
-        try:
-            for message in self._call:
-                self._hand_over(message)
-            self._hand_over(_END)
-        except grpc.RpcError as error:
-            self._hand_over(error)
-
-    async def next(self) -> Message | None:
-        """The next message; None at the end; raises the call's error (once)."""
-        if self._ended:
-            return None
-        item = await self._queue.get()
-        if item is _END:
-            self._ended = True
-            return None
-        if isinstance(item, grpc.RpcError):
-            self._ended = True
-            raise item
-        assert isinstance(item, Message)
-        return item
 
 
 def open_stream(
-    callable_: grpc.UnaryStreamMultiCallable[Any, Any],
+    callable_: grpc.aio.UnaryStreamMultiCallable[Any, Any],
     request: Message,
     *,
     timeout: float,
     metadata: Metadata,
-) -> StreamReader:
+) -> ServerStream:
+    """A server stream living at most `timeout` seconds (the budget does not cut it)."""
     call = callable_(request, timeout=timeout, metadata=tuple(metadata), wait_for_ready=False)
-    reader = StreamReader(call, asyncio.get_running_loop())
-    reader.start()
-    return reader
+    return ServerStream(call)

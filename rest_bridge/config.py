@@ -38,7 +38,8 @@ class BridgeSettings(CommonSettings):
         8,
         ge=1,
         description="Streams open at once through this bridge, price and order streams "
-        "together (one reader thread each).",
+        "together (each holds one of its service's stream places: MAX_PRICE_STREAMS, "
+        "MAX_ORDER_STREAMS; no thread in the bridge).",
     )
     bridge_max_streams_per_client: int = Field(
         3,

@@ -2,13 +2,14 @@
 
 The bridge forwards the caller's Authorization and never decides who the caller is;
 it only refuses, early, a protected route called without a well-formed bearer token.
+Calls go over grpc.aio channels (`channels.BridgeChannels`), awaited on the event loop
+(`calls.py`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -23,6 +24,7 @@ from common.client_address import CLIENT_ADDRESS_HEADER
 from common.context import REQUEST_ID_HEADER
 from common.errors import Unauthenticated
 from rest_bridge.calls import open_stream, unary_call
+from rest_bridge.channels import ChannelSource
 from rest_bridge.config import BridgeSettings
 from rest_bridge.errors import ApiError, error_response, from_rpc_error, unauthenticated
 from rest_bridge.json_render import ExactJSONResponse
@@ -53,7 +55,7 @@ class Dispatcher:
     def __init__(
         self,
         settings: BridgeSettings,
-        channels: Mapping[str, grpc.Channel],
+        channels: ChannelSource,
         *,
         metrics: BridgeMetrics,
         subjects: Subjects,
@@ -132,13 +134,28 @@ class Dispatcher:
 
         return by_method
 
+    def _invoker(self, route: Route) -> Callable[[], Any]:
+        """The route's multicallable, made on first use: the channels open with the app
+        (on the loop that serves), after the endpoints are built. None when the route's
+        service has no channel."""
+        made: list[Any] = []
+
+        def invoke() -> Any:
+            if made:
+                return made[0]
+            channel = self._channels.get(route.service)
+            if channel is None:
+                return None
+            if route.server_streaming:
+                made.append(channel.unary_stream(route.grpc_path, **_serializers(route)))
+            else:
+                made.append(channel.unary_unary(route.grpc_path, **_serializers(route)))
+            return made[0]
+
+        return invoke
+
     def endpoint(self, route: Route) -> Endpoint:
-        channel = self._channels.get(route.service)
-        invoke: Any = None
-        if channel is not None and route.server_streaming:
-            invoke = channel.unary_stream(route.grpc_path, **_serializers(route))
-        elif channel is not None:
-            invoke = channel.unary_unary(route.grpc_path, **_serializers(route))
+        invoker = self._invoker(route)
 
         async def handle(request: Request) -> Response:
             request_id = request_info(request.scope).request_id
@@ -154,6 +171,7 @@ class Dispatcher:
                     query=request.query_params.multi_items(),
                     body=body,
                 )
+                invoke = invoker()
                 if invoke is None:
                     raise ApiError(
                         503,
@@ -209,7 +227,7 @@ class Dispatcher:
         settings = self._settings
         release = self.stream_places.take(client)
         try:
-            reader = open_stream(
+            stream = open_stream(
                 invoke, message, timeout=settings.bridge_stream_max_seconds, metadata=metadata
             )
         except BaseException:
@@ -223,10 +241,10 @@ class Dispatcher:
         try:
             # An error (service down, too many streams) is an HTTP error while the
             # status line is still unsent; after that it can only be an error event.
-            first = await asyncio.wait_for(reader.next(), min(timeout, budget))
+            first = await stream.first(min(timeout, budget))
         except TimeoutError:
             if budget < timeout:
-                reader.cancel()
+                stream.cancel()
                 release()
                 raise ApiError(
                     503,
@@ -236,12 +254,12 @@ class Dispatcher:
                 ) from None
             first = None
         except BaseException:
-            reader.cancel()
+            stream.cancel()
             release()
             raise
 
         return EventStreamResponse(
-            reader,
+            stream,
             first,
             to_json=lambda item: response_json(route, item),
             request_id=request_id,

@@ -71,9 +71,14 @@ def unauthenticated(detail: str, code: str = "UNAUTHENTICATED") -> ApiError:
     return ApiError(401, code, detail)
 
 
+# A failed call's error with its status: grpc.aio's (the bridge's channels), or a sync
+# call's (which is the call itself).
+_CALL_ERRORS = (grpc.aio.AioRpcError, grpc.Call)
+
+
 def _details(read: Callable[[grpc.RpcError], _T], error: grpc.RpcError) -> _T | None:
     """google.rpc details of a failed call; None when absent or inconsistent."""
-    if not isinstance(error, grpc.Call):
+    if not isinstance(error, _CALL_ERRORS):
         return None
     try:
         return read(error)
@@ -92,11 +97,12 @@ def from_rpc_error(error: grpc.RpcError, default_retry_after: int) -> ApiError:
             "the service did not answer within its budget; try again shortly",
             retry_after=default_retry_after,
         )
-    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+    call = error if isinstance(error, _CALL_ERRORS) else None
+    code = call.code() if call is not None else grpc.StatusCode.UNKNOWN
     status = http_status(code)
     info = _details(error_info, error)
     reason = info.reason if info is not None and info.reason else code.name
-    detail = (error.details() if isinstance(error, grpc.Call) else None) or code.name.lower()
+    detail = (call.details() if call is not None else None) or code.name.lower()
     if info is None and status in _FIXED_DETAIL:
         detail = _FIXED_DETAIL[status]
     retry_after: int | None = None

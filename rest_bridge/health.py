@@ -25,7 +25,7 @@ from rest_bridge.calls import unary_call
 UP, DOWN, NOT_CONFIGURED = "up", "down", "not_configured"
 
 
-async def _serving(channel: grpc.Channel, service: str, timeout: float) -> bool | None:
+async def _serving(channel: grpc.aio.Channel, service: str, timeout: float) -> bool | None:
     """Whether `service` is SERVING; None when the process does not answer (or does
     not know the name)."""
     check = health_pb2_grpc.HealthStub(channel).Check
@@ -39,7 +39,7 @@ async def _serving(channel: grpc.Channel, service: str, timeout: float) -> bool 
 
 
 async def _service_state(
-    channel: grpc.Channel | None, service: str, timeout: float
+    channel: grpc.aio.Channel | None, service: str, timeout: float
 ) -> tuple[str, list[str]]:
     """The service's state and the dependencies it reports failing."""
     if channel is None:
@@ -65,7 +65,7 @@ async def _redis_state(client: aioredis.Redis, timeout: float) -> str:
 
 
 async def health_report(
-    services: Mapping[str, tuple[str, grpc.Channel | None]],
+    services: Mapping[str, tuple[str, grpc.aio.Channel | None]],
     redis: aioredis.Redis,
     timeout: float,
 ) -> tuple[int, dict[str, Any]]:

@@ -28,13 +28,14 @@ CACHE_SECONDS = 300
 
 
 def jwks_endpoint(
-    user_channel: grpc.Channel | None, *, timeout: float, retry_after: int
+    user_channel: Callable[[], grpc.aio.Channel | None], *, timeout: float, retry_after: int
 ) -> Callable[[Request], Awaitable[Response]]:
-    get_jwks = None if user_channel is None else user_pb2_grpc.UserServiceStub(user_channel).GetJwks
+    """The endpoint; `user_channel` gives svc_user's channel (None: not configured)."""
 
     async def jwks(request: Request) -> Response:
         request_id = request_info(request.scope).request_id
-        if get_jwks is None:
+        channel = user_channel()
+        if channel is None:
             error = ApiError(
                 503,
                 "SERVICE_NOT_CONFIGURED",
@@ -44,7 +45,10 @@ def jwks_endpoint(
             return error_response(error, request_id)
         try:
             answer: Any = await unary_call(
-                get_jwks, user_pb2.GetJwksRequest(), timeout=timeout, metadata=()
+                user_pb2_grpc.UserServiceStub(channel).GetJwks,
+                user_pb2.GetJwksRequest(),
+                timeout=timeout,
+                metadata=(),
             )
         except grpc.RpcError as failure:
             return error_response(from_rpc_error(failure, retry_after), request_id)

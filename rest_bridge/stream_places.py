@@ -1,12 +1,15 @@
 """Places for open streams: a bridge-wide limit and a limit per client.
 
-Each open stream holds one reader thread (`calls.py`) for up to
-`bridge_stream_max_seconds`, so the bridge serves at most `bridge_max_streams` at once,
-price and order streams together. Without a share per client, one client (eight
-anonymous price streams from one address) could take every place and leave a signed-in
-user's order stream 429. A client is the verified user for a request whose bearer token
-the bridge could verify, else the client address (the rate limiter's: the peer, or the
-address behind `TRUSTED_PROXIES`).
+An open stream holds no thread in the bridge (it is read on the event loop, `calls.py`)
+but, for up to `bridge_stream_max_seconds`, a client connection here and one of its
+service's stream places there (an RPC thread each: svc_inventory's MAX_PRICE_STREAMS,
+which svc_order's price trigger needs one of, and svc_order's MAX_ORDER_STREAMS). So
+the bridge serves at most `bridge_max_streams` at once, price and order streams
+together, and one bridge's clients cannot take every place of a service. Without a
+share per client, one client (eight anonymous price streams from one address) could
+take every place and leave a signed-in user's order stream 429. A client is the
+verified user for a request whose bearer token the bridge could verify, else the client
+address (the rate limiter's: the peer, or the address behind `TRUSTED_PROXIES`).
 """
 
 from __future__ import annotations

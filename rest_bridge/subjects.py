@@ -2,20 +2,24 @@
 
 The signature is checked with svc_user's public keys so that a forged token cannot
 spend another user's bucket; the result is used for bucketing only. Whether the
-token is valid and unrevoked is for the services to decide.
+token is valid and unrevoked is for the services to decide. The keys are fetched with
+GetJwks over the bridge's grpc.aio channel, awaited (`common.tokens.AsyncJwksKeys`:
+the services' refetch rules); a token is checked on the loop (one Ed25519 signature,
+once per token: the subjects are cached).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-import anyio.to_thread
 import grpc
+import jwt
 from trading.v1 import user_pb2, user_pb2_grpc
 
-from common.tokens import ACCESS, JwksKeyResolver, decode_token
+from common.tokens import ACCESS, AsyncJwksKeys, decode_token
+from rest_bridge.calls import unary_call
 
 _JWK_FIELDS = ("kty", "crv", "x", "kid", "alg", "use")
 # A subject of a token whose signature, issuer, audience and expiry were verified.
@@ -30,9 +34,13 @@ def is_verified_user(subject: str) -> bool:
 
 
 class TokenSubjects:
+    """token -> subject (`sub:<user id>` when verified, else `token:<sha256>`), cached.
+    `user_channel` gives svc_user's channel (called on the loop, at the first fetch);
+    None: no svc_user, no token is verified. `fetch_timeout` in seconds."""
+
     def __init__(
         self,
-        user_channel: grpc.Channel | None,
+        user_channel: Callable[[], grpc.aio.Channel | None] | None,
         *,
         issuer: str,
         audience: str,
@@ -41,26 +49,36 @@ class TokenSubjects:
         self._issuer = issuer
         self._audience = audience
         self._cache: OrderedDict[str, str] = OrderedDict()
-        self._keys: JwksKeyResolver | None = None
+        self._keys: AsyncJwksKeys | None = None
         if user_channel is not None:
-            users = user_pb2_grpc.UserServiceStub(user_channel)
 
-            def fetch() -> Sequence[Mapping[str, str]]:
-                answer = users.GetJwks(user_pb2.GetJwksRequest(), timeout=fetch_timeout)
+            async def fetch() -> Sequence[Mapping[str, str]]:
+                channel = user_channel()
+                if channel is None:
+                    raise LookupError("svc_user is not configured")
+                answer = await unary_call(
+                    user_pb2_grpc.UserServiceStub(channel).GetJwks,
+                    user_pb2.GetJwksRequest(),
+                    timeout=fetch_timeout,
+                    metadata=(),
+                )
+                assert isinstance(answer, user_pb2.GetJwksResponse)
                 return [{name: getattr(key, name) for name in _JWK_FIELDS} for key in answer.keys]
 
-            self._keys = JwksKeyResolver(fetch)
+            self._keys = AsyncJwksKeys(fetch)
 
-    def _verified_subject(self, token: str, digest: str) -> str:
-        if self._keys is None:
+    async def _verified_subject(self, token: str, digest: str) -> str:
+        keys = self._keys
+        if keys is None:
             return f"token:{digest}"
         try:
+            await keys.load(str(jwt.get_unverified_header(token).get("kid", "")))
             claims = decode_token(
                 token,
                 expected_type=ACCESS,
                 issuer=self._issuer,
                 audience=self._audience,
-                resolve_key=self._keys,
+                resolve_key=keys.known,
             )
         except Exception:  # any failure: bucket by the token itself
             return f"token:{digest}"
@@ -70,7 +88,7 @@ class TokenSubjects:
         digest = hashlib.sha256(token.encode()).hexdigest()
         subject = self._cache.get(digest)
         if subject is None:
-            subject = await anyio.to_thread.run_sync(self._verified_subject, token, digest)
+            subject = await self._verified_subject(token, digest)
             self._cache[digest] = subject
             if len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)

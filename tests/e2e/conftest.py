@@ -33,6 +33,7 @@ from common.dynamo import ensure_table, make_client
 from common.server import RunningServer
 from rest_bridge.__main__ import open_channels
 from rest_bridge.app import create_app
+from rest_bridge.channels import BridgeChannels
 from rest_bridge.config import BridgeSettings
 from rest_bridge.http_server import http_server
 from svc_order.config import OrderSettings
@@ -231,7 +232,8 @@ class Bridge:
     app: FastAPI
     server: uvicorn.Server
     thread: threading.Thread
-    channels: dict[str, grpc.Channel]
+    # grpc.aio channels, opened and closed on the bridge's loop by the app's lifespan.
+    channels: BridgeChannels
 
     def client(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
@@ -239,8 +241,6 @@ class Bridge:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
-        for channel in self.channels.values():
-            channel.close()
 
 
 def serve(settings: BridgeSettings) -> Bridge:

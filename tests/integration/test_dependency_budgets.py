@@ -12,7 +12,7 @@ from concurrent import futures
 import grpc
 import pytest
 
-from common.channels import CallPolicy, make_channel
+from common.channels import CallPolicy, make_aio_channel, make_channel
 from common.errors import Unavailable
 from common.grpc_errors import to_grpc_status
 from rest_bridge.calls import BudgetSpent, unary_call
@@ -131,26 +131,27 @@ def test_a_server_stream_lives_for_its_own_timeout_not_the_budget() -> None:
 
 
 def _bridge_call(port: int, *, budget: float, client_timeout: float) -> grpc.RpcError:
-    """A call as the bridge awaits it (rest_bridge/calls.py), with the client's timeout."""
-    channel = make_channel(
-        f"127.0.0.1:{port}",
-        services=[SERVICE],
-        policy=CallPolicy(default_deadline=5, budget=budget),
-    )
+    """A call as the bridge awaits it (rest_bridge/calls.py, its grpc.aio channel), with
+    the client's timeout."""
 
     async def call() -> object:
-        return await unary_call(
-            channel.unary_unary(PATH, _same, _same),
-            b"",  # type: ignore[arg-type]
-            timeout=client_timeout,
-            metadata=(),
+        channel = make_aio_channel(
+            f"127.0.0.1:{port}",
+            services=[SERVICE],
+            policy=CallPolicy(default_deadline=5, budget=budget),
         )
+        try:
+            return await unary_call(
+                channel.unary_unary(PATH, _same, _same),
+                b"",  # type: ignore[arg-type]
+                timeout=client_timeout,
+                metadata=(),
+            )
+        finally:
+            await channel.close()
 
-    try:
-        with pytest.raises(grpc.RpcError) as caught:
-            asyncio.run(call())
-    finally:
-        channel.close()
+    with pytest.raises(grpc.RpcError) as caught:
+        asyncio.run(call())
     return caught.value
 
 

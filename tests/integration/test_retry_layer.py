@@ -3,6 +3,7 @@ hands them to the mesh. Counted on a real server that answers UNAVAILABLE."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from concurrent import futures
@@ -48,10 +49,20 @@ def failing_user_service() -> Iterator[tuple[str, _Unavailable]]:
     server.stop(0).wait()
 
 
-def _bridge_users(address: str) -> user_pb2_grpc.UserServiceStub:
-    """svc_user as the bridge's composition root reaches it, settings from the environment."""
+def _bridge_call(address: str, method: str, request: Any) -> None:
+    """`method` of svc_user called as the bridge's composition root reaches it (its
+    grpc.aio channel, on a loop of its own), settings from the environment."""
     settings = BridgeSettings(redis_url="redis://127.0.0.1:1/0", user_service_addr=address)
-    return user_pb2_grpc.UserServiceStub(open_channels(settings)[USER_SERVICE])
+
+    async def call() -> None:
+        channels = open_channels(settings)
+        try:
+            users = user_pb2_grpc.UserServiceStub(channels.get(USER_SERVICE))  # type: ignore[arg-type]
+            await getattr(users, method)(request, timeout=5)
+        finally:
+            await channels.close()
+
+    asyncio.run(call())
 
 
 @pytest.mark.parametrize(("setting", "expected_attempts"), [(None, 3), ("false", 1)])
@@ -66,9 +77,8 @@ def test_the_setting_decides_whether_the_channel_retries(
         monkeypatch.delenv("GRPC_CLIENT_RETRIES", raising=False)
     else:
         monkeypatch.setenv("GRPC_CLIENT_RETRIES", setting)
-    users = _bridge_users(address)
     with pytest.raises(grpc.RpcError) as caught:
-        users.GetJwks(user_pb2.GetJwksRequest(), timeout=5)
+        _bridge_call(address, "GetJwks", user_pb2.GetJwksRequest())
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert handler.attempts[JWKS] == expected_attempts
 
@@ -77,7 +87,6 @@ def test_a_call_the_contract_does_not_mark_retryable_is_tried_once(
     failing_user_service: tuple[str, _Unavailable],
 ) -> None:
     address, handler = failing_user_service
-    users = _bridge_users(address)
     with pytest.raises(grpc.RpcError):
-        users.Login(user_pb2.LoginRequest(username="someone", password="x"), timeout=5)
+        _bridge_call(address, "Login", user_pb2.LoginRequest(username="someone", password="x"))
     assert handler.attempts[LOGIN] == 1
