@@ -31,7 +31,7 @@ import grpc
 
 from common.context import REQUEST_ID_HEADER, identity_var, request_id_var, time_remaining
 from common.methods import retryable_methods
-from common.metrics import AioClientMetrics, ClientMetrics, metrics_enabled
+from common.metrics import ClientMetrics, aio_client_metrics, metrics_enabled
 from common.settings import CommonSettings
 from common.telemetry import aio_client_tracing, trace_headers, traced_channel
 from common.tls import WireTls, callee_of, server_name, wire_tls
@@ -194,15 +194,9 @@ class _PropagatingInterceptor(
         return continuation(self._details(details, budgeted=False), request)
 
 
-class _AioPropagatingInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor,
-    grpc.aio.UnaryStreamClientInterceptor,
-):
-    """The sync interceptor's rules on grpc.aio. Innermost of a channel's interceptors,
-    it holds the RPC itself: a unary call is awaited here, so cancelling the caller's
-    task (an HTTP request that went away) lands on this await and cancels the RPC.
-    Outer interceptors await only the call's status (the tracing one does), which
-    alone would leave the RPC running to its deadline."""
+class _AioPropagation:
+    """The sync interceptor's rules on grpc.aio (which takes one interceptor per kind of
+    RPC: an object of two kinds would serve only the first)."""
 
     def __init__(self, propagation: Propagation) -> None:
         self._propagation = propagation
@@ -221,6 +215,13 @@ class _AioPropagatingInterceptor(
             details.wait_for_ready,
         )
 
+
+class _AioUnaryPropagation(_AioPropagation, grpc.aio.UnaryUnaryClientInterceptor):
+    """Innermost of a channel's unary interceptors, it holds the RPC itself: the call
+    is awaited here, so cancelling the caller's task (an HTTP request's) lands on this
+    await and cancels the RPC. Outer interceptors await only the call's status (the
+    tracing one does), which alone would leave the RPC running to its deadline."""
+
     async def intercept_unary_unary(
         self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request: Any
     ) -> Any:
@@ -234,6 +235,8 @@ class _AioPropagatingInterceptor(
             pass  # whoever awaits the call gets its error
         return call
 
+
+class _AioStreamPropagation(_AioPropagation, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(
         self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request: Any
     ) -> Any:
@@ -299,11 +302,14 @@ def make_aio_channel(
     close it there: `await channel.close()`)."""
     target, options = _channel_options(target, services, policy)
     # Tracing outermost (its client span covers the retries and carries `traceparent`),
-    # the propagation innermost (it holds the RPC: see _AioPropagatingInterceptor).
+    # the propagation innermost (it holds the RPC: see _AioUnaryPropagation).
+    # grpc.aio keeps the order within each kind of RPC (unary, server stream).
+    propagation = Propagation(policy.default_deadline, policy.budget)
     interceptors: list[grpc.aio.ClientInterceptor] = [
         *aio_client_tracing(),
-        *([AioClientMetrics()] if metrics_enabled() else []),
-        _AioPropagatingInterceptor(Propagation(policy.default_deadline, policy.budget)),
+        *(aio_client_metrics() if metrics_enabled() else []),
+        _AioUnaryPropagation(propagation),
+        _AioStreamPropagation(propagation),
     ]
     if policy.tls is None:
         return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)

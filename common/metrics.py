@@ -6,7 +6,7 @@ of the widespread go-grpc-prometheus names. Every label takes values from a set 
 code bounds (method names of our contracts, error reasons, store operations, Redis
 commands), never from a request: no user ids, no raw paths.
 
-Hooks: `ServerMetrics` (server interceptor), `ClientMetrics` and `AioClientMetrics`
+Hooks: `ServerMetrics` (server interceptor), `ClientMetrics` and `aio_client_metrics`
 (channel interceptors for grpc's sync and grpc.aio channels, added by the channel
 factory; one pair of client families), `count_store_calls` (a botocore client, added by
 `common.dynamo.make_client`), `count_redis_commands` (a redis-py client, added by
@@ -220,13 +220,8 @@ def _method_of(details: grpc.aio.ClientCallDetails) -> str:
     return method.decode() if isinstance(method, bytes) else str(method)
 
 
-class AioClientMetrics(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
-    """`ClientMetrics` for grpc.aio channels: the same families and labels. A unary
-    call is counted when its answer is in; a stream when it ends."""
-
-    def __init__(self) -> None:
-        # A stream's count is taken by a task (its status is awaited); held until done.
-        self._counting: set[asyncio.Task[None]] = set()
+class _AioUnaryMetrics(grpc.aio.UnaryUnaryClientInterceptor):
+    """A unary call is counted when its answer (or error) is in."""
 
     async def intercept_unary_unary(
         self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request: Any
@@ -243,6 +238,13 @@ class AioClientMetrics(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStrea
             raise
         _count_call(labels, await call.code(), started)
         return call
+
+
+class _AioStreamMetrics(grpc.aio.UnaryStreamClientInterceptor):
+    """A server stream is counted when it ends, by a task (its status is awaited)."""
+
+    def __init__(self) -> None:
+        self._counting: set[asyncio.Task[None]] = set()  # held until done
 
     async def intercept_unary_stream(
         self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request: Any
@@ -264,6 +266,12 @@ class AioClientMetrics(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStrea
 
         call.add_done_callback(done)
         return call
+
+
+def aio_client_metrics() -> list[grpc.aio.ClientInterceptor]:
+    """`ClientMetrics` for grpc.aio channels: the same families and labels, one
+    interceptor per kind of RPC (grpc.aio gives an interceptor one kind only)."""
+    return [_AioUnaryMetrics(), _AioStreamMetrics()]
 
 
 # DynamoDB ------------------------------------------------------------------------
