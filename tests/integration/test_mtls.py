@@ -7,6 +7,7 @@ certificate only; on plaintext, from the trusted peer addresses."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -19,7 +20,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from trading.v1 import user_pb2, user_pb2_grpc
 
-from common.channels import CallPolicy, make_channel
+from common.channels import CallPolicy, make_aio_channel, make_channel
 from common.client_address import CLIENT_ADDRESS_HEADER
 from common.context import current_client_address
 from common.interceptors import ServiceInterceptor
@@ -171,6 +172,31 @@ def test_a_server_holding_another_identity_is_not_believed(
     with channel:
         health = health_pb2_grpc.HealthStub(channel)
         assert code_of(health.Check, health_pb2.HealthCheckRequest()) == grpc.StatusCode.UNAVAILABLE
+
+
+def test_the_bridges_aio_channel_checks_the_server_and_shows_its_certificate(
+    secure_user_server: RunningServer, pki: dict[str, Identity]
+) -> None:
+    # The bridge's grpc.aio channels carry the same credentials and server name.
+    async def health(services: list[str]) -> grpc.StatusCode:
+        channel = make_aio_channel(
+            f"127.0.0.1:{secure_user_server.port}",
+            services=services,
+            policy=CallPolicy(default_deadline=5, budget=5, tls=tls_of(pki["rest_bridge"])),
+        )
+        try:
+            await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=5
+            )
+        except grpc.RpcError as error:
+            return error.code()
+        finally:
+            await channel.close()
+        return grpc.StatusCode.OK
+
+    assert asyncio.run(health([USER_SERVICE])) == grpc.StatusCode.OK
+    # svc_order's address, svc_user's certificate: not believed.
+    assert asyncio.run(health(["trading.v1.OrderService"])) == grpc.StatusCode.UNAVAILABLE
 
 
 def test_bad_certificates_stop_the_start(pki: dict[str, Identity], foreign: Identity) -> None:
