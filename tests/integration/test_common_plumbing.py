@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
 import uuid
+from base64 import urlsafe_b64encode
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import Any
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from trading.v1 import user_pb2, user_pb2_grpc
 
 from common.channels import CallPolicy, make_channel
@@ -23,7 +26,7 @@ from common.redis_clients import redis_client
 from common.revocation import RevocationList
 from common.server import RunningServer, start_server
 from common.settings import read_secret_file, refuse_placeholder
-from common.tokens import AccessTokenVerifier, JwksKeyResolver
+from common.tokens import AccessTokenVerifier, AsyncJwksKeys, JwksKeyResolver
 from svc_user.config import UserSettings
 from svc_user.credentials import PasswordHasher, TokenIssuer, load_private_key
 from svc_user.server import SERVICE_NAME, UserServicer, register
@@ -201,3 +204,35 @@ def test_key_fetch_failures_are_unavailable_and_retried_soon() -> None:
         resolver("some-kid")
     assert resolver("some-kid") is None  # within the retry pause: no new fetch
     assert len(attempts) == 1
+
+
+def test_the_async_key_fetch_keeps_the_same_rules() -> None:
+    # The bridge's resolver (fetched over grpc.aio): one fetch for callers that
+    # arrive together, a failure is Unavailable and not retried within its pause.
+    public = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+    jwk = {"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": urlsafe_b64encode(public).decode()}
+    attempts: list[int] = []
+
+    async def slow() -> list[dict[str, str]]:
+        attempts.append(1)
+        await asyncio.sleep(0.05)
+        return [jwk]
+
+    async def failing() -> list[dict[str, str]]:
+        attempts.append(1)
+        raise ConnectionError("svc_user is down")
+
+    async def scenario() -> None:
+        keys = AsyncJwksKeys(slow, min_refetch_seconds=30)
+        await asyncio.gather(*(keys.load("k1") for _ in range(5)))
+        assert keys.known("k1") is not None
+        assert len(attempts) == 1
+        attempts.clear()
+        keys = AsyncJwksKeys(failing, min_refetch_seconds=30)
+        with pytest.raises(Unavailable):
+            await keys.load("some-kid")
+        await keys.load("some-kid")  # within the retry pause: no new fetch
+        assert keys.known("some-kid") is None
+        assert len(attempts) == 1
+
+    asyncio.run(scenario())
