@@ -197,9 +197,20 @@ def _assert_kept(platform: Platform) -> None:
     """What a client relies on after any recovery: its orders, its session, and the
     session it ended staying ended."""
     http = platform.http
-    listed = http.get("/api/v1/orders?limit=50", headers=platform.auth())
-    assert listed.status_code == 200, listed.text
-    ids = {order["order_id"] for order in listed.json()["data"]}
+    # Every page: how many orders the stalled-quotes test places depends on how fast
+    # the platform answers, past one page of 50 on a quick run.
+    ids: set[str] = set()
+    token = ""
+    while True:
+        listed = http.get(
+            "/api/v1/orders", params={"limit": 100, "page_token": token}, headers=platform.auth()
+        )
+        assert listed.status_code == 200, listed.text
+        page = listed.json()
+        ids |= {order["order_id"] for order in page["data"]}
+        token = page.get("next_page_token", "")
+        if not page.get("has_more"):
+            break
     assert set(platform.orders) <= ids
     assert http.get("/api/v1/auth/profile", headers=platform.auth()).status_code == 200
     ended = http.get("/api/v1/auth/profile", headers=platform.auth(platform.ended_token))
