@@ -42,7 +42,8 @@ STREAMS = 6
 @dataclass
 class Inventory:
     """ListAssets answers an empty page, or hangs when the request id starts with
-    `hang-`; StreamPrices sends an empty message every 0.2 s while the caller stays.
+    `hang-`; StreamPrices sends an empty message every 0.2 s while the caller stays
+    (the first after 1 s when the request id starts with `slow-`).
     The metadata of every call is kept by its request id."""
 
     seen: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -60,7 +61,8 @@ class Inventory:
         return b""
 
     def stream_prices(self, _request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
-        self._record(context)
+        if self._record(context).startswith("slow-"):
+            time.sleep(1.0)  # the first message comes after the client's own timeout
         for _ in range(600):
             if not context.is_active() or self.release.is_set():
                 return
@@ -274,3 +276,19 @@ def test_a_hung_service_costs_its_budget_not_the_clients_time(bridge_process: Pr
             headers={"X-Request-ID": "hang-2", "X-Request-Timeout": "0.2"},
         )
         assert own.status_code == 504
+
+
+def test_a_stream_slower_than_the_clients_timeout_still_streams(bridge_process: Process) -> None:
+    # The first message is awaited for the client's X-Request-Timeout when that is
+    # shorter than the budget; then the stream goes on and that message comes first.
+    with bridge_process.client() as client, ExitStack() as streams:
+        response = streams.enter_context(
+            client.stream(
+                "GET",
+                "/api/v1/stream/prices",
+                headers={"X-Request-ID": "slow-1", "X-Request-Timeout": "0.2"},
+            )
+        )
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        assert [_first_event(lines) for _ in range(3)] == ["price"] * 3
