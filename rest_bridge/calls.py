@@ -109,8 +109,11 @@ class ServerStream:
         return item  # type: ignore[return-value]
 
     def cancel(self) -> None:
-        if self._pending is not None:
-            self._pending.cancel()
+        pending, self._pending = self._pending, None
+        if pending is not None and not pending.done():
+            pending.cancel()
+        elif pending is not None and not pending.cancelled():
+            pending.exception()  # the stream's error, moot once it is cancelled
         self._call.cancel()
 
 
