@@ -225,9 +225,11 @@ def test_a_baseline_checkout_is_the_commit_asked_for_and_is_removed_afterwards(
         assert "worktrees" in head
         assert len(commit) >= 7
     assert not folder.exists()
-    with pytest.raises(subprocess.CalledProcessError):
-        with levers.checkout("no-such-ref-anywhere", tmp_path / "other"):
-            pass
+    with (
+        pytest.raises(subprocess.CalledProcessError),
+        levers.checkout("no-such-ref-anywhere", tmp_path / "other"),
+    ):
+        pass
 
 
 def test_a_profile_counts_own_time_by_leaf_and_inclusive_time_once_per_stack(
